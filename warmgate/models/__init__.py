@@ -1,0 +1,1 @@
+"""Model backends. Nothing here knows HTTP; see ``warmgate.models.base`` for the contract."""
