@@ -1,0 +1,176 @@
+"""The policy's vocabulary: what it observes, how it is configured, what it decides.
+
+Everything here is a frozen dataclass or an enum, so a decision is a pure function of
+its inputs (see :mod:`warmgate.autoscaling.policy`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from warmgate.errors import ConfigError
+
+
+class ReplicaPhase(Enum):
+    """A replica's phase as the fleet sees it (the server's own lifecycle, coarsened)."""
+
+    WARMING = "warming"  # provisioning, loading weights or running warmup: /ping says 503
+    READY = "ready"  # /ping says 200: hot, takes traffic
+    DRAINING = "draining"  # leaving: finishes in-flight work, takes nothing new
+    FAILED = "failed"  # load or warmup failed, or the process died
+
+
+class TargetMetric(Enum):
+    """What the target per replica is measured in."""
+
+    IN_FLIGHT = "in_flight"  # concurrent requests per hot replica (Ray Serve, Knative)
+    INVOCATIONS = "invocations"  # requests per second per hot replica (SageMaker, per minute)
+
+
+class ScalingMode(Enum):
+    """STABLE follows averaged load; PANIC (burst) reacts to a short window and never scales in."""
+
+    STABLE = "stable"
+    PANIC = "panic"
+
+
+@dataclass(frozen=True)
+class ReplicaView:
+    """One replica in an observation."""
+
+    replica_id: str
+    phase: ReplicaPhase
+    in_flight: int = 0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the data-gathering side saw at one instant.
+
+    ``queued`` counts requests held in front of the fleet (a router or activator buffer)
+    because no hot replica had room; they are demand just as in-flight requests are.
+    """
+
+    replicas: tuple[ReplicaView, ...]
+    request_rate: float = 0.0
+    queued: int = 0
+    latency_p99_s: float | None = None
+
+    def count(self, phase: ReplicaPhase) -> int:
+        return sum(1 for r in self.replicas if r.phase is phase)
+
+    def ids(self, phase: ReplicaPhase) -> tuple[str, ...]:
+        return tuple(r.replica_id for r in self.replicas if r.phase is phase)
+
+    @property
+    def hot(self) -> int:
+        """READY replicas only: warming capacity is never hot."""
+        return self.count(ReplicaPhase.READY)
+
+    @property
+    def demand_in_flight(self) -> int:
+        """In-flight work on hot replicas plus requests waiting for one."""
+        ready = (r.in_flight for r in self.replicas if r.phase is ReplicaPhase.READY)
+        return sum(ready) + self.queued
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    """Knobs of :func:`warmgate.autoscaling.policy.decide`.
+
+    ``metric_window_s`` averages the metric for the stable recommendation; ``panic_window_s``
+    averages it for the burst one, and PANIC starts when that asks for ``panic_threshold``
+    times the hot replicas. Scale-out follows the lowest recommendation of the last
+    ``scale_out_window_s``; scale-in the highest of the last ``scale_in_window_s``, and
+    only once that long has passed since the last change.
+    """
+
+    min_hot: int = 2
+    max_replicas: int = 20
+    metric: TargetMetric = TargetMetric.IN_FLIGHT
+    target_per_replica: float = 3.0
+    metric_window_s: float = 30.0
+    panic_window_s: float = 6.0
+    panic_threshold: float = 1.5
+    scale_out_window_s: float = 0.0
+    scale_in_window_s: float = 180.0
+
+    def __post_init__(self) -> None:
+        if self.min_hot < 0:
+            raise ConfigError(f"min_hot must be >= 0, got {self.min_hot}")
+        if self.max_replicas < max(self.min_hot, 1):
+            raise ConfigError(
+                f"max_replicas ({self.max_replicas}) must be >= max(min_hot, 1) "
+                f"(min_hot={self.min_hot}); raise max_replicas or lower min_hot"
+            )
+        if self.target_per_replica <= 0:
+            raise ConfigError(f"target_per_replica must be > 0, got {self.target_per_replica}")
+        if self.panic_threshold < 1.0:
+            raise ConfigError(f"panic_threshold must be >= 1.0, got {self.panic_threshold}")
+        _check_non_negative(
+            ("metric_window_s", self.metric_window_s),
+            ("panic_window_s", self.panic_window_s),
+            ("scale_out_window_s", self.scale_out_window_s),
+            ("scale_in_window_s", self.scale_in_window_s),
+        )
+
+
+def _check_non_negative(*pairs: tuple[str, float]) -> None:
+    for name, value in pairs:
+        if value < 0:
+            raise ConfigError(f"{name} must be >= 0 seconds, got {value}")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A metric value (total over the fleet) at a time."""
+
+    at: float
+    value: float
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A desired replica count computed at a time (before floor/cap and stabilisation)."""
+
+    at: float
+    replicas: int
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    """Everything ``decide`` remembers between calls. Start with ``PolicyState()``."""
+
+    samples: tuple[Sample, ...] = ()
+    recommendations: tuple[Recommendation, ...] = ()
+    mode: ScalingMode = ScalingMode.STABLE
+    panic_since: float | None = None
+    target: int | None = None
+    last_change_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the actuator should do now.
+
+    ``target`` counts replicas that will be hot or warming once the actuator is done:
+    observed READY and WARMING, plus ``start``, minus ``drain``. ``replace`` lists
+    FAILED replicas to remove (their capacity is already in ``start``). The actuator
+    claims ``start`` replicas from the warm pool first and cold-starts the rest.
+    """
+
+    target: int
+    start: int
+    drain: tuple[str, ...]
+    replace: tuple[str, ...]
+    mode: ScalingMode
+    hot: int
+    warming: int
+    reason: str
+    floor: int = 0
+
+    @property
+    def below_floor(self) -> bool:
+        """True when fewer replicas are hot than the floor asks (warming ones don't count)."""
+        return self.hot < self.floor
