@@ -1,0 +1,114 @@
+"""``warmgate serve | fetch-model | export-onnx | replay | record | simulate | render | bench``.
+
+Parsers are built when ``main`` runs, never at import. ``serve`` imports only the server;
+model backends load in the background after the listener opens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+
+from warmgate.config import OPTIONS, Config, LogFormat, load_config
+from warmgate.errors import ConfigError, WarmgateError
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(
+        "serve",
+        help="serve a model directory (readiness-gated: /ping is 503 until warmup is done)",
+        description="Serve a model. Every option can also be set by the environment variable "
+        "shown, or in the model directory's warmgate.toml [section] key; flags win over "
+        "environment, environment over warmgate.toml.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    defaults = Config()
+    types = {f.name: f.type for f in fields(Config)}
+    for opt in OPTIONS:
+        default = getattr(defaults, opt.field)
+        where = ", ".join(f"${e}" for e in opt.env) + (f", toml {opt.toml}" if opt.toml else "")
+        shown = default.value if hasattr(default, "value") else default
+        help_text = f"{opt.help} [{where}] (default: {shown!s})"
+        if types[opt.field] in (bool, "bool"):
+            parser.add_argument(_flag(opt.field), dest=opt.field, default=None,
+                                action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(_flag(opt.field), dest=opt.field, default=None, metavar="VALUE",
+                                help=help_text)
+    parser.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from warmgate.logs import configure_logging
+
+    overrides = {opt.field: getattr(args, opt.field) for opt in OPTIONS}
+    config = load_config(overrides)
+    configure_logging(config.log_format)
+    from warmgate.server.serve import serve
+
+    return serve(config)
+
+
+def _add_fetch(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("fetch-model", help="fetch the default model (all-MiniLM-L6-v2)")
+    parser.add_argument("dest", nargs="?", type=Path, default=None,
+                        help="directory to lay the model out in (default: the warmgate cache)")
+    parser.set_defaults(func=_fetch)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from warmgate.models.fetch import default_cache_dir, fetch_default_model
+
+    path = fetch_default_model(args.dest or default_cache_dir(), lambda m: print(m, file=sys.stderr))
+    print(path)
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("export-onnx", help="export a safetensors text model to model.onnx")
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="output file (default: MODEL_DIR/model.onnx)")
+    parser.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from warmgate.models.text import export_onnx
+
+    print(export_onnx(args.model_dir, args.output))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from warmgate.autoscaling.cli import add_commands as add_autoscaling
+    from warmgate.warmup.cli import add_commands as add_warmup
+
+    parser = argparse.ArgumentParser(prog="warmgate", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve(sub)
+    _add_fetch(sub)
+    _add_export(sub)
+    add_warmup(sub)
+    add_autoscaling(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (ConfigError, WarmgateError) as exc:
+        print(f"warmgate: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

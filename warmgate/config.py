@@ -1,0 +1,248 @@
+"""One frozen configuration object, built from (highest first): command-line flags, environment
+(``SAGEMAKER_*``, ``WARMGATE_*``), the model directory's ``warmgate.toml``, defaults.
+
+Every option is declared once in :data:`OPTIONS`; the CLI's ``--help``, the environment lookup and
+the TOML lookup are all derived from that table.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from warmgate.errors import ConfigError
+from warmgate.models.buckets import BucketPlan, powers_of_two
+
+DEFAULT_MODEL_DIR = Path("/opt/ml/model")
+
+
+class Backend(enum.Enum):
+    AUTO = "auto"
+    ONNX = "onnx"
+    TORCH = "torch"
+
+
+class Device(enum.Enum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class Oversize(enum.Enum):
+    """What happens to a request larger than every bucket."""
+
+    EAGER = "eager"  # run it unpadded, count it
+    REJECT = "reject"  # 413
+
+
+class LogFormat(enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
+@dataclass(frozen=True)
+class Config:
+    model_dir: Path = DEFAULT_MODEL_DIR
+    model_name: str = ""
+    host: str = "0.0.0.0"
+    port: int = 8080
+    backend: Backend = Backend.AUTO
+    device: Device = Device.AUTO
+    program: str = "inference.py"
+    timeout_s: float = 60.0
+    max_payload_mb: float = 6.0
+    max_batch: int = 32
+    batch_sizes: tuple[int, ...] = ()
+    seq_lens: tuple[int, ...] = ()
+    batch_delay_ms: float = 2.0
+    max_queue: int = 256
+    oversize: Oversize = Oversize.EAGER
+    drain_delay_s: float = 5.0
+    warmup: bool = True
+    warmup_set: str = ""
+    warmup_timeout_s: float = 600.0
+    warmup_max_runs: int = 12
+    warmup_tolerance: float = 0.10
+    exit_on_failure: bool = False
+    watchdog_s: float = 120.0
+    threads: int = 0
+    record_shapes: bool = False
+    log_format: LogFormat = LogFormat.TEXT
+    fetch_default: bool = True
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return int(self.max_payload_mb * 1024 * 1024)
+
+    def bucket_plan(self, default_seq_lens: tuple[int, ...] = ()) -> BucketPlan:
+        """Batch buckets (explicit, else powers of two up to ``max_batch``) × sequence buckets."""
+        batch = self.batch_sizes or powers_of_two(self.max_batch)
+        return BucketPlan(batch, self.seq_lens or default_seq_lens)
+
+    @property
+    def resolved_name(self) -> str:
+        return self.model_name or self.model_dir.name or "model"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration field: where it is read from and how it is documented."""
+
+    field: str
+    env: tuple[str, ...]
+    toml: str  # "section.key" in warmgate.toml, "" when not settable there
+    help: str
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("model_dir", ("WARMGATE_MODEL_DIR", "SM_MODEL_DIR"), "",
+           "model directory (model.onnx, model.safetensors + config.json, or code/inference.py); "
+           "when it does not exist the built-in default model (all-MiniLM-L6-v2) is fetched"),
+    Option("model_name", ("WARMGATE_MODEL_NAME",), "model.name",
+           "name used by /v2/models/{name} (default: the model directory's name)"),
+    Option("host", ("WARMGATE_HOST",), "", "address to bind"),
+    Option("port", ("SAGEMAKER_BIND_TO_PORT", "WARMGATE_PORT"), "", "port to bind"),
+    Option("backend", ("WARMGATE_BACKEND",), "model.backend",
+           "auto (ONNX when model.onnx is present, else torch), onnx or torch"),
+    Option("device", ("WARMGATE_DEVICE",), "model.device", "auto, cpu or cuda"),
+    Option("program", ("SAGEMAKER_PROGRAM",), "", "user handler file inside code/"),
+    Option("timeout_s", ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "WARMGATE_TIMEOUT"), "limits.timeout_s",
+           "seconds a request may take before it gets 504"),
+    Option("max_payload_mb", ("SAGEMAKER_MAX_PAYLOAD_IN_MB",), "limits.max_payload_mb",
+           "largest request body in MiB (413 beyond)"),
+    Option("max_batch", ("WARMGATE_MAX_BATCH",), "batching.max_batch",
+           "largest batch (rows) the batcher forms and the largest batch bucket"),
+    Option("batch_sizes", ("WARMGATE_BATCH_SIZES",), "buckets.batch_sizes",
+           "batch buckets, comma-separated (default: powers of two up to max_batch)"),
+    Option("seq_lens", ("WARMGATE_SEQ_LENS",), "buckets.seq_lens",
+           "sequence-length buckets for text models, comma-separated (default 16,32,64,128,256)"),
+    Option("batch_delay_ms", ("WARMGATE_BATCH_DELAY_MS",), "batching.max_delay_ms",
+           "longest a request waits for others to share its batch"),
+    Option("max_queue", ("WARMGATE_MAX_QUEUE",), "limits.max_queue",
+           "requests admitted at once (queued + running); beyond it 503 + Retry-After"),
+    Option("oversize", ("WARMGATE_OVERSIZE",), "buckets.oversize",
+           "a request larger than every bucket: eager (run unpadded, counted) or reject (413)"),
+    Option("drain_delay_s", ("WARMGATE_DRAIN_DELAY",), "lifecycle.drain_delay_s",
+           "after SIGTERM, seconds to keep serving with /ping at 503 before closing the listener"),
+    Option("warmup", ("WARMGATE_WARMUP",), "warmup.enabled", "run the warmup before READY"),
+    Option("warmup_set", ("WARMGATE_WARMUP_SET",), "warmup.set",
+           "prompt set (.jsonl) to drive during warmup, in addition to the model dir's warmup/*.jsonl"),
+    Option("warmup_timeout_s", ("WARMGATE_WARMUP_TIMEOUT",), "warmup.timeout_s",
+           "warmup deadline in seconds; past it the replica is FAILED"),
+    Option("warmup_max_runs", ("WARMGATE_WARMUP_MAX_RUNS",), "warmup.max_runs",
+           "most runs of one shape while waiting for its latency to converge"),
+    Option("warmup_tolerance", ("WARMGATE_WARMUP_TOLERANCE",), "warmup.tolerance",
+           "a shape has converged when its last three runs are within this fraction"),
+    Option("exit_on_failure", ("WARMGATE_EXIT_ON_FAILURE",), "lifecycle.exit_on_failure",
+           "exit non-zero when load or warmup fails (so the orchestrator restarts the replica)"),
+    Option("watchdog_s", ("WARMGATE_WATCHDOG_S",), "lifecycle.watchdog_s",
+           "/livez fails when one inference call has run longer than this"),
+    Option("threads", ("WARMGATE_THREADS",), "model.threads",
+           "intra-op threads for the backend (0: backend default)"),
+    Option("record_shapes", ("WARMGATE_RECORD",), "warmup.record",
+           "sample request shapes (never content) for `warmgate record`"),
+    Option("log_format", ("WARMGATE_LOG_FORMAT",), "", "text or json"),
+    Option("fetch_default", ("WARMGATE_FETCH_DEFAULT",), "",
+           "fetch the default model when the model directory does not exist"),
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _field_types() -> dict[str, Any]:
+    defaults = Config()
+    return {f.name: type(getattr(defaults, f.name)) for f in fields(Config)}
+
+
+def parse_value(name: str, raw: Any) -> Any:
+    """Convert a raw value (string from env/CLI, or a TOML value) to ``Config.<name>``'s type."""
+    kind = _field_types()[name]
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError(f"expected true/false, got {raw!r}")
+        if kind is tuple:
+            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+            return tuple(int(str(x).strip()) for x in items if str(x).strip())
+        if kind is Path:
+            return Path(str(raw))
+        if issubclass(kind, enum.Enum):
+            return kind(str(raw).lower())
+        return kind(raw)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid value for {name}: {raw!r} ({exc})") from exc
+
+
+def _from_toml(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / "warmgate.toml"
+    if not path.is_file():
+        return {}
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    out: dict[str, Any] = {}
+    known = {opt.toml for opt in OPTIONS if opt.toml}
+    for section, table in doc.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: top-level key {section!r} must be a table")
+        for key in table:
+            if f"{section}.{key}" not in known:
+                raise ConfigError(f"{path}: unknown setting [{section}] {key}; known: {sorted(known)}")
+    for opt in OPTIONS:
+        if not opt.toml:
+            continue
+        section, key = opt.toml.split(".")
+        if key in doc.get(section, {}):
+            out[opt.field] = parse_value(opt.field, doc[section][key])
+    return out
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for opt in OPTIONS:
+        for name in opt.env:
+            if name in env:
+                out[opt.field] = parse_value(opt.field, env[name])
+                break
+    return out
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    model_dir_exists: Callable[[Path], bool] = Path.is_dir,
+) -> Config:
+    """Build the config: ``overrides`` (CLI) > ``env`` > ``warmgate.toml`` > defaults."""
+    env_values = _from_env(os.environ if env is None else env)
+    cli = {k: parse_value(k, v) for k, v in (overrides or {}).items() if v is not None}
+    model_dir = cli.get("model_dir", env_values.get("model_dir", DEFAULT_MODEL_DIR))
+    toml_values = _from_toml(model_dir) if model_dir_exists(model_dir) else {}
+    config = replace(Config(), **{**toml_values, **env_values, **cli})
+    _validate(config)
+    return config
+
+
+def _validate(config: Config) -> None:
+    positive = ("timeout_s", "max_payload_mb", "max_batch", "max_queue", "warmup_timeout_s",
+                "warmup_max_runs", "watchdog_s")
+    for name in positive:
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name} must be > 0, got {getattr(config, name)}")
+    for name in ("batch_delay_ms", "drain_delay_s", "threads"):
+        if getattr(config, name) < 0:
+            raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
+    if not 0 < config.port < 65536:
+        raise ConfigError(f"port must be 1..65535, got {config.port}")

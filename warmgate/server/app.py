@@ -1,0 +1,182 @@
+"""The ASGI app: health (SageMaker, Kubernetes, KServe OIP), metrics, and inference routes.
+
+Health and metrics routes never wait on inference. Every error becomes JSON here, in one handler.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from warmgate import __version__
+from warmgate.config import Config
+from warmgate.errors import NotFound, PayloadTooLarge, Unavailable, WarmgateError, http_status
+from warmgate.server.pipeline import Pipeline, Protocol
+from warmgate.server.runtime import ModelFactory, Runtime, default_model_factory
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def error_response(exc: Exception) -> JSONResponse:
+    """The one mapping of exceptions to HTTP responses."""
+    if isinstance(exc, HTTPException):
+        return JSONResponse({"error": "http_error", "message": exc.detail}, exc.status_code)
+    if isinstance(exc, WarmgateError):
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Unavailable) else None
+        return JSONResponse(exc.to_json(), http_status(exc), headers=headers)
+    return JSONResponse({"error": "internal_error", "message": f"{type(exc).__name__}: {exc}"}, 500)
+
+
+def create_app(config: Config, model_factory: ModelFactory = default_model_factory) -> Starlette:
+    rt = Runtime(config, model_factory)
+
+    def timed(route: str, handler: Handler) -> Handler:
+        histogram = rt.metrics.request_seconds
+
+        async def wrapped(request: Request) -> Response:
+            t0 = time.perf_counter()
+            try:
+                response = await handler(request)
+            except Exception as exc:  # mapped to a JSON response in one place
+                response = error_response(exc)
+            histogram.labels(route, str(response.status_code)).observe(time.perf_counter() - t0)
+            return response
+
+        return wrapped
+
+    def not_ready() -> JSONResponse:
+        return JSONResponse(rt.lifecycle.to_json(), 503, headers={"Retry-After": "5"})
+
+    async def ping(request: Request) -> Response:
+        return Response(status_code=200) if rt.lifecycle.ready else not_ready()
+
+    async def readyz(request: Request) -> Response:
+        return JSONResponse(rt.lifecycle.to_json()) if rt.lifecycle.ready else not_ready()
+
+    async def livez(request: Request) -> Response:
+        body = {"phase": rt.lifecycle.phase.value, "reason": rt.lifecycle.reason}
+        return JSONResponse(body, 200 if rt.healthy() else 503)
+
+    def check_model(request: Request) -> None:
+        name = request.path_params["name"]
+        if rt.model is None or name != rt.model.name:
+            known = rt.model.name if rt.model else "(not loaded yet)"
+            raise NotFound(f"unknown model {name!r}; this server serves {known}")
+
+    async def model_ready(request: Request) -> Response:
+        if not rt.lifecycle.ready:
+            return not_ready()
+        check_model(request)
+        return JSONResponse({"name": rt.model.name if rt.model else "", "ready": True})
+
+    async def model_metadata(request: Request) -> Response:
+        check_model(request)
+        assert rt.model is not None
+        model = rt.model
+        return JSONResponse({
+            "name": model.name,
+            "versions": ["1"],
+            "platform": str(model.metadata().get("backend", model.kind.value)),
+            "kind": model.kind.value,
+            "inputs": [s.to_json() for s in model.inputs],
+            "outputs": [s.to_json() for s in model.outputs],
+            "max_batch_size": model.max_batch,
+            "buckets": [b.label() for b in model.buckets()],
+            **dict(model.metadata()),
+        })
+
+    async def server_metadata(request: Request) -> Response:
+        return JSONResponse({"name": "warmgate", "version": __version__, "extensions": []})
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(rt.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def execution_parameters(request: Request) -> Response:
+        return JSONResponse({
+            "MaxConcurrentTransforms": max(1, min(config.max_queue, config.bucket_plan().max_batch)),
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": int(config.max_payload_mb),
+        })
+
+    async def shapes(request: Request) -> Response:
+        if rt.recorder is None:
+            raise NotFound("shape recording is off; start the server with WARMGATE_RECORD=1")
+        return JSONResponse(rt.recorder.snapshot())
+
+    async def read_body(request: Request) -> bytes:
+        limit = config.max_payload_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"body of {declared} bytes exceeds {config.max_payload_mb:g} MiB "
+                                  "(SAGEMAKER_MAX_PAYLOAD_IN_MB)")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body exceeds {config.max_payload_mb:g} MiB "
+                                      "(SAGEMAKER_MAX_PAYLOAD_IN_MB)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def serving_pipeline() -> Pipeline:
+        if not rt.lifecycle.serving or rt.pipeline is None:
+            raise Unavailable(
+                f"not ready: phase {rt.lifecycle.phase.value} ({rt.lifecycle.reason})", 5
+            )
+        return rt.pipeline
+
+    async def infer(request: Request, protocol: Protocol) -> Response:
+        pipeline = serving_pipeline()
+        with rt.admission.admit():
+            body = await read_body(request)
+            reply = await pipeline.handle(
+                body, request.headers.get("content-type"), request.headers.get("accept"), protocol
+            )
+        return Response(reply.body, media_type=reply.content_type)
+
+    async def invocations(request: Request) -> Response:
+        return await infer(request, Protocol.SAGEMAKER)
+
+    async def oip_infer(request: Request) -> Response:
+        check_model(request)
+        return await infer(request, Protocol.OIP)
+
+    routes = [
+        Route("/ping", timed("/ping", ping), methods=["GET"]),
+        Route("/readyz", timed("/readyz", readyz), methods=["GET"]),
+        Route("/livez", timed("/livez", livez), methods=["GET"]),
+        Route("/v2/health/live", timed("/v2/health/live", livez), methods=["GET"]),
+        Route("/v2/health/ready", timed("/v2/health/ready", readyz), methods=["GET"]),
+        Route("/v2", timed("/v2", server_metadata), methods=["GET"]),
+        Route("/v2/models/{name}", timed("/v2/models/{name}", model_metadata), methods=["GET"]),
+        Route("/v2/models/{name}/ready", timed("/v2/models/{name}/ready", model_ready),
+              methods=["GET"]),
+        Route("/v2/models/{name}/infer", timed("/v2/models/{name}/infer", oip_infer),
+              methods=["POST"]),
+        Route("/invocations", timed("/invocations", invocations), methods=["POST"]),
+        Route("/execution-parameters", timed("/execution-parameters", execution_parameters),
+              methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/warmgate/shapes", timed("/warmgate/shapes", shapes), methods=["GET"]),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        rt.start()
+        yield
+        await rt.stop()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        return error_response(exc)
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app.state.runtime = rt
+    return app
