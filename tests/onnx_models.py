@@ -24,7 +24,10 @@ def _save(graph: onnx.GraphProto, path: Path) -> Path:
 def linear(path: Path, batch: int | str = "batch") -> Path:
     """``y = x @ WEIGHT + BIAS``; x float32 [batch, 4] → y float32 [batch, 3]."""
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "B"], ["y"])],
+        [
+            helper.make_node("MatMul", ["x", "W"], ["xw"]),
+            helper.make_node("Add", ["xw", "B"], ["y"]),
+        ],
         "linear",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 3])],
@@ -67,7 +70,8 @@ def slow(path: Path, width: int = 384, depth: int = 24) -> Path:
         prev = f"t{i}"
     nodes.append(helper.make_node("Identity", [prev], ["y"]))
     graph = helper.make_graph(
-        nodes, "slow",
+        nodes,
+        "slow",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])],
         initializer=inits,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
-from warmgate.config import OPTIONS, Config, LogFormat, load_config
+from warmgate.config import OPTIONS, Config, load_config
 from warmgate.errors import ConfigError, WarmgateError
 
 
@@ -37,11 +37,17 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         shown = default.value if hasattr(default, "value") else default
         help_text = f"{opt.help} [{where}] (default: {shown!s})"
         if types[opt.field] in (bool, "bool"):
-            parser.add_argument(_flag(opt.field), dest=opt.field, default=None,
-                                action=argparse.BooleanOptionalAction, help=help_text)
+            parser.add_argument(
+                _flag(opt.field),
+                dest=opt.field,
+                default=None,
+                action=argparse.BooleanOptionalAction,
+                help=help_text,
+            )
         else:
-            parser.add_argument(_flag(opt.field), dest=opt.field, default=None, metavar="VALUE",
-                                help=help_text)
+            parser.add_argument(
+                _flag(opt.field), dest=opt.field, default=None, metavar="VALUE", help=help_text
+            )
     parser.set_defaults(func=_serve)
 
 
@@ -58,15 +64,22 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _add_fetch(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("fetch-model", help="fetch the default model (all-MiniLM-L6-v2)")
-    parser.add_argument("dest", nargs="?", type=Path, default=None,
-                        help="directory to lay the model out in (default: the warmgate cache)")
+    parser.add_argument(
+        "dest",
+        nargs="?",
+        type=Path,
+        default=None,
+        help="directory to lay the model out in (default: the warmgate cache)",
+    )
     parser.set_defaults(func=_fetch)
 
 
 def _fetch(args: argparse.Namespace) -> int:
     from warmgate.models.fetch import default_cache_dir, fetch_default_model
 
-    path = fetch_default_model(args.dest or default_cache_dir(), lambda m: print(m, file=sys.stderr))
+    path = fetch_default_model(
+        args.dest or default_cache_dir(), lambda m: print(m, file=sys.stderr)
+    )
     print(path)
     return 0
 
@@ -74,8 +87,13 @@ def _fetch(args: argparse.Namespace) -> int:
 def _add_export(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("export-onnx", help="export a safetensors text model to model.onnx")
     parser.add_argument("model_dir", type=Path)
-    parser.add_argument("-o", "--output", type=Path, default=None,
-                        help="output file (default: MODEL_DIR/model.onnx)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="output file (default: MODEL_DIR/model.onnx)",
+    )
     parser.set_defaults(func=_export)
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import enum
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from warmgate.errors import ConfigError
 from warmgate.models.buckets import BucketPlan, powers_of_two
@@ -100,55 +101,139 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("model_dir", ("WARMGATE_MODEL_DIR", "SM_MODEL_DIR"), "",
-           "model directory (model.onnx, model.safetensors + config.json, or code/inference.py); "
-           "when it does not exist the built-in default model (all-MiniLM-L6-v2) is fetched"),
-    Option("model_name", ("WARMGATE_MODEL_NAME",), "model.name",
-           "name used by /v2/models/{name} (default: the model directory's name)"),
+    Option(
+        "model_dir",
+        ("WARMGATE_MODEL_DIR", "SM_MODEL_DIR"),
+        "",
+        "model directory (model.onnx, model.safetensors + config.json, or code/inference.py); "
+        "when it does not exist the built-in default model (all-MiniLM-L6-v2) is fetched",
+    ),
+    Option(
+        "model_name",
+        ("WARMGATE_MODEL_NAME",),
+        "model.name",
+        "name used by /v2/models/{name} (default: the model directory's name)",
+    ),
     Option("host", ("WARMGATE_HOST",), "", "address to bind"),
     Option("port", ("SAGEMAKER_BIND_TO_PORT", "WARMGATE_PORT"), "", "port to bind"),
-    Option("backend", ("WARMGATE_BACKEND",), "model.backend",
-           "auto (ONNX when model.onnx is present, else torch), onnx or torch"),
+    Option(
+        "backend",
+        ("WARMGATE_BACKEND",),
+        "model.backend",
+        "auto (ONNX when model.onnx is present, else torch), onnx or torch",
+    ),
     Option("device", ("WARMGATE_DEVICE",), "model.device", "auto, cpu or cuda"),
     Option("program", ("SAGEMAKER_PROGRAM",), "", "user handler file inside code/"),
-    Option("timeout_s", ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "WARMGATE_TIMEOUT"), "limits.timeout_s",
-           "seconds a request may take before it gets 504"),
-    Option("max_payload_mb", ("SAGEMAKER_MAX_PAYLOAD_IN_MB",), "limits.max_payload_mb",
-           "largest request body in MiB (413 beyond)"),
-    Option("max_batch", ("WARMGATE_MAX_BATCH",), "batching.max_batch",
-           "largest batch (rows) the batcher forms and the largest batch bucket"),
-    Option("batch_sizes", ("WARMGATE_BATCH_SIZES",), "buckets.batch_sizes",
-           "batch buckets, comma-separated (default: powers of two up to max_batch)"),
-    Option("seq_lens", ("WARMGATE_SEQ_LENS",), "buckets.seq_lens",
-           "sequence-length buckets for text models, comma-separated (default 16,32,64,128,256)"),
-    Option("batch_delay_ms", ("WARMGATE_BATCH_DELAY_MS",), "batching.max_delay_ms",
-           "longest a request waits for others to share its batch"),
-    Option("max_queue", ("WARMGATE_MAX_QUEUE",), "limits.max_queue",
-           "requests admitted at once (queued + running); beyond it 503 + Retry-After"),
-    Option("oversize", ("WARMGATE_OVERSIZE",), "buckets.oversize",
-           "a request larger than every bucket: eager (run unpadded, counted) or reject (413)"),
-    Option("drain_delay_s", ("WARMGATE_DRAIN_DELAY",), "lifecycle.drain_delay_s",
-           "after SIGTERM, seconds to keep serving with /ping at 503 before closing the listener"),
+    Option(
+        "timeout_s",
+        ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "WARMGATE_TIMEOUT"),
+        "limits.timeout_s",
+        "seconds a request may take before it gets 504",
+    ),
+    Option(
+        "max_payload_mb",
+        ("SAGEMAKER_MAX_PAYLOAD_IN_MB",),
+        "limits.max_payload_mb",
+        "largest request body in MiB (413 beyond)",
+    ),
+    Option(
+        "max_batch",
+        ("WARMGATE_MAX_BATCH",),
+        "batching.max_batch",
+        "largest batch (rows) the batcher forms and the largest batch bucket",
+    ),
+    Option(
+        "batch_sizes",
+        ("WARMGATE_BATCH_SIZES",),
+        "buckets.batch_sizes",
+        "batch buckets, comma-separated (default: powers of two up to max_batch)",
+    ),
+    Option(
+        "seq_lens",
+        ("WARMGATE_SEQ_LENS",),
+        "buckets.seq_lens",
+        "sequence-length buckets for text models, comma-separated (default 16,32,64,128,256)",
+    ),
+    Option(
+        "batch_delay_ms",
+        ("WARMGATE_BATCH_DELAY_MS",),
+        "batching.max_delay_ms",
+        "longest a request waits for others to share its batch",
+    ),
+    Option(
+        "max_queue",
+        ("WARMGATE_MAX_QUEUE",),
+        "limits.max_queue",
+        "requests admitted at once (queued + running); beyond it 503 + Retry-After",
+    ),
+    Option(
+        "oversize",
+        ("WARMGATE_OVERSIZE",),
+        "buckets.oversize",
+        "a request larger than every bucket: eager (run unpadded, counted) or reject (413)",
+    ),
+    Option(
+        "drain_delay_s",
+        ("WARMGATE_DRAIN_DELAY",),
+        "lifecycle.drain_delay_s",
+        "after SIGTERM, seconds to keep serving with /ping at 503 before closing the listener",
+    ),
     Option("warmup", ("WARMGATE_WARMUP",), "warmup.enabled", "run the warmup before READY"),
-    Option("warmup_set", ("WARMGATE_WARMUP_SET",), "warmup.set",
-           "prompt set (.jsonl) to drive during warmup, in addition to the model dir's warmup/*.jsonl"),
-    Option("warmup_timeout_s", ("WARMGATE_WARMUP_TIMEOUT",), "warmup.timeout_s",
-           "warmup deadline in seconds; past it the replica is FAILED"),
-    Option("warmup_max_runs", ("WARMGATE_WARMUP_MAX_RUNS",), "warmup.max_runs",
-           "most runs of one shape while waiting for its latency to converge"),
-    Option("warmup_tolerance", ("WARMGATE_WARMUP_TOLERANCE",), "warmup.tolerance",
-           "a shape has converged when its last three runs are within this fraction"),
-    Option("exit_on_failure", ("WARMGATE_EXIT_ON_FAILURE",), "lifecycle.exit_on_failure",
-           "exit non-zero when load or warmup fails (so the orchestrator restarts the replica)"),
-    Option("watchdog_s", ("WARMGATE_WATCHDOG_S",), "lifecycle.watchdog_s",
-           "/livez fails when one inference call has run longer than this"),
-    Option("threads", ("WARMGATE_THREADS",), "model.threads",
-           "intra-op threads for the backend (0: backend default)"),
-    Option("record_shapes", ("WARMGATE_RECORD",), "warmup.record",
-           "sample request shapes (never content) for `warmgate record`"),
+    Option(
+        "warmup_set",
+        ("WARMGATE_WARMUP_SET",),
+        "warmup.set",
+        "prompt set (.jsonl) to drive during warmup, in addition to the model dir's warmup/*.jsonl",
+    ),
+    Option(
+        "warmup_timeout_s",
+        ("WARMGATE_WARMUP_TIMEOUT",),
+        "warmup.timeout_s",
+        "warmup deadline in seconds; past it the replica is FAILED",
+    ),
+    Option(
+        "warmup_max_runs",
+        ("WARMGATE_WARMUP_MAX_RUNS",),
+        "warmup.max_runs",
+        "most runs of one shape while waiting for its latency to converge",
+    ),
+    Option(
+        "warmup_tolerance",
+        ("WARMGATE_WARMUP_TOLERANCE",),
+        "warmup.tolerance",
+        "a shape has converged when its last three runs are within this fraction",
+    ),
+    Option(
+        "exit_on_failure",
+        ("WARMGATE_EXIT_ON_FAILURE",),
+        "lifecycle.exit_on_failure",
+        "exit non-zero when load or warmup fails (so the orchestrator restarts the replica)",
+    ),
+    Option(
+        "watchdog_s",
+        ("WARMGATE_WATCHDOG_S",),
+        "lifecycle.watchdog_s",
+        "/livez fails when one inference call has run longer than this",
+    ),
+    Option(
+        "threads",
+        ("WARMGATE_THREADS",),
+        "model.threads",
+        "intra-op threads for the backend (0: backend default)",
+    ),
+    Option(
+        "record_shapes",
+        ("WARMGATE_RECORD",),
+        "warmup.record",
+        "sample request shapes (never content) for `warmgate record`",
+    ),
     Option("log_format", ("WARMGATE_LOG_FORMAT",), "", "text or json"),
-    Option("fetch_default", ("WARMGATE_FETCH_DEFAULT",), "",
-           "fetch the default model when the model directory does not exist"),
+    Option(
+        "fetch_default",
+        ("WARMGATE_FETCH_DEFAULT",),
+        "",
+        "fetch the default model when the model directory does not exist",
+    ),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -200,7 +285,9 @@ def _from_toml(model_dir: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: top-level key {section!r} must be a table")
         for key in table:
             if f"{section}.{key}" not in known:
-                raise ConfigError(f"{path}: unknown setting [{section}] {key}; known: {sorted(known)}")
+                raise ConfigError(
+                    f"{path}: unknown setting [{section}] {key}; known: {sorted(known)}"
+                )
     for opt in OPTIONS:
         if not opt.toml:
             continue
@@ -236,8 +323,15 @@ def load_config(
 
 
 def _validate(config: Config) -> None:
-    positive = ("timeout_s", "max_payload_mb", "max_batch", "max_queue", "warmup_timeout_s",
-                "warmup_max_runs", "watchdog_s")
+    positive = (
+        "timeout_s",
+        "max_payload_mb",
+        "max_batch",
+        "max_queue",
+        "warmup_timeout_s",
+        "warmup_max_runs",
+        "watchdog_s",
+    )
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be > 0, got {getattr(config, name)}")

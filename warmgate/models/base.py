@@ -24,8 +24,6 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-
 
 class ModelKind(enum.Enum):
     TENSOR = "tensor"
@@ -42,7 +40,11 @@ class TensorSpec:
     shape: tuple[int | None, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "datatype": self.dtype, "shape": [-1 if d is None else d for d in self.shape]}
+        return {
+            "name": self.name,
+            "datatype": self.dtype,
+            "shape": [-1 if d is None else d for d in self.shape],
+        }
 
 
 @dataclass(frozen=True, order=True)

@@ -23,9 +23,15 @@ from warmgate.models.buckets import BucketPlan
 log = logging.getLogger("warmgate.models.onnx")
 
 _ORT_DTYPES = {
-    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
-    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16",
-    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(bool)": "bool",
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int16)": "int16",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
 }
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -35,7 +41,9 @@ def choose_providers(device: Device, available: Sequence[str]) -> list[str]:
     """Explicit provider list for ``device``; raises when the device's provider is missing."""
     if device is Device.CUDA or (device is Device.AUTO and CUDA in available):
         if CUDA not in available:
-            raise ModelLoadError(f"device cuda asked for, but ONNX Runtime offers only {list(available)}")
+            raise ModelLoadError(
+                f"device cuda asked for, but ONNX Runtime offers only {list(available)}"
+            )
         return [CUDA, CPU]
     return [CPU]
 
@@ -66,10 +74,14 @@ def open_session(path: Path, device: Device, threads: int) -> Any:
         raise ModelLoadError(f"ONNX Runtime could not load {path.name}: {exc}") from exc
     active = session.get_providers()
     if active[0] != providers[0]:
-        raise ModelLoadError(f"asked ONNX Runtime for {providers[0]} but the session runs on {active}")
+        raise ModelLoadError(
+            f"asked ONNX Runtime for {providers[0]} but the session runs on {active}"
+        )
     if providers[0] == CUDA:
-        log.info("ONNX Runtime CUDA graphs are not enabled: they need fixed input shapes and "
-                 "pre-bound buffers, and this backend serves dynamic shapes")
+        log.info(
+            "ONNX Runtime CUDA graphs are not enabled: they need fixed input shapes and "
+            "pre-bound buffers, and this backend serves dynamic shapes"
+        )
     return session
 
 
@@ -114,9 +126,13 @@ class OnnxModel:
         if not self._batchable:
             fixed = self._inputs[0].shape[0] if self._inputs[0].shape else 1
             self._plan = BucketPlan((fixed or 1,))
-        log.info("loaded %s: inputs %s, outputs %s, batch buckets %s", self.path.name,
-                 [s.to_json() for s in self._inputs], [s.name for s in self._outputs],
-                 self._plan.batch_sizes)
+        log.info(
+            "loaded %s: inputs %s, outputs %s, batch buckets %s",
+            self.path.name,
+            [s.to_json() for s in self._inputs],
+            [s.name for s in self._outputs],
+            self._plan.batch_sizes,
+        )
 
     @property
     def inputs(self) -> Sequence[TensorSpec]:
@@ -151,7 +167,8 @@ class OnnxModel:
 
     def infer(self, items: Sequence[Item]) -> list[Any]:
         feeds = {
-            spec.name: np.concatenate([it.payload[spec.name] for it in items]) if self._batchable
+            spec.name: np.concatenate([it.payload[spec.name] for it in items])
+            if self._batchable
             else items[0].payload[spec.name]
             for spec in self._inputs
         }

@@ -81,30 +81,38 @@ def create_app(config: Config, model_factory: ModelFactory = default_model_facto
         check_model(request)
         assert rt.model is not None
         model = rt.model
-        return JSONResponse({
-            "name": model.name,
-            "versions": ["1"],
-            "platform": str(model.metadata().get("backend", model.kind.value)),
-            "kind": model.kind.value,
-            "inputs": [s.to_json() for s in model.inputs],
-            "outputs": [s.to_json() for s in model.outputs],
-            "max_batch_size": model.max_batch,
-            "buckets": [b.label() for b in model.buckets()],
-            **dict(model.metadata()),
-        })
+        return JSONResponse(
+            {
+                "name": model.name,
+                "versions": ["1"],
+                "platform": str(model.metadata().get("backend", model.kind.value)),
+                "kind": model.kind.value,
+                "inputs": [s.to_json() for s in model.inputs],
+                "outputs": [s.to_json() for s in model.outputs],
+                "max_batch_size": model.max_batch,
+                "buckets": [b.label() for b in model.buckets()],
+                **dict(model.metadata()),
+            }
+        )
 
     async def server_metadata(request: Request) -> Response:
         return JSONResponse({"name": "warmgate", "version": __version__, "extensions": []})
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(rt.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return Response(
+            generate_latest(rt.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     async def execution_parameters(request: Request) -> Response:
-        return JSONResponse({
-            "MaxConcurrentTransforms": max(1, min(config.max_queue, config.bucket_plan().max_batch)),
-            "BatchStrategy": "MULTI_RECORD",
-            "MaxPayloadInMB": int(config.max_payload_mb),
-        })
+        return JSONResponse(
+            {
+                "MaxConcurrentTransforms": max(
+                    1, min(config.max_queue, config.bucket_plan().max_batch)
+                ),
+                "BatchStrategy": "MULTI_RECORD",
+                "MaxPayloadInMB": int(config.max_payload_mb),
+            }
+        )
 
     async def shapes(request: Request) -> Response:
         if rt.recorder is None:
@@ -115,14 +123,17 @@ def create_app(config: Config, model_factory: ModelFactory = default_model_facto
         limit = config.max_payload_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"body of {declared} bytes exceeds {config.max_payload_mb:g} MiB "
-                                  "(SAGEMAKER_MAX_PAYLOAD_IN_MB)")
+            raise PayloadTooLarge(
+                f"body of {declared} bytes exceeds {config.max_payload_mb:g} MiB "
+                "(SAGEMAKER_MAX_PAYLOAD_IN_MB)"
+            )
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(f"body exceeds {config.max_payload_mb:g} MiB "
-                                      "(SAGEMAKER_MAX_PAYLOAD_IN_MB)")
+                raise PayloadTooLarge(
+                    f"body exceeds {config.max_payload_mb:g} MiB (SAGEMAKER_MAX_PAYLOAD_IN_MB)"
+                )
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -157,13 +168,20 @@ def create_app(config: Config, model_factory: ModelFactory = default_model_facto
         Route("/v2/health/ready", timed("/v2/health/ready", readyz), methods=["GET"]),
         Route("/v2", timed("/v2", server_metadata), methods=["GET"]),
         Route("/v2/models/{name}", timed("/v2/models/{name}", model_metadata), methods=["GET"]),
-        Route("/v2/models/{name}/ready", timed("/v2/models/{name}/ready", model_ready),
-              methods=["GET"]),
-        Route("/v2/models/{name}/infer", timed("/v2/models/{name}/infer", oip_infer),
-              methods=["POST"]),
+        Route(
+            "/v2/models/{name}/ready",
+            timed("/v2/models/{name}/ready", model_ready),
+            methods=["GET"],
+        ),
+        Route(
+            "/v2/models/{name}/infer", timed("/v2/models/{name}/infer", oip_infer), methods=["POST"]
+        ),
         Route("/invocations", timed("/invocations", invocations), methods=["POST"]),
-        Route("/execution-parameters", timed("/execution-parameters", execution_parameters),
-              methods=["GET"]),
+        Route(
+            "/execution-parameters",
+            timed("/execution-parameters", execution_parameters),
+            methods=["GET"],
+        ),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/warmgate/shapes", timed("/warmgate/shapes", shapes), methods=["GET"]),
     ]
@@ -177,6 +195,8 @@ def create_app(config: Config, model_factory: ModelFactory = default_model_facto
     async def http_error(request: Request, exc: Exception) -> Response:
         return error_response(exc)
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
     app.state.runtime = rt
     return app

@@ -100,7 +100,8 @@ class Batcher:
         return sum(p.item.size for p in self._queues.get(key, ()) if not p.future.done())
 
     def _take(self, key: Hashable) -> list[_Pending]:
-        queue, batch, rows = self._queues[key], [], 0
+        queue, rows = self._queues[key], 0
+        batch: list[_Pending] = []
         while queue:
             head = queue[0]
             if head.future.done():  # timed out or cancelled while queued

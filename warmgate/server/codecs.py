@@ -25,9 +25,19 @@ TEXT = "text/plain"
 
 # Open Inference Protocol datatypes ⇄ numpy dtype names.
 OIP_TO_NUMPY = {
-    "BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",
-    "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64",
-    "FP16": "float16", "FP32": "float32", "FP64": "float64", "BYTES": "object",
+    "BOOL": "bool",
+    "UINT8": "uint8",
+    "UINT16": "uint16",
+    "UINT32": "uint32",
+    "UINT64": "uint64",
+    "INT8": "int8",
+    "INT16": "int16",
+    "INT32": "int32",
+    "INT64": "int64",
+    "FP16": "float16",
+    "FP32": "float32",
+    "FP64": "float64",
+    "BYTES": "object",
 }
 NUMPY_TO_OIP = {v: k for k, v in OIP_TO_NUMPY.items()}
 
@@ -85,10 +95,14 @@ def conform(name: str, value: Any, spec: TensorSpec) -> np.ndarray:
     except ValueError as exc:
         raise BadRequest(f"input {name!r} is not a rectangular array: {exc}") from exc
     if array.dtype == object or array.dtype.kind in "USV":
-        raise BadRequest(f"input {name!r} must hold numbers of dtype {spec.dtype}, got {array.dtype}")
-    if want.kind in "iub" and array.dtype.kind == "f":
-        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
-            raise BadRequest(f"input {name!r} expects dtype {spec.dtype} but got fractional values")
+        raise BadRequest(
+            f"input {name!r} must hold numbers of dtype {spec.dtype}, got {array.dtype}"
+        )
+    fractional = array.dtype.kind == "f" and not (
+        np.all(np.isfinite(array)) and np.all(array == np.round(array))
+    )
+    if want.kind in "iub" and fractional:
+        raise BadRequest(f"input {name!r} expects dtype {spec.dtype} but got fractional values")
     if want.kind == "b" and array.dtype.kind not in "bi":
         raise BadRequest(f"input {name!r} expects dtype bool, got {array.dtype}")
     if array.ndim != len(spec.shape):
@@ -131,7 +145,9 @@ def _single(value: Any, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
     return {specs[0].name: conform(specs[0].name, value, specs[0])}
 
 
-def decode_tensors(body: bytes, content_type: str, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
+def decode_tensors(
+    body: bytes, content_type: str, specs: Sequence[TensorSpec]
+) -> dict[str, np.ndarray]:
     """SageMaker-style tensors: JSON ``{"inputs": {name: values}}``, ``{"inputs": values}`` or a bare
     list (single-input models), ``application/x-npy`` (single input) or ``application/x-npz``."""
     if content_type in (JSON, ""):
@@ -143,7 +159,7 @@ def decode_tensors(body: bytes, content_type: str, specs: Sequence[TensorSpec]) 
             return _named(inputs, specs) if isinstance(inputs, dict) else _single(inputs, specs)
         if isinstance(doc, list):
             return _single(doc, specs)
-        raise BadRequest(f'JSON body must be an object or array, got {type(doc).__name__}')
+        raise BadRequest(f"JSON body must be an object or array, got {type(doc).__name__}")
     if content_type == NPY:
         return _single(_npy(body), specs)
     if content_type == NPZ:
@@ -161,7 +177,9 @@ def decode_oip(body: bytes, specs: Sequence[TensorSpec] | None) -> dict[str, Any
     """
     doc = _json(body)
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
-        raise BadRequest('OIP body must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
+        raise BadRequest(
+            'OIP body must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}'
+        )
     values: dict[str, Any] = {}
     for i, tensor in enumerate(doc["inputs"]):
         if not isinstance(tensor, dict):
@@ -176,9 +194,7 @@ def decode_oip(body: bytes, specs: Sequence[TensorSpec] | None) -> dict[str, Any
             raise BadRequest(f"inputs[{i}] ({name}): shape must be a list of non-negative integers")
         flat = np.asarray(data, dtype=object if datatype == "BYTES" else None).reshape(-1)
         if flat.size != int(np.prod(shape)):
-            raise BadRequest(
-                f"inputs[{i}] ({name}): {flat.size} values do not fill shape {shape}"
-            )
+            raise BadRequest(f"inputs[{i}] ({name}): {flat.size} values do not fill shape {shape}")
         if datatype == "BYTES":
             values[name] = [str(v) for v in flat.tolist()]
             continue
@@ -215,7 +231,7 @@ def encode_tensors(outputs: Mapping[str, np.ndarray], accept: str) -> bytes:
             )
         return _npy_bytes(next(iter(outputs.values())))
     buf = io.BytesIO()
-    np.savez(buf, **dict(outputs))
+    np.savez(buf, **dict(outputs))  # type: ignore[arg-type]
     return buf.getvalue()
 
 
@@ -278,7 +294,9 @@ def encode_embeddings(embeddings: np.ndarray, accept: str) -> bytes:
     if accept == JSON:
         return json.dumps({"embeddings": embeddings.tolist()}).encode()
     if accept == JSONLINES:
-        return "".join(json.dumps({"embedding": row}) + "\n" for row in embeddings.tolist()).encode()
+        return "".join(
+            json.dumps({"embedding": row}) + "\n" for row in embeddings.tolist()
+        ).encode()
     return _npy_bytes(embeddings)
 
 

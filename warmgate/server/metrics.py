@@ -11,7 +11,22 @@ from prometheus_client.registry import Collector
 from warmgate.models.base import ModelStats
 from warmgate.server.lifecycle import Phase
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
@@ -28,7 +43,11 @@ class _ModelStatsCollector(Collector):
             ("warmgate_cuda_graphs_replayed", stats.graphs_replayed, "CUDA graph replays"),
             ("warmgate_cuda_graphs_missed", stats.graphs_missed, "batches with no captured graph"),
             ("warmgate_eager_runs", stats.eager_runs, "batches run eagerly"),
-            ("warmgate_out_of_bucket_requests", stats.out_of_bucket, "requests larger than every bucket"),
+            (
+                "warmgate_out_of_bucket_requests",
+                stats.out_of_bucket,
+                "requests larger than every bucket",
+            ),
         ):
             family = CounterMetricFamily(name, doc)
             family.add_metric([], value)
@@ -40,17 +59,24 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.request_seconds = Histogram(
-            "warmgate_request_duration_seconds", "HTTP request duration",
-            ["route", "status"], buckets=LATENCY_BUCKETS, registry=r,
+            "warmgate_request_duration_seconds",
+            "HTTP request duration",
+            ["route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
-        self.in_flight = Gauge("warmgate_requests_in_flight", "inference requests admitted", registry=r)
+        self.in_flight = Gauge(
+            "warmgate_requests_in_flight", "inference requests admitted", registry=r
+        )
         self.queue_depth = Gauge(
             "warmgate_queue_depth", "requests waiting for the inference thread", registry=r
         )
         self.batch_size = Histogram(
             "warmgate_batch_size_rows", "rows per executed batch", buckets=BATCH_BUCKETS, registry=r
         )
-        self.phase = Gauge("warmgate_phase", "1 for the current lifecycle phase", ["phase"], registry=r)
+        self.phase = Gauge(
+            "warmgate_phase", "1 for the current lifecycle phase", ["phase"], registry=r
+        )
         self.model_load_seconds = Gauge(
             "warmgate_model_load_seconds", "time spent loading the model", registry=r
         )
@@ -58,11 +84,15 @@ class Metrics:
             "warmgate_warmup_seconds", "warmup time per shape", ["shape"], registry=r
         )
         self.warmup_steady_seconds = Gauge(
-            "warmgate_warmup_steady_latency_seconds", "converged latency per shape", ["shape"],
+            "warmgate_warmup_steady_latency_seconds",
+            "converged latency per shape",
+            ["shape"],
             registry=r,
         )
         self.rejected = Counter(
-            "warmgate_admission_rejected", "requests refused by admission control", ["reason"],
+            "warmgate_admission_rejected",
+            "requests refused by admission control",
+            ["reason"],
             registry=r,
         )
         r.register(_ModelStatsCollector(stats))

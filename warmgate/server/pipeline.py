@@ -42,7 +42,10 @@ class Pipeline:
         self._observe = observe
 
     async def handle(
-        self, body: bytes, content_type: str | None, accept: str | None,
+        self,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
         protocol: Protocol = Protocol.SAGEMAKER,
     ) -> Reply:
         ctype = codecs.media_type(content_type)

@@ -121,13 +121,16 @@ class Runtime:
             self.lifecycle.transition(
                 Phase.READY,
                 f"warmed {len(self.warmup_results)} shapes in {time.perf_counter() - t1:.2f}s"
-                if self.config.warmup else "warmup disabled",
+                if self.config.warmup
+                else "warmup disabled",
             )
         except TimeoutError:
-            self._fail(WarmupError(
-                f"warmup did not finish within {self.config.warmup_timeout_s:g}s "
-                f"(WARMGATE_WARMUP_TIMEOUT); last shape: {self.lifecycle.warmup.current or '-'}"
-            ))
+            self._fail(
+                WarmupError(
+                    f"warmup did not finish within {self.config.warmup_timeout_s:g}s "
+                    f"(WARMGATE_WARMUP_TIMEOUT); last shape: {self.lifecycle.warmup.current or '-'}"
+                )
+            )
         except WarmgateError as exc:
             self._fail(exc)
         except Exception as exc:  # a model's own crash during load: keep the reason visible

@@ -69,7 +69,7 @@ def serve(config: Config) -> int:
         port=config.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=config.timeout_s + 5,
+        timeout_graceful_shutdown=int(config.timeout_s) + 5,
         timeout_keep_alive=75,
         lifespan="on",
     )

@@ -65,8 +65,15 @@ def bucket_covering(buckets: Sequence[Bucket], item: Item) -> Bucket | None:
 
 
 async def _warm_shape(
-    path: RequestPath, name: str, body: bytes, content_type: str, accept: str,
-    min_runs: int, policy: WarmupPolicy, buckets: Sequence[Bucket], expect_status: int = 200,
+    path: RequestPath,
+    name: str,
+    body: bytes,
+    content_type: str,
+    accept: str,
+    min_runs: int,
+    policy: WarmupPolicy,
+    buckets: Sequence[Bucket],
+    expect_status: int = 200,
 ) -> ShapeResult:
     latencies: list[float] = []
     bucket: Bucket | None = None
@@ -81,15 +88,21 @@ async def _warm_shape(
             if exc.status == expect_status:
                 latencies.append(time.perf_counter() - t0)
                 continue
-            raise WarmupError(f"warmup request {name!r} failed with {exc.status}: {exc.message}") from exc
+            raise WarmupError(
+                f"warmup request {name!r} failed with {exc.status}: {exc.message}"
+            ) from exc
         if expect_status != 200:
             raise WarmupError(f"warmup request {name!r} answered 200, expected {expect_status}")
         latencies.append(time.perf_counter() - t0)
         bucket = bucket_covering(buckets, reply.item)
     window = sorted(latencies[-policy.window :])
     return ShapeResult(
-        name=name, runs=len(latencies), seconds=time.perf_counter() - start,
-        steady_s=window[len(window) // 2], first_s=latencies[0], bucket=bucket,
+        name=name,
+        runs=len(latencies),
+        seconds=time.perf_counter() - start,
+        steady_s=window[len(window) // 2],
+        first_s=latencies[0],
+        bucket=bucket,
     )
 
 
@@ -111,7 +124,10 @@ async def run_warmup(
         result = await _warm_shape(path, name, body, ctype, accept, runs, policy, buckets, expect)
         log.info(
             "warmup shape %s: %d runs, first %.1f ms, steady %.1f ms, bucket %s",
-            name, result.runs, result.first_s * 1e3, result.steady_s * 1e3,
+            name,
+            result.runs,
+            result.first_s * 1e3,
+            result.steady_s * 1e3,
             result.bucket.label() if result.bucket else "none",
             extra={"shape": name, "runs": result.runs, "steady_ms": result.steady_s * 1e3},
         )
@@ -119,8 +135,9 @@ async def run_warmup(
         on_shape(result)
 
     for line in prompts:
-        await warm(line.name, line.body, line.content_type, line.accept, line.repeat,
-                   line.expect_status)
+        await warm(
+            line.name, line.body, line.content_type, line.accept, line.repeat, line.expect_status
+        )
     if synthetic is not None:
         covered = {r.bucket for r in results if r.bucket is not None}
         missing = [b for b in buckets if b not in covered]
