@@ -1,0 +1,68 @@
+"""Export the torch encoder of a model directory to ``model.onnx``.
+
+The graph takes ``input_ids``, ``attention_mask`` and ``token_type_ids`` (int64, ``(batch, seq)``,
+both axes dynamic) and returns ``last_hidden_state`` ``(batch, seq, hidden)``; pooling stays in
+:mod:`warmgate.models.text.pooling`, shared with the torch backend. The file is written to a
+temporary name and renamed, so a crash never leaves a half-written ``model.onnx``.
+
+Uses the TorchScript-based exporter (``dynamo=False``), which needs no ``onnxscript``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from warmgate.errors import ModelLoadError
+from warmgate.models.text.bert_config import BertConfig
+from warmgate.models.text.encoder import load_encoder
+from warmgate.models.text.layout import TextModelFiles
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT_NAME = "last_hidden_state"
+DEFAULT_OPSET = 17
+
+
+def export_onnx(
+    model_dir: Path | str, out_path: Path | str | None = None, opset: int = DEFAULT_OPSET
+) -> Path:
+    """Write the ONNX graph of ``model_dir``'s encoder to ``out_path`` (default
+    ``model_dir/model.onnx``) and return its path."""
+    files = TextModelFiles(Path(model_dir))
+    config = BertConfig.from_file(files.require(files.config, "config.json"))
+    encoder = load_encoder(files.require(files.weights, "model.safetensors"), config, "cpu")
+    target = Path(out_path) if out_path is not None else files.onnx
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ids = torch.ones((2, 8), dtype=torch.int64)
+    args = (ids, torch.ones_like(ids), torch.zeros_like(ids))
+    axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+    axes[OUTPUT_NAME] = {0: "batch", 1: "sequence"}
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with torch.inference_mode(), warnings.catch_warnings():
+            # "legacy TorchScript-based export": deliberate, it needs no onnxscript.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                encoder,
+                args,
+                str(tmp),
+                input_names=list(INPUT_NAMES),
+                output_names=[OUTPUT_NAME],
+                dynamic_axes=axes,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        tmp.chmod(0o644)  # mkstemp makes it private
+        tmp.replace(target)
+    except (RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:
+        raise ModelLoadError(f"ONNX export of {files.root} failed: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

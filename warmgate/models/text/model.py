@@ -1,0 +1,263 @@
+"""The text-embedding model: everything the backends share.
+
+:class:`TextEmbeddingModel` implements the :class:`~warmgate.models.base.Model` contract for
+``ModelKind.TEXT`` once: validation, tokenisation and bucket choice in :meth:`prepare`; padding
+to the bucket, pooling, normalisation and splitting in :meth:`infer`; synthetic warmup bodies;
+metadata. A backend (torch, ONNX Runtime) only loads its weights and turns padded
+``(input_ids, attention_mask)`` into token embeddings.
+
+The constructor reads the small JSON configs (so the bucket plan is known at once); :meth:`load`
+does the heavy work: tokenizer, weights, sessions.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from warmgate.errors import BadRequest, ConfigError, ModelError, PayloadTooLarge
+from warmgate.models.base import (
+    Bucket,
+    Item,
+    ModelKind,
+    ModelStats,
+    SyntheticRequest,
+    TensorSpec,
+)
+from warmgate.models.buckets import DEFAULT_SEQ_LENS, BucketPlan
+from warmgate.models.text.bert_config import BertConfig
+from warmgate.models.text.layout import TextModelFiles
+from warmgate.models.text.pooling import FloatArray, IntArray, PoolingConfig, pool
+from warmgate.models.text.tokenizer import TextTokenizer, pad_batch
+
+DEFAULT_MAX_BATCH = 32
+
+log = logging.getLogger(__name__)
+
+
+class DeviceChoice(enum.Enum):
+    AUTO = "auto"  # CUDA when the backend finds one, else CPU
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class OversizePolicy(enum.Enum):
+    """What to do with a request larger than every bucket."""
+
+    REJECT = "reject"  # 413 Payload Too Large
+    EAGER = "eager"  # run it at its own shape, count it in ``stats.out_of_bucket``
+
+
+@dataclass(frozen=True)
+class TokenizedTexts:
+    """An :class:`Item` payload: the token ids of each text, unpadded."""
+
+    rows: tuple[IntArray, ...]
+
+    @property
+    def longest(self) -> int:
+        return max(len(r) for r in self.rows)
+
+
+def default_plan(max_seq_length: int, max_batch: int = DEFAULT_MAX_BATCH) -> BucketPlan:
+    """Batch 1, 2, 4, ... ``max_batch`` × sequence 16, 32, ... capped at ``max_seq_length``
+    (which is always the last sequence bucket, so every truncated text fits)."""
+    seqs = [s for s in DEFAULT_SEQ_LENS if s < max_seq_length] + [max_seq_length]
+    return BucketPlan.default(max_batch, seqs)
+
+
+class TextEmbeddingModel(abc.ABC):
+    """Texts in, one L2-normalised (per the pooling config) float32 vector per text out."""
+
+    kind: ModelKind = ModelKind.TEXT
+    backend: ClassVar[str]
+
+    def __init__(
+        self,
+        model_dir: Path | str,
+        *,
+        plan: BucketPlan | None = None,
+        oversize: OversizePolicy | enum.Enum | str = OversizePolicy.REJECT,
+        device: enum.Enum | str = "auto",
+        name: str | None = None,
+        threads: int = 0,
+    ) -> None:
+        self.files = TextModelFiles(Path(model_dir))
+        self.name = name or self.files.root.resolve().name
+        self.stats = ModelStats()
+        self.oversize = _choice(OversizePolicy, oversize, "oversize policy")
+        self.requested_device = _choice(DeviceChoice, device, "device").value
+        if threads < 0:
+            raise ConfigError(f"threads must be >= 0 (0: the backend's default), got {threads}")
+        self.threads = threads
+        self.bert_config = BertConfig.from_file(self.files.config) if self.files.config.is_file() else None
+        max_positions = self.bert_config.max_position_embeddings if self.bert_config else None
+        self.pooling = PoolingConfig.from_dir(self.files, max_positions)
+        self.plan = _fit_plan(plan, self.pooling.max_seq_length)
+        self.dimension: int | None = self.bert_config.hidden_size if self.bert_config else None
+        self._tokenizer: TextTokenizer | None = None
+
+    # -- backend hooks ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _load_backend(self) -> int:
+        """Read weights / start sessions; return the embedding dimension."""
+
+    @abc.abstractmethod
+    def _token_embeddings(
+        self, input_ids: IntArray, attention_mask: IntArray, bucket: Bucket | None
+    ) -> FloatArray:
+        """``(rows, seq)`` padded ids and mask → ``(rows, seq, hidden)`` token embeddings.
+        ``bucket`` is None for an out-of-bucket (eager) shape."""
+
+    @abc.abstractmethod
+    def _backend_metadata(self) -> dict[str, Any]:
+        """``device`` and ``providers`` (and anything else the backend wants to show)."""
+
+    # -- the Model contract ----------------------------------------------------------------
+
+    def load(self) -> None:
+        tokenizer_path = self.files.require(self.files.tokenizer, "tokenizer")
+        self._tokenizer = TextTokenizer(tokenizer_path, self.pooling.max_seq_length)
+        self.dimension = self._load_backend()
+
+    @property
+    def tokenizer(self) -> TextTokenizer:
+        if self._tokenizer is None:
+            raise RuntimeError(f"model {self.name!r} is used before load()")
+        return self._tokenizer
+
+    @property
+    def inputs(self) -> Sequence[TensorSpec]:
+        return (TensorSpec("inputs", "BYTES", (None,)),)
+
+    @property
+    def outputs(self) -> Sequence[TensorSpec]:
+        return (TensorSpec("embeddings", "float32", (None, self.dimension)),)
+
+    @property
+    def max_batch(self) -> int:
+        return self.plan.max_batch
+
+    def buckets(self) -> Sequence[Bucket]:
+        return self.plan.buckets()
+
+    def prepare(self, payload: Any) -> Item:
+        texts = _validate_texts(payload)
+        if len(texts) > self.plan.max_batch and self.oversize is OversizePolicy.REJECT:
+            raise PayloadTooLarge(
+                f"{len(texts)} texts exceed the maximum batch of {self.plan.max_batch}; split the request"
+            )
+        tokenized = TokenizedTexts(tuple(self.tokenizer.encode(texts)))
+        key = self.plan.seq_for(tokenized.longest)
+        if key is None:
+            if self.oversize is OversizePolicy.REJECT:
+                raise PayloadTooLarge(
+                    f"a text of {tokenized.longest} tokens exceeds the largest sequence bucket "
+                    f"({self.plan.max_seq}); shorten it"
+                )
+            key = tokenized.longest
+        return Item(key=key, size=len(texts), payload=tokenized)
+
+    def infer(self, items: Sequence[Item]) -> list[Any]:
+        if not items:
+            return []
+        if len({item.key for item in items}) != 1:
+            raise ModelError(f"one batch must share one bucket, got keys {[i.key for i in items]}")
+        rows = [row for item in items for row in _payload(item).rows]
+        key = items[0].key
+        if not isinstance(key, int):
+            raise ModelError(f"a text item's key is its sequence bucket, got {key!r}")
+        bucket = self.plan.select(len(rows), key)
+        if bucket is None:
+            self.stats.out_of_bucket += 1
+            shape = Bucket(len(rows), max(key, max(len(r) for r in rows)))
+        else:
+            shape = bucket
+        ids, mask = pad_batch(rows, shape.batch, shape.seq, self.tokenizer.pad_id)
+        tokens = self._token_embeddings(ids, mask, bucket)
+        pooled = pool(tokens[: len(rows)], mask[: len(rows)], self.pooling)
+        outputs: list[Any] = []
+        start = 0
+        for item in items:
+            outputs.append({"embeddings": pooled[start : start + item.size]})
+            start += item.size
+        return outputs
+
+    def synthetic_request(self, bucket: Bucket) -> SyntheticRequest:
+        text = self.tokenizer.text_of_length(bucket.seq)
+        body = json.dumps({"inputs": [text] * bucket.batch}).encode()
+        return SyntheticRequest(
+            name=f"synthetic-{bucket.label()}", body=body, content_type="application/json"
+        )
+
+    def seal(self) -> None:  # noqa: B027 - a hook with a sensible no-op default
+        """Nothing to close by default; the torch backend closes CUDA graph capture."""
+
+    def metadata(self) -> Mapping[str, Any]:
+        return {
+            "backend": self.backend,
+            "dimension": self.dimension,
+            "max_seq_length": self.pooling.max_seq_length,
+            "pooling": self.pooling.describe(),
+            "max_batch": self.plan.max_batch,
+            "oversize": self.oversize.value,
+            **self._backend_metadata(),
+        }
+
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _choice(kind: type[_E], value: enum.Enum | str, what: str) -> _E:
+    """``value`` as a member of ``kind``; any enum with the same string values is accepted."""
+    raw = value.value if isinstance(value, enum.Enum) else value
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        choices = ", ".join(str(m.value) for m in kind)
+        raise ConfigError(f"{what} must be one of {choices}, got {raw!r}") from exc
+
+
+def _fit_plan(plan: BucketPlan | None, max_seq_length: int) -> BucketPlan:
+    """The default plan, or ``plan`` with sequence buckets past ``max_seq_length`` folded into
+    one bucket of ``max_seq_length`` (texts are truncated there, longer buckets never fill)."""
+    if plan is None:
+        return default_plan(max_seq_length)
+    if not plan.seq_lens:
+        raise ConfigError("a text model's bucket plan needs sequence lengths")
+    if plan.max_seq <= max_seq_length:
+        return plan
+    seqs = (*(s for s in plan.seq_lens if s < max_seq_length), max_seq_length)
+    log.info(
+        "sequence buckets %s capped at the model's max_seq_length %d: %s",
+        plan.seq_lens,
+        max_seq_length,
+        seqs,
+    )
+    return BucketPlan(plan.batch_sizes, seqs)
+
+
+def _validate_texts(payload: Any) -> list[str]:
+    if isinstance(payload, str):
+        return [payload]
+    if not isinstance(payload, (list, tuple)):
+        raise BadRequest(f"expected a list of strings, got {type(payload).__name__}")
+    if not payload:
+        raise BadRequest("no texts: send at least one string in 'inputs'")
+    for i, text in enumerate(payload):
+        if not isinstance(text, str):
+            raise BadRequest(f"inputs[{i}] must be a string, got {type(text).__name__}")
+    return list(payload)
+
+
+def _payload(item: Item) -> TokenizedTexts:
+    if not isinstance(item.payload, TokenizedTexts):
+        raise ModelError(f"item payload is {type(item.payload).__name__}, not tokenized texts")
+    return item.payload
