@@ -19,6 +19,7 @@ from starlette.routing import Route
 from warmgate import __version__
 from warmgate.config import Config
 from warmgate.errors import NotFound, PayloadTooLarge, Unavailable, WarmgateError, http_status
+from warmgate.server import codecs
 from warmgate.server.pipeline import Pipeline, Protocol
 from warmgate.server.runtime import ModelFactory, Runtime, default_model_factory
 
@@ -87,8 +88,8 @@ def create_app(config: Config, model_factory: ModelFactory = default_model_facto
                 "versions": ["1"],
                 "platform": str(model.metadata().get("backend", model.kind.value)),
                 "kind": model.kind.value,
-                "inputs": [s.to_json() for s in model.inputs],
-                "outputs": [s.to_json() for s in model.outputs],
+                "inputs": [codecs.oip_spec(s) for s in model.inputs],
+                "outputs": [codecs.oip_spec(s) for s in model.outputs],
                 "max_batch_size": model.max_batch,
                 "buckets": [b.label() for b in model.buckets()],
                 **dict(model.metadata()),

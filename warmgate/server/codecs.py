@@ -208,6 +208,11 @@ def decode_oip(body: bytes, specs: Sequence[TensorSpec] | None) -> dict[str, Any
     return _named(values, specs) if specs is not None else values
 
 
+def oip_spec(spec: TensorSpec) -> dict[str, Any]:
+    """A signature entry as OIP model metadata writes it (``FP32``, ``-1`` for dynamic axes)."""
+    return {**spec.to_json(), "datatype": NUMPY_TO_OIP.get(spec.dtype, spec.dtype.upper())}
+
+
 def encode_oip(model_name: str, outputs: Mapping[str, np.ndarray]) -> bytes:
     tensors = [
         {

@@ -1,0 +1,56 @@
+"""Warmup in the running app: prompt sets from the model dir, failures and the deadline → FAILED."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import serving
+
+
+def _write_set(model_dir: Path, lines: list[dict[str, object]]) -> None:
+    (model_dir / "warmup").mkdir(exist_ok=True)
+    text = "\n".join(json.dumps(line) for line in lines) + "\n"
+    (model_dir / "warmup" / "traffic.jsonl").write_text(text)
+
+
+def test_prompt_set_runs_first_and_covers_its_bucket(linear_dir: Path) -> None:
+    _write_set(linear_dir, [{"name": "pair", "body": {"inputs": [[1, 2, 3, 4], [4, 3, 2, 1]]}, "repeat": 2}])
+    with serving(linear_dir, max_batch="4") as client:
+        body = client.get("/readyz").json()
+        assert body["phase"] == "ready"
+        metrics = client.get("/metrics").text
+        assert 'warmgate_warmup_seconds{shape="pair"}' in metrics
+        # The prompt line covered bucket b2, so no synthetic request was needed for it.
+        assert 'shape="synthetic-b2"' not in metrics
+        assert 'shape="synthetic-b1"' in metrics and 'shape="synthetic-b4"' in metrics
+        assert body["warmup"]["done"] == body["warmup"]["total"] == 3
+
+
+def test_expected_error_status_is_a_passing_warmup_line(linear_dir: Path) -> None:
+    _write_set(linear_dir, [{"name": "bad-width", "body": {"inputs": [[1, 2]]}, "expect_status": 400}])
+    with serving(linear_dir, max_batch="2") as client:
+        assert client.get("/ping").status_code == 200
+
+
+def test_failing_warmup_request_is_failed_with_the_shape_named(linear_dir: Path) -> None:
+    _write_set(linear_dir, [{"name": "broken-shape", "body": {"inputs": [[1, 2, 3]]}}])
+    with serving(linear_dir) as client:
+        ping = client.get("/ping")
+        assert ping.status_code == 503
+        assert ping.json()["phase"] == "failed"
+        assert "broken-shape" in ping.json()["reason"]
+        assert "axis 1 must be 4" in ping.json()["reason"]
+
+
+def test_warmup_deadline_is_failed(slow_dir: Path) -> None:
+    with serving(slow_dir, warmup_timeout_s="0.01", max_batch="32") as client:
+        ping = client.get("/ping").json()
+        assert ping["phase"] == "failed"
+        assert "WARMGATE_WARMUP_TIMEOUT" in ping["reason"]
+
+
+def test_warmup_off_goes_ready_without_driving_requests(linear_dir: Path) -> None:
+    with serving(linear_dir, warmup="0") as client:
+        assert client.get("/readyz").json()["reason"] == "warmup disabled"
+        assert "warmgate_eager_runs_total 0.0" in client.get("/metrics").text
