@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -102,10 +103,17 @@ def load_prompt_sets(paths: Iterable[str | Path]) -> list[PromptLine]:
     return out
 
 
-def default_prompt_set() -> list[PromptLine]:
-    """The set shipped for the default model (all-MiniLM-L6-v2 text embeddings)."""
+@contextmanager
+def default_set_path() -> Iterator[Path]:
+    """The shipped ``sets/default.jsonl`` as a file path, valid inside the ``with`` block."""
     ref = resources.files("warmgate.warmup").joinpath("sets").joinpath(DEFAULT_SET)
     with resources.as_file(ref) as path:
+        yield path
+
+
+def default_prompt_set() -> list[PromptLine]:
+    """The set shipped for the default model (all-MiniLM-L6-v2 text embeddings)."""
+    with default_set_path() as path:
         return load_prompt_set(path)
 
 
@@ -196,9 +204,7 @@ def _parse_line(raw: str, path: Path, lineno: int) -> PromptLine:
     has_body, has_file = "body" in obj, "body_file" in obj
     if has_body == has_file:
         which = "both were given" if has_body else "neither was given"
-        raise ConfigError(
-            f"{where}: field 'body': give exactly one of 'body' or 'body_file'; {which}"
-        )
+        raise ConfigError(f"{where}: field 'body': give exactly one of 'body' or 'body_file'; {which}")
     if has_body:
         body = encode_body(obj["body"])
     else:
@@ -223,9 +229,7 @@ def _string(obj: dict[str, Any], field: str, where: str, default: str | None = N
     return value
 
 
-def _integer(
-    obj: dict[str, Any], field: str, where: str, *, default: int, low: int, high: int | None
-) -> int:
+def _integer(obj: dict[str, Any], field: str, where: str, *, default: int, low: int, high: int | None) -> int:
     value = obj.get(field, default)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{where}: field {field!r}: expected an integer, got {_json_type(value)}")
@@ -244,9 +248,7 @@ def _read_body_file(rel: str, path: Path, where: str) -> bytes:
     except IsADirectoryError:
         raise ConfigError(f"{where}: field 'body_file': {file} is a directory") from None
     except OSError as e:
-        raise ConfigError(
-            f"{where}: field 'body_file': cannot read {file} ({e.strerror})"
-        ) from None
+        raise ConfigError(f"{where}: field 'body_file': cannot read {file} ({e.strerror})") from None
 
 
 def _json_type(value: object) -> str:

@@ -114,9 +114,7 @@ class ShapeRecorder:
         if max_keys < 1:
             raise ConfigError(f"a shape recorder needs max_keys >= 1, got {max_keys}")
         if list(seq_buckets) != sorted(set(seq_buckets)) or any(s < 1 for s in seq_buckets):
-            raise ConfigError(
-                f"seq_buckets must be increasing positive integers, got {seq_buckets}"
-            )
+            raise ConfigError(f"seq_buckets must be increasing positive integers, got {seq_buckets}")
         self._max_keys = max_keys
         self._seq_buckets = tuple(seq_buckets)
         self._lock = threading.Lock()
