@@ -63,9 +63,7 @@ def decide(
     current = state.target if state.target is not None else alive
     last_change = state.last_change_at if state.last_change_at is not None else now
 
-    scale_out_to = min(
-        r.replicas for r in recommendations if r.at >= now - config.scale_out_window_s
-    )
+    scale_out_to = min(r.replicas for r in recommendations if r.at >= now - config.scale_out_window_s)
     scale_in_to = max(r.replicas for r in recommendations if r.at >= now - config.scale_in_window_s)
     desired = current
     reason = "hold"
@@ -144,11 +142,7 @@ def _next_mode(
     if burst >= config.panic_threshold * max(hot, 1) and burst > hot:
         return ScalingMode.PANIC, now
     since = state.panic_since
-    if (
-        state.mode is ScalingMode.PANIC
-        and since is not None
-        and now - since < config.metric_window_s
-    ):
+    if state.mode is ScalingMode.PANIC and since is not None and now - since < config.metric_window_s:
         return ScalingMode.PANIC, since
     return ScalingMode.STABLE, None
 

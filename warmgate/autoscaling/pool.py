@@ -62,11 +62,18 @@ class UnknownMember(WarmgateError):
 
 @dataclass(frozen=True)
 class PoolConfig:
-    """Sizes count standbys (WARMING + READY); CLAIMED members have left the pool."""
+    """Sizes count standbys (WARMING + READY); CLAIMED members have left the pool.
+
+    ``max_prepared`` follows EC2 Auto Scaling warm pools' ``MaxGroupPreparedCapacity``: when
+    set, :meth:`WarmPool.follow` keeps ``max_prepared - fleet target`` standbys (clamped to
+    ``[min_size, max_size]``), so the pool tops up the floor's headroom and shrinks while the
+    fleet itself is larger. When unset the pool keeps ``target_size``.
+    """
 
     target_size: int = 2
     min_size: int = 0
     max_size: int = 8
+    max_prepared: int | None = None
     keep_alive_ttl_s: float = 1800.0
     max_age_s: float = 4 * 3600.0
     warm_timeout_s: float = 600.0
@@ -131,6 +138,12 @@ class WarmPool:
             self._target = min(max(target, self._config.min_size), self._config.max_size)
             return self._target
 
+    def follow(self, fleet_target: int) -> int:
+        """Resize to ``max_prepared - fleet_target`` when ``max_prepared`` is set."""
+        if self._config.max_prepared is None:
+            return self._target
+        return self.resize(self._config.max_prepared - fleet_target)
+
     def members(self) -> tuple[Member, ...]:
         with self._lock:
             return tuple(self._members.values())
@@ -176,9 +189,7 @@ class WarmPool:
         with self._lock:
             self._mode = PoolMode.DRAINING
             leaving = [
-                m
-                for m in self._members.values()
-                if m.state in (MemberState.WARMING, MemberState.READY)
+                m for m in self._members.values() if m.state in (MemberState.WARMING, MemberState.READY)
             ]
             for member in leaving:
                 self._set(member, MemberState.DRAINING, reason="pool draining")

@@ -1,0 +1,102 @@
+"""What a simulation runs: the replica model, the policy and pool configs, and the SLA.
+
+The defaults describe one GPU-less replica of a small model behind warmgate: four requests
+at once, 0.5 s each, an admission queue of eight, and a cold start of 30 s to provision,
+15 s to load and 20 s to warm up. :class:`Strategy` names the four policies that
+``warmgate simulate --compare`` puts side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+
+from warmgate.autoscaling.model import ScalingConfig, TargetMetric
+from warmgate.autoscaling.pool import PoolConfig
+from warmgate.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ReplicaModel:
+    concurrency: int = 4
+    service_s: float = 0.5
+    queue_depth: int = 8
+    provision_s: float = 30.0
+    load_s: float = 15.0
+    warmup_s: float = 20.0
+    claim_s: float = 3.0
+    drain_s: float = 10.0
+    start_failure_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.queue_depth < 0:
+            raise ConfigError(
+                f"concurrency must be >= 1 and queue_depth >= 0, got "
+                f"{self.concurrency} and {self.queue_depth}"
+            )
+        if self.service_s <= 0:
+            raise ConfigError(f"service_s must be > 0, got {self.service_s}")
+        if not 0.0 <= self.start_failure_rate <= 1.0:
+            raise ConfigError(f"start_failure_rate must be in [0, 1], got {self.start_failure_rate}")
+
+    @property
+    def cold_start_s(self) -> float:
+        """Provision + load + warmup: how long a new replica takes to answer /ping 200."""
+        return self.provision_s + self.load_s + self.warmup_s
+
+    @property
+    def throughput(self) -> float:
+        """Requests per second one hot replica completes at full load (size 1)."""
+        return self.concurrency / self.service_s
+
+
+# 5 requests/s per hot replica: 62 % of the default replica's 8/s, on the request rate
+# (SageMaker's InvocationsPerInstance), which a router backlog cannot inflate.
+DEFAULT_SCALING = ScalingConfig(metric=TargetMetric.INVOCATIONS, target_per_replica=5.0)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """``floor`` is the hot-replica floor reported against (time below it), whatever the
+    policy's own ``min_hot``; ``initial_hot`` defaults to ``scaling.min_hot``."""
+
+    scaling: ScalingConfig = field(default_factory=lambda: DEFAULT_SCALING)
+    replica: ReplicaModel = field(default_factory=ReplicaModel)
+    pool: PoolConfig | None = None
+    tick_s: float = 2.0
+    latency_budget_s: float = 2.0
+    router_timeout_s: float = 30.0
+    floor: int = 2
+    initial_hot: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.tick_s <= 0 or self.latency_budget_s <= 0 or self.router_timeout_s < 0:
+            raise ConfigError(
+                "tick_s and latency_budget_s must be > 0 and router_timeout_s >= 0, got "
+                f"{self.tick_s}, {self.latency_budget_s}, {self.router_timeout_s}"
+            )
+
+
+class Strategy(Enum):
+    SCALE_TO_ZERO = "scale-to-zero"
+    MIN_1 = "target-tracking-min-1"
+    MIN_2 = "target-tracking-min-2"
+    MIN_2_POOL = "min-2-warm-pool"
+
+
+# One standby while the fleet sits on its floor of two; none while it is larger (the
+# fleet's own headroom covers a burst then), refilled when it scales back in.
+DEFAULT_POOL = PoolConfig(target_size=1, min_size=0, max_size=8, max_prepared=3)
+
+
+def for_strategy(strategy: Strategy, base: SimConfig, pool: PoolConfig = DEFAULT_POOL) -> SimConfig:
+    """``base`` with the floor and pool that ``strategy`` names; everything else unchanged."""
+    if strategy is Strategy.MIN_2_POOL:
+        return dataclasses.replace(base, scaling=_floor(base.scaling, 2), pool=pool)
+    floors = {Strategy.SCALE_TO_ZERO: 0, Strategy.MIN_1: 1, Strategy.MIN_2: 2}
+    return dataclasses.replace(base, scaling=_floor(base.scaling, floors[strategy]), pool=None)
+
+
+def _floor(scaling: ScalingConfig, min_hot: int) -> ScalingConfig:
+    return dataclasses.replace(scaling, min_hot=min_hot)

@@ -1,0 +1,349 @@
+"""A discrete-event simulator that steps :func:`~warmgate.autoscaling.policy.decide` over a trace.
+
+Model, in one paragraph: a hot replica serves ``concurrency`` requests at once, each for
+``service_s`` x its size, and admits up to ``queue_depth`` more in a FIFO queue. The router
+sends each arrival to the hot replica with the fewest outstanding requests that still has
+room; when none has room (or none is hot) the request *met no ready replica*: the router
+holds it up to ``router_timeout_s`` for room to appear, then refuses it. Every ``tick_s``
+the policy sees an observation and its decision is applied: failed replicas are removed,
+``start`` replicas are claimed from the warm pool (ready after ``claim_s``) or cold-started
+(ready after provision + load + warmup, or failed with ``start_failure_rate``), and drained
+replicas stop taking work and leave once empty. Crashes in the trace kill a hot replica and
+every request on it. Randomness comes only from the ``random.Random`` passed in.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from warmgate.autoscaling.model import Observation, PolicyState, ReplicaPhase, ReplicaView
+from warmgate.autoscaling.policy import decide
+from warmgate.autoscaling.pool import PoolEmpty, WarmPool
+from warmgate.autoscaling.report import SimReport, TimelinePoint
+from warmgate.autoscaling.scenario import SimConfig
+from warmgate.autoscaling.traces import Trace
+
+
+class _Event(Enum):
+    COMPLETE = 0
+    READY = 1
+    POOL_READY = 2
+    TICK = 3
+    CRASH = 4
+    DRAIN_DUE = 5
+
+
+@dataclass(eq=False)
+class _Replica:
+    replica_id: str
+    phase: ReplicaPhase
+    fails_on_start: bool = False
+    pool_member: str | None = None
+    in_service: set[int] = field(default_factory=set)
+    queue: deque[int] = field(default_factory=deque)
+    drain_due: bool = False
+
+    @property
+    def outstanding(self) -> int:
+        return len(self.in_service) + len(self.queue)
+
+
+class _Run:
+    """One simulation's mutable world; :func:`simulate` is the public entry."""
+
+    def __init__(self, trace: Trace, config: SimConfig, rng: random.Random) -> None:
+        self.trace = trace
+        self.cfg = config
+        self.model = config.replica
+        self.rng = rng
+        self.pool = WarmPool(config.pool) if config.pool is not None else None
+        self.replicas: dict[str, _Replica] = {}
+        self.events: list[tuple[float, int, _Event, str, int]] = []
+        self.seq = 0
+        self.held: deque[int] = deque()
+        self.state = PolicyState()
+        self.now = 0.0
+        self.last = 0.0
+        self.next_id = 0
+        self.latencies: list[float] = []
+        self.refused = self.crashed = self.late = self.met_no_ready = 0
+        self.claims = self.cold_starts = 0
+        self.hot_hours = self.warming_hours = self.pooled_hours = 0.0
+        self.below_floor_s = 0.0
+        self.timeline: list[TimelinePoint] = []
+        self.tick_arrivals = 0
+        self.tick_latencies: list[float] = []
+        self.tick_misses = 0
+
+    # --- bookkeeping -------------------------------------------------------------------
+    def push(self, at: float, kind: _Event, replica_id: str = "", request: int = -1) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (at, self.seq, kind, replica_id, request))
+
+    def advance(self, to: float) -> None:
+        end = min(to, self.trace.duration_s)
+        span = end - self.last
+        if span > 0:
+            phases = [r.phase for r in self.replicas.values()]
+            ready = phases.count(ReplicaPhase.READY)
+            hot = ready + phases.count(ReplicaPhase.DRAINING)
+            self.hot_hours += span * hot / 3600.0
+            self.warming_hours += span * phases.count(ReplicaPhase.WARMING) / 3600.0
+            if self.pool is not None:
+                self.pooled_hours += span * self.pool.standby / 3600.0
+            if ready < self.cfg.floor:
+                self.below_floor_s += span
+            self.last = end
+        self.now = to
+
+    def new_replica(self, phase: ReplicaPhase, ready_in: float | None) -> _Replica:
+        self.next_id += 1
+        replica = _Replica(f"r{self.next_id}", phase)
+        self.replicas[replica.replica_id] = replica
+        if ready_in is not None:
+            self.push(self.now + ready_in, _Event.READY, replica.replica_id)
+        return replica
+
+    def miss(self) -> None:
+        self.tick_misses += 1
+
+    # --- requests ----------------------------------------------------------------------
+    def room(self) -> _Replica | None:
+        limit = self.model.concurrency + self.model.queue_depth
+        best: _Replica | None = None
+        for r in self.replicas.values():
+            usable = r.phase is ReplicaPhase.READY and r.outstanding < limit
+            if usable and (best is None or r.outstanding < best.outstanding):
+                best = r
+        return best
+
+    def assign(self, replica: _Replica, request: int) -> None:
+        if len(replica.in_service) < self.model.concurrency:
+            self.begin(replica, request)
+        else:
+            replica.queue.append(request)
+
+    def begin(self, replica: _Replica, request: int) -> None:
+        replica.in_service.add(request)
+        service = self.model.service_s * self.trace.sizes[request]
+        self.push(self.now + service, _Event.COMPLETE, replica.replica_id, request)
+
+    def arrive(self, request: int) -> None:
+        self.tick_arrivals += 1
+        replica = self.room()
+        if replica is None:
+            self.met_no_ready += 1
+            self.held.append(request)
+        else:
+            self.assign(replica, request)
+
+    def flush_held(self) -> None:
+        while self.held:
+            request = self.held[0]
+            if self.now - self.trace.arrivals[request] > self.cfg.router_timeout_s:
+                self.held.popleft()
+                self.refused += 1
+                self.miss()
+                continue
+            replica = self.room()
+            if replica is None:
+                return
+            self.held.popleft()
+            self.assign(replica, request)
+
+    def complete(self, replica_id: str, request: int) -> None:
+        replica = self.replicas.get(replica_id)
+        if replica is None or request not in replica.in_service:
+            return  # the replica crashed; the request was already counted
+        replica.in_service.discard(request)
+        latency = self.now - self.trace.arrivals[request]
+        self.latencies.append(latency)
+        self.tick_latencies.append(latency)
+        if latency > self.cfg.latency_budget_s:
+            self.late += 1
+            self.miss()
+        if replica.queue:
+            self.begin(replica, replica.queue.popleft())
+        if replica.phase is ReplicaPhase.DRAINING:
+            self.maybe_remove(replica)
+        self.flush_held()
+
+    # --- replicas ----------------------------------------------------------------------
+    def became_ready(self, replica_id: str) -> None:
+        replica = self.replicas.get(replica_id)
+        if replica is None or replica.phase is not ReplicaPhase.WARMING:
+            return
+        replica.phase = ReplicaPhase.FAILED if replica.fails_on_start else ReplicaPhase.READY
+        self.flush_held()
+
+    def crash(self) -> None:
+        ready = sorted(r for r, v in self.replicas.items() if v.phase is ReplicaPhase.READY)
+        if not ready:
+            return
+        replica = self.replicas[self.rng.choice(ready)]
+        lost = replica.outstanding
+        self.crashed += lost
+        self.tick_misses += lost
+        replica.in_service.clear()
+        replica.queue.clear()
+        replica.phase = ReplicaPhase.FAILED
+
+    def remove(self, replica: _Replica) -> None:
+        del self.replicas[replica.replica_id]
+        if self.pool is not None and replica.pool_member is not None:
+            self.pool.release(replica.pool_member)
+
+    def maybe_remove(self, replica: _Replica) -> None:
+        if replica.drain_due and replica.outstanding == 0:
+            self.remove(replica)
+
+    def start_one(self) -> None:
+        if self.pool is not None:
+            try:
+                member = self.pool.claim(self.now)
+            except PoolEmpty:
+                member = None
+            if member is not None:
+                self.claims += 1
+                replica = self.new_replica(ReplicaPhase.WARMING, self.model.claim_s)
+                replica.pool_member = member.member_id
+                return
+        self.cold_starts += 1
+        replica = self.new_replica(ReplicaPhase.WARMING, self.model.cold_start_s)
+        replica.fails_on_start = self.rng.random() < self.model.start_failure_rate
+
+    def reap_pool(self) -> None:
+        if self.pool is None:
+            return
+        report = self.pool.reap(self.now)
+        for member_id in report.started:
+            self.push(self.now + self.model.cold_start_s, _Event.POOL_READY, member_id)
+
+    def pool_member_ready(self, member_id: str) -> None:
+        if self.pool is None or member_id not in {m.member_id for m in self.pool.members()}:
+            return  # errored by the reaper meanwhile, or drained
+        if self.rng.random() < self.model.start_failure_rate:
+            self.pool.mark_errored(member_id, "warmup failed")
+        else:
+            self.pool.mark_ready(member_id, self.now)
+
+    # --- control -----------------------------------------------------------------------
+    def observe(self) -> Observation:
+        views = tuple(ReplicaView(r.replica_id, r.phase, r.outstanding) for r in self.replicas.values())
+        rate = self.tick_arrivals / self.cfg.tick_s
+        return Observation(views, request_rate=rate, queued=len(self.held))
+
+    def tick(self) -> None:
+        self.flush_held()
+        decision, self.state = decide(self.observe(), self.state, self.cfg.scaling, self.now)
+        for replica_id in decision.replace:
+            self.remove(self.replicas[replica_id])
+        for _ in range(decision.start):
+            self.start_one()
+        for replica_id in decision.drain:
+            replica = self.replicas[replica_id]
+            replica.phase = ReplicaPhase.DRAINING
+            self.push(self.now + self.model.drain_s, _Event.DRAIN_DUE, replica_id)
+        if self.pool is not None:
+            self.pool.follow(decision.target)
+        self.reap_pool()
+        self.record()
+        if self.now + self.cfg.tick_s < self.trace.duration_s:
+            self.push(self.now + self.cfg.tick_s, _Event.TICK)
+
+    def record(self) -> None:
+        phases = [r.phase for r in self.replicas.values()]
+        lat = sorted(self.tick_latencies)
+        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None
+        self.timeline.append(
+            TimelinePoint(
+                at=self.now,
+                request_rate=self.tick_arrivals / self.cfg.tick_s,
+                hot=phases.count(ReplicaPhase.READY),
+                warming=phases.count(ReplicaPhase.WARMING),
+                pooled=self.pool.standby if self.pool is not None else 0,
+                p99_latency_s=p99,
+                sla_misses=self.tick_misses,
+            )
+        )
+        self.tick_arrivals = 0
+        self.tick_latencies = []
+        self.tick_misses = 0
+
+    def setup(self) -> None:
+        initial = self.cfg.initial_hot
+        for _ in range(self.cfg.scaling.min_hot if initial is None else initial):
+            self.new_replica(ReplicaPhase.READY, None)
+        if self.pool is not None:
+            for member_id in self.pool.reap(0.0).started:
+                self.pool.mark_ready(member_id, 0.0)
+        for at in self.trace.crashes:
+            self.push(at, _Event.CRASH)
+        self.push(0.0, _Event.TICK)
+
+    def run(self) -> SimReport:
+        self.setup()
+        arrivals = self.trace.arrivals
+        i = 0
+        while i < len(arrivals) or self.events:
+            if i < len(arrivals) and (not self.events or arrivals[i] <= self.events[0][0]):
+                self.advance(arrivals[i])
+                self.arrive(i)
+                i += 1
+                continue
+            at, _, kind, replica_id, request = heapq.heappop(self.events)
+            self.advance(at)
+            self.dispatch(kind, replica_id, request)
+        self.advance(self.trace.duration_s)
+        self.refused += len(self.held)
+        return self.report()
+
+    def dispatch(self, kind: _Event, replica_id: str, request: int) -> None:
+        if kind is _Event.COMPLETE:
+            self.complete(replica_id, request)
+        elif kind is _Event.READY:
+            self.became_ready(replica_id)
+        elif kind is _Event.POOL_READY:
+            self.pool_member_ready(replica_id)
+        elif kind is _Event.TICK:
+            self.tick()
+        elif kind is _Event.CRASH:
+            self.crash()
+        elif kind is _Event.DRAIN_DUE and replica_id in self.replicas:
+            replica = self.replicas[replica_id]
+            replica.drain_due = True
+            self.maybe_remove(replica)
+
+    def report(self) -> SimReport:
+        lat = sorted(self.latencies)
+
+        def pct(q: float) -> float | None:
+            return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
+
+        return SimReport(
+            trace=self.trace.name,
+            requests=len(self.trace.arrivals),
+            served=len(lat),
+            refused=self.refused,
+            crashed=self.crashed,
+            late=self.late,
+            met_no_ready=self.met_no_ready,
+            below_floor_s=self.below_floor_s,
+            hot_hours=self.hot_hours,
+            warming_hours=self.warming_hours,
+            pooled_hours=self.pooled_hours,
+            p50_latency_s=pct(0.50),
+            p99_latency_s=pct(0.99),
+            pool_claims=self.claims,
+            cold_starts=self.cold_starts,
+            timeline=tuple(self.timeline),
+        )
+
+
+def simulate(trace: Trace, config: SimConfig, rng: random.Random) -> SimReport:
+    """Run ``config``'s policy (and pool) over ``trace``; deterministic for a seeded ``rng``."""
+    return _Run(trace, config, rng).run()
