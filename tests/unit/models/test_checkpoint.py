@@ -110,7 +110,7 @@ def test_config_disagreeing_with_weights(tmp_path: Path, minilm_dir: Path) -> No
 def test_bad_config_json(tmp_path: Path, minilm_dir: Path) -> None:
     model_dir = write_bert_dir(tmp_path / "m", minilm_dir)
     (model_dir / "config.json").write_text("{", encoding="utf-8")
-    with pytest.raises(ModelLoadError, match="config.json is not valid JSON"):
+    with pytest.raises(ModelLoadError, match=r"config\.json is not valid JSON"):
         TorchTextModel(model_dir)
     (model_dir / "config.json").write_text(json.dumps({**TINY_CONFIG, "hidden_size": 30}))
     with pytest.raises(ModelLoadError, match="not a multiple of num_attention_heads"):
@@ -123,8 +123,8 @@ def test_bad_config_json(tmp_path: Path, minilm_dir: Path) -> None:
 def test_missing_files_are_named(tmp_path: Path, minilm_dir: Path) -> None:
     model_dir = write_bert_dir(tmp_path / "m", minilm_dir)
     (model_dir / "tokenizer.json").unlink()
-    with pytest.raises(ModelLoadError, match="tokenizer.json does not exist"):
+    with pytest.raises(ModelLoadError, match=r"tokenizer\.json does not exist"):
         load(model_dir)
     (model_dir / "tokenizer.json").write_text("garbage")
-    with pytest.raises(ModelLoadError, match="not a valid tokenizer.json"):
+    with pytest.raises(ModelLoadError, match=r"not a valid tokenizer\.json"):
         load(model_dir)

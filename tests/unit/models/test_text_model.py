@@ -127,7 +127,7 @@ def test_backend_choice(minilm_dir: Path, minilm_onnx: Path, tmp_path: Path) -> 
     assert choose_backend(minilm_onnx, "torch") == "torch"
     assert isinstance(load_text_model(minilm_onnx), OnnxTextModel)
     assert isinstance(load_text_model(minilm_dir, backend="torch"), TorchTextModel)
-    with pytest.raises(ModelLoadError, match="neither model.onnx nor model.safetensors"):
+    with pytest.raises(ModelLoadError, match=r"neither model\.onnx nor model\.safetensors"):
         choose_backend(tmp_path)
     with pytest.raises(ConfigError):
         choose_backend(minilm_dir, "tensorrt")
