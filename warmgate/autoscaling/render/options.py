@@ -1,0 +1,88 @@
+"""What every renderer needs, in one frozen object, and the one dispatch to them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+from warmgate.errors import ConfigError
+
+
+class Engine(Enum):
+    SAGEMAKER = "sagemaker"
+    ECS = "ecs"
+    K8S = "k8s"
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Defaults match the simulator's tuned policy and the server's own defaults.
+
+    ``invocations_per_replica`` is per second (the policy's unit); SageMaker and the ALB
+    count per minute, so their renderers multiply by 60. ``startup_s`` bounds provision +
+    load + warmup: how long a new replica may answer /ping 503 before it is declared
+    unhealthy. ``drain_delay_s`` is the server's ``WARMGATE_DRAIN_DELAY``; ``timeout_s`` its
+    request timeout, the longest a request still in flight at SIGTERM may take.
+    """
+
+    name: str = "warmgate"
+    image: str = "warmgate:latest"
+    port: int = 8080
+    min_hot: int = 2
+    max_replicas: int = 20
+    invocations_per_replica: float = 5.0
+    in_flight_per_replica: float = 3.0
+    scale_out_cooldown_s: int = 60
+    scale_in_cooldown_s: int = 180
+    startup_s: int = 600
+    drain_delay_s: int = 5
+    timeout_s: int = 60
+    instance_type: str = "ml.g5.xlarge"
+    cpu_units: int = 2048
+    memory_mib: int = 8192
+    alb_resource_label: str = "app/REPLACE-ME/0123456789abcdef/targetgroup/REPLACE-ME/0123456789abcdef"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"port must be in 1..65535, got {self.port}")
+        if self.min_hot < 1 or self.max_replicas < self.min_hot:
+            raise ConfigError(
+                f"need 1 <= min_hot <= max_replicas, got {self.min_hot} and {self.max_replicas}"
+            )
+        if self.invocations_per_replica <= 0 or self.in_flight_per_replica <= 0:
+            raise ConfigError("targets per replica must be > 0")
+        if self.startup_s < 60 or self.drain_delay_s < 0 or self.timeout_s < 1:
+            raise ConfigError(
+                "startup_s must be >= 60 (SageMaker's minimum), drain_delay_s >= 0, timeout_s >= 1"
+            )
+
+    @property
+    def invocations_per_minute(self) -> float:
+        return self.invocations_per_replica * 60.0
+
+    @property
+    def termination_grace_s(self) -> int:
+        """Time from 'stop' to SIGKILL: the pre-stop wait, the server's drain delay, the
+        longest request still in flight, and 5 s of slack."""
+        return 2 * self.drain_delay_s + self.timeout_s + 5
+
+    @property
+    def probe_failures_for_startup(self) -> int:
+        """Startup probe failures (every 5 s) that add up to ``startup_s``."""
+        return math.ceil(self.startup_s / 5)
+
+
+def render(engine: Engine, options: RenderOptions) -> str:
+    """The engine's configuration as text: JSON for SageMaker and ECS, multi-doc YAML for K8s."""
+    if engine is Engine.SAGEMAKER:
+        from warmgate.autoscaling.render.sagemaker import render_sagemaker
+
+        return render_sagemaker(options)
+    if engine is Engine.ECS:
+        from warmgate.autoscaling.render.ecs import render_ecs
+
+        return render_ecs(options)
+    from warmgate.autoscaling.render.k8s import render_k8s
+
+    return render_k8s(options)
