@@ -7,6 +7,8 @@ from pathlib import Path
 
 from warmgate.autoscaling.report import SimReport, TimelinePoint
 
+_FLOOR_S = 0.1  # latency axis floor (log scale); ticks without completions sit on it
+
 
 def _bucket(points: Sequence[TimelinePoint], width_s: float) -> list[list[TimelinePoint]]:
     buckets: list[list[TimelinePoint]] = []
@@ -41,11 +43,13 @@ def plot_reports(
             series = [max(getattr(p, attr) for p in b) for b in buckets]
             replica_ax.step(minutes, series, where="post", lw=1, label=label)
         latency = [
-            max((p.p99_latency_s for p in b if p.p99_latency_s is not None), default=0.0) for b in buckets
+            max((p.p99_latency_s for p in b if p.p99_latency_s is not None), default=_FLOOR_S)
+            for b in buckets
         ]
         latency_ax.plot(minutes, latency, lw=1)
         latency_ax.axhline(latency_budget_s, color="red", lw=0.8, ls="--")
-        latency_ax.set_yscale("symlog", linthresh=1.0)
+        latency_ax.set_yscale("log")
+        latency_ax.set_ylim(_FLOOR_S, max(60.0, 2 * latency_budget_s))
         latency_ax.set_xlabel("minutes")
         if col == 0:
             load_ax.set_ylabel("requests/s")

@@ -1,0 +1,220 @@
+"""``warmgate simulate`` and ``warmgate render``: registered by :func:`add_commands`.
+
+``warmgate/cli.py`` calls ``add_commands(subparsers)``; ``python -m warmgate.autoscaling``
+builds its own parser with the same function. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import sys
+from pathlib import Path
+
+from warmgate.autoscaling.compare import compare
+from warmgate.autoscaling.model import TargetMetric
+from warmgate.autoscaling.pool import PoolConfig
+from warmgate.autoscaling.render import Engine, RenderOptions, render
+from warmgate.autoscaling.report import format_report
+from warmgate.autoscaling.scenario import (
+    DEFAULT_POOL,
+    DEFAULT_SCALING,
+    ReplicaModel,
+    SimConfig,
+    Strategy,
+    for_strategy,
+)
+from warmgate.autoscaling.simulator import simulate
+from warmgate.autoscaling.traces import Trace, TraceKind, load_azure_llm_csv, load_csv, synthetic
+
+
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``simulate`` and ``render`` on a parent parser's subparsers."""
+    _add_simulate(subparsers)
+    _add_render(subparsers)
+
+
+def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    replica, pool = ReplicaModel(), DEFAULT_POOL
+    p = subparsers.add_parser(
+        "simulate",
+        help="replay a request trace through the scaling policy and warm pool",
+        description="Step the autoscaling policy over a trace; report SLA misses, "
+        "cold-start exposure and replica-hours; optionally compare four strategies.",
+    )
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--trace",
+        choices=[k.value for k in TraceKind],
+        default=TraceKind.SPIKE.value,
+        help="synthetic trace (default: spike)",
+    )
+    source.add_argument(
+        "--csv",
+        type=Path,
+        help="CSV trace: 'timestamp,requests' counts, or the Azure LLM format "
+        "(TIMESTAMP,ContextTokens,GeneratedTokens, one row per request)",
+    )
+    p.add_argument("--time-scale", type=float, default=1.0, help="Azure CSV: stretch time by this")
+    p.add_argument("--seed", type=int, default=0, help="seed for traces and failures")
+    p.add_argument("--compare", action="store_true", help="table of all four strategies")
+    p.add_argument(
+        "--strategy",
+        choices=[s.value for s in Strategy],
+        default=Strategy.MIN_2_POOL.value,
+        help="the strategy of a single run (default: min-2-warm-pool)",
+    )
+    p.add_argument("--plot", type=Path, help="write a PNG of load, replicas and latency here")
+    p.add_argument(
+        "--metric",
+        choices=[m.value for m in TargetMetric],
+        default=DEFAULT_SCALING.metric.value,
+    )
+    p.add_argument(
+        "--target",
+        type=float,
+        default=DEFAULT_SCALING.target_per_replica,
+        help="target per hot replica (in-flight, or requests/s)",
+    )
+    p.add_argument("--max-replicas", type=int, default=DEFAULT_SCALING.max_replicas)
+    p.add_argument("--concurrency", type=int, default=replica.concurrency)
+    p.add_argument("--queue-depth", type=int, default=replica.queue_depth)
+    p.add_argument("--service-s", type=float, default=replica.service_s)
+    p.add_argument("--provision-s", type=float, default=replica.provision_s)
+    p.add_argument("--load-s", type=float, default=replica.load_s)
+    p.add_argument("--warmup-s", type=float, default=replica.warmup_s)
+    p.add_argument("--claim-s", type=float, default=replica.claim_s)
+    p.add_argument("--start-failure-rate", type=float, default=replica.start_failure_rate)
+    p.add_argument("--latency-budget", type=float, default=SimConfig().latency_budget_s)
+    p.add_argument("--pool-size", type=int, default=pool.target_size)
+    p.add_argument(
+        "--max-prepared",
+        type=int,
+        default=pool.max_prepared,
+        help="hot target + standbys the pool tops up to (EC2 MaxGroupPreparedCapacity)",
+    )
+    p.set_defaults(func=run_simulate)
+
+
+def _add_render(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    defaults = RenderOptions()
+    p = subparsers.add_parser(
+        "render",
+        help="print SageMaker, ECS or Kubernetes autoscaling configuration",
+        description="Render the engine's configuration: JSON (API call -> arguments) for "
+        "SageMaker and ECS, multi-document YAML for Kubernetes.",
+    )
+    p.add_argument("engine", choices=[e.value for e in Engine])
+    p.add_argument("--name", default=defaults.name)
+    p.add_argument("--image", default=defaults.image)
+    p.add_argument("--port", type=int, default=defaults.port)
+    p.add_argument("--min-hot", type=int, default=defaults.min_hot)
+    p.add_argument("--max-replicas", type=int, default=defaults.max_replicas)
+    p.add_argument(
+        "--invocations-per-replica",
+        type=float,
+        default=defaults.invocations_per_replica,
+        help="requests per second per replica (SageMaker/ALB targets are this x 60)",
+    )
+    p.add_argument("--in-flight-per-replica", type=float, default=defaults.in_flight_per_replica)
+    p.add_argument("--startup-s", type=int, default=defaults.startup_s)
+    p.add_argument("--drain-delay", type=int, default=defaults.drain_delay_s)
+    p.add_argument("--timeout", type=int, default=defaults.timeout_s)
+    p.add_argument("--instance-type", default=defaults.instance_type)
+    p.add_argument("--alb-resource-label", default=defaults.alb_resource_label)
+    p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    p.set_defaults(func=run_render)
+
+
+def _trace(args: argparse.Namespace) -> Trace:
+    rng = random.Random(args.seed)
+    if args.csv is None:
+        return synthetic(TraceKind(args.trace), rng)
+    if args.time_scale != 1.0:
+        return load_azure_llm_csv(args.csv, time_scale=args.time_scale)
+    return load_csv(args.csv, rng)
+
+
+def sim_config(args: argparse.Namespace) -> SimConfig:
+    """The :class:`SimConfig` (strategy not yet applied) that the flags describe."""
+    replica = ReplicaModel(
+        concurrency=args.concurrency,
+        service_s=args.service_s,
+        queue_depth=args.queue_depth,
+        provision_s=args.provision_s,
+        load_s=args.load_s,
+        warmup_s=args.warmup_s,
+        claim_s=args.claim_s,
+        start_failure_rate=args.start_failure_rate,
+    )
+    scaling = dataclasses.replace(
+        DEFAULT_SCALING,
+        metric=TargetMetric(args.metric),
+        target_per_replica=args.target,
+        max_replicas=args.max_replicas,
+    )
+    return SimConfig(scaling=scaling, replica=replica, latency_budget_s=args.latency_budget)
+
+
+def _pool(args: argparse.Namespace) -> PoolConfig:
+    return dataclasses.replace(
+        DEFAULT_POOL,
+        target_size=args.pool_size,
+        max_size=max(DEFAULT_POOL.max_size, args.pool_size),
+        max_prepared=args.max_prepared,
+    )
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    trace = _trace(args)
+    base = sim_config(args)
+    pool = _pool(args)
+    print(f"# trace {trace.name}: {len(trace.arrivals)} requests over {trace.duration_s:.0f} s")
+    if args.compare:
+        result = compare(trace, base, seed=args.seed, pool=pool)
+        print(result.table())
+        runs = [(s.value, r) for s, r in result.rows]
+    else:
+        strategy = Strategy(args.strategy)
+        report = simulate(trace, for_strategy(strategy, base, pool), random.Random(args.seed))
+        print(format_report(report))
+        runs = [(strategy.value, report)]
+    if args.plot is not None:
+        from warmgate.autoscaling.plot import plot_reports
+
+        plot_reports(runs, args.plot, base.latency_budget_s, title=f"trace: {trace.name}")
+        print(f"# plot written to {args.plot}", file=sys.stderr)
+    return 0
+
+
+def run_render(args: argparse.Namespace) -> int:
+    options = RenderOptions(
+        name=args.name,
+        image=args.image,
+        port=args.port,
+        min_hot=args.min_hot,
+        max_replicas=args.max_replicas,
+        invocations_per_replica=args.invocations_per_replica,
+        in_flight_per_replica=args.in_flight_per_replica,
+        startup_s=args.startup_s,
+        drain_delay_s=args.drain_delay,
+        timeout_s=args.timeout,
+        instance_type=args.instance_type,
+        alb_resource_label=args.alb_resource_label,
+    )
+    text = render(Engine(args.engine), options)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m warmgate.autoscaling simulate|render ...`` until ``warmgate`` wires these."""
+    parser = argparse.ArgumentParser(prog="python -m warmgate.autoscaling")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
