@@ -1,0 +1,240 @@
+"""Server benchmarks for docs/benchmarks.md. Ratios measured in one run, on this machine.
+
+    python scripts/bench_server.py [startup] [ping] [throughput] [first] [--seconds N]
+
+* startup    — process start → first /livez 200, → READY (ONNX and torch), with the phase split
+* ping       — /ping p50/p99 (wrk --latency) idle and while /invocations is saturated (wrk)
+* throughput — served embeddings/s (wrk) vs raw in-process encode at the same batch size
+* first      — per prompt-set shape: first request after READY ÷ steady p50, warmup on vs off
+
+Needs wrk (Debian package) and the default model (fetched on first use); the ONNX export is
+written under ``$WARMGATE_BENCH_DIR`` (default ``./out/bench``, git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.process import Replica, replica  # noqa: E402
+from warmgate.models.fetch import default_cache_dir, fetch_default_model  # noqa: E402
+from warmgate.warmup.promptset import default_prompt_set  # noqa: E402
+
+WORK = Path(os.environ.get("WARMGATE_BENCH_DIR", ROOT / "out" / "bench"))
+SHORT = "recommend a manga like Berserk"
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
+
+
+def model_dirs() -> dict[str, Path]:
+    """``torch``: the fetched safetensors directory; ``onnx``: a copy with ``model.onnx`` exported."""
+    torch_dir = fetch_default_model(default_cache_dir(), lambda m: print(m, file=sys.stderr))
+    onnx_dir = WORK / "minilm-onnx"
+    if not (onnx_dir / "model.onnx").is_file():
+        from warmgate.models.text import export_onnx
+
+        shutil.copytree(torch_dir, onnx_dir, dirs_exist_ok=True)
+        export_onnx(onnx_dir)
+    return {"onnx": onnx_dir, "torch": torch_dir}
+
+
+@contextmanager
+def ready_server(model_dir: Path, *args: str) -> Iterator[Replica]:
+    with tempfile.TemporaryDirectory() as tmp, replica(model_dir, Path(tmp), *args) as server:
+        server.wait_for("/ping", 200, timeout_s=600)
+        yield server
+
+
+# --- wrk ---------------------------------------------------------------------------------------
+
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    assert m, text
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def wrk(url: str, seconds: int, connections: int, body: str | None = None) -> dict[str, float]:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    script = None
+    if body is not None:
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        script.write(
+            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
+        script.close()
+        cmd[1:1] = ["-s", script.name]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    if script is not None:
+        os.unlink(script.name)
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    for pct in ("50", "90", "99"):
+        m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
+        result[f"p{pct}"] = _ms(m.group(1)) if m else float("nan")
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non2xx"] = float(non2xx.group(1)) if non2xx else 0.0
+    return result
+
+
+# --- benchmarks --------------------------------------------------------------------------------
+
+
+def bench_startup(dirs: dict[str, Path]) -> None:
+    print("\n### Start-up (process start → first /livez 200, → READY)\n")
+    print("| backend | first /livez 200 | READY | load phase | warmup phase | shapes warmed |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for backend, model_dir in dirs.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            with replica(model_dir, Path(tmp), "--backend", backend) as server:
+                server.wait_for("/livez", 200)
+                t_live = time.perf_counter() - t0
+                ready = server.wait_for("/ping", 200, timeout_s=600)
+                t_ready = time.perf_counter() - t0
+                del ready
+                log = server.log.read_text()
+                shapes = server.get("/readyz").json()["warmup"]["total"]
+        load = re.search(r"phase loading -> warming after ([\d.]+)s", log)
+        warm = re.search(r"phase warming -> ready after ([\d.]+)s", log)
+        print(
+            f"| {backend} | {t_live:.2f} s | {t_ready:.1f} s | {float(load.group(1)) if load else 0:.2f} s "
+            f"| {float(warm.group(1)) if warm else 0:.1f} s | {shapes} |"
+        )
+    for module in ("onnxruntime", "torch"):
+        code = f"import time; t=time.perf_counter(); import {module}; print(time.perf_counter()-t)"
+        secs = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout)
+        print(f"\nimport {module}: {secs:.2f} s", end="")
+    print()
+
+
+def bench_ping(dirs: dict[str, Path], seconds: int) -> None:
+    print("\n### /ping latency, idle and with /invocations saturated (ONNX backend)\n")
+    with ready_server(dirs["onnx"]) as server:
+        idle = wrk(server.url + "/ping", seconds, 1)
+        body = json.dumps({"inputs": [SHORT]})
+        with subprocess.Popen(
+            [sys.executable, __file__, "_load", server.url, str(seconds + 2), body],
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as load:
+            time.sleep(1.0)
+            busy = wrk(server.url + "/ping", seconds, 1)
+            load_out = json.loads(load.communicate()[0])
+    print("| /ping | p50 | p90 | p99 | non-2xx |")
+    print("| --- | --- | --- | --- | --- |")
+    print(
+        f"| idle | {idle['p50']:.2f} ms | {idle['p90']:.2f} ms | {idle['p99']:.2f} ms | {idle['non2xx']:.0f} |"
+    )
+    print(
+        f"| /invocations saturated | {busy['p50']:.2f} ms | {busy['p90']:.2f} ms | {busy['p99']:.2f} ms "
+        f"| {busy['non2xx']:.0f} |"
+    )
+    print(
+        f"\nLoad meanwhile: {load_out['rps']:.0f} /invocations per s (wrk -c32), p99 {load_out['p99']:.1f} ms, "
+        f"{load_out['non2xx']:.0f} non-2xx (503 = shed by admission control)"
+    )
+
+
+def raw_encode_rate(model_dir: Path, batch: int, seconds: float) -> float:
+    from warmgate.models.text import load_text_model
+
+    model = load_text_model(model_dir, "onnx")
+    model.load()
+    texts = [SHORT] * batch
+    for _ in range(10):
+        model.infer([model.prepare(texts)])
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        model.infer([model.prepare(texts)])
+        n += batch
+    return n / (time.perf_counter() - t0)
+
+
+def bench_throughput(dirs: dict[str, Path], seconds: int) -> None:
+    print("\n### Served embeddings/s vs raw in-process encode (ONNX backend, same batch size)\n")
+    print("| texts per request | raw in-process emb/s | served emb/s (wrk) | served ÷ raw |")
+    print("| --- | --- | --- | --- |")
+    for batch, conns in ((1, 16), (8, 4)):
+        raw = raw_encode_rate(dirs["onnx"], batch, seconds)
+        with ready_server(dirs["onnx"]) as server:
+            out = wrk(server.url + "/invocations", seconds, conns, json.dumps({"inputs": [SHORT] * batch}))
+        served = out["rps"] * batch
+        print(f"| {batch} | {raw:.0f} | {served:.0f} | {served / raw:.2f} |")
+
+
+def bench_first(dirs: dict[str, Path], steady_runs: int) -> None:
+    print("\n### First request after READY ÷ steady p50, per default prompt-set shape (ONNX)\n")
+    lines = default_prompt_set()
+    ratios: dict[str, dict[str, float]] = {}
+    for mode, flag in (("on", "--warmup"), ("off", "--no-warmup")):
+        with (
+            ready_server(dirs["onnx"], flag) as server,
+            httpx.Client(base_url=server.url, timeout=60) as client,
+        ):
+            for line in lines:
+                headers = {"Content-Type": line.content_type, "Accept": line.accept}
+                t0 = time.perf_counter()
+                client.post("/invocations", content=line.body, headers=headers).raise_for_status()
+                first = time.perf_counter() - t0
+                samples = []
+                for _ in range(steady_runs):
+                    t0 = time.perf_counter()
+                    client.post("/invocations", content=line.body, headers=headers).raise_for_status()
+                    samples.append(time.perf_counter() - t0)
+                ratios.setdefault(line.name, {})[mode] = first / statistics.median(samples)
+    print("| shape | warmup on | warmup off |")
+    print("| --- | --- | --- |")
+    for name, r in ratios.items():
+        print(f"| {name} | {r['on']:.2f} | {r['off']:.2f} |")
+    on = [r["on"] for r in ratios.values()]
+    off = [r["off"] for r in ratios.values()]
+    print(
+        f"| **max / median** | **{max(on):.2f} / {statistics.median(on):.2f}** "
+        f"| **{max(off):.2f} / {statistics.median(off):.2f}** |"
+    )
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["_load"]:  # internal: the saturating load, run as its own process
+        url, seconds, body = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+        print(json.dumps(wrk(url + "/invocations", seconds, 32, body)))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", nargs="*", default=["startup", "ping", "throughput", "first"])
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    print(f"Machine: {machine()}")
+    dirs = model_dirs()
+    for name in args.which:
+        {
+            "startup": lambda: bench_startup(dirs),
+            "ping": lambda: bench_ping(dirs, args.seconds),
+            "throughput": lambda: bench_throughput(dirs, args.seconds),
+            "first": lambda: bench_first(dirs, 20),
+        }[name]()
+
+
+if __name__ == "__main__":
+    main()
