@@ -49,8 +49,7 @@ def default_cache_dir() -> Path:
 def is_complete(model_dir: Path) -> bool:
     """True when every file of :data:`REQUIRED_FILES` exists and is not empty."""
     return all(
-        (model_dir / name).is_file() and (model_dir / name).stat().st_size > 0
-        for name in REQUIRED_FILES
+        (model_dir / name).is_file() and (model_dir / name).stat().st_size > 0 for name in REQUIRED_FILES
     )
 
 

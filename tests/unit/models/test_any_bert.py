@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,14 @@ def test_relu_and_tanh_gelu_activations(tmp_path: Path, minilm_dir: Path) -> Non
         )
         vectors = embed_with(TorchTextModel(model_dir), TEXTS)
         assert np.isfinite(vectors).all()
+
+
+def test_a_directory_with_its_own_tokenizer(tmp_path: Path) -> None:
+    small = {**TINY_CONFIG, "vocab_size": 16}
+    model_dir = write_bert_dir(tmp_path / "own", None, config=small)
+    model = TorchTextModel(model_dir)
+    vectors = embed_with(model, ["recommend a manga", "one piece", "unknown words"])
+    assert vectors.shape == (3, 32)
+    for bucket in model.buckets():
+        item = model.prepare(json.loads(model.synthetic_request(bucket).body)["inputs"])
+        assert (item.size, item.key) == (bucket.batch, bucket.seq)
