@@ -6,6 +6,8 @@
   warmgate never unpickles weights). Medians of ``--repeat`` runs, page cache warm for both.
 * Encode: embeddings/second of ``model.infer([model.prepare(texts)])`` in-process, torch and
   ONNX Runtime, per batch size (texts of ~``--tokens`` tokens).
+* On CUDA only: batch-1 latency eager vs CUDA graph replay, and the time and memory that
+  capturing every bucket costs.
 
 Prints markdown tables (machine first). Usage::
 
@@ -87,6 +89,37 @@ def bench_encode(
     return rows
 
 
+def bench_cuda_graphs(model_dir: Path, repeat: int) -> list[tuple[str, float]]:
+    """On CUDA: batch-1 latency eager vs graph replay, and what capturing every bucket costs."""
+    import torch
+
+    from warmgate.models.text import TorchTextModel
+
+    eager = TorchTextModel(model_dir, device="cuda", cuda_graphs=False)
+    graphs = TorchTextModel(model_dir, device="cuda")
+    eager.load()
+    graphs.load()
+    text = [graphs.tokenizer.text_of_length(16)]
+    torch.cuda.synchronize()
+    reserved = torch.cuda.memory_reserved()
+    start = time.perf_counter()
+    for bucket in graphs.buckets():
+        texts = [graphs.tokenizer.text_of_length(bucket.seq)] * bucket.batch
+        graphs.infer([graphs.prepare(texts)])
+    capture_s = time.perf_counter() - start
+    graphs.seal()
+    capture_mib = (torch.cuda.memory_reserved() - reserved) / 2**20
+    return [
+        ("eager batch 1 (ms)", 1000 * median_seconds(lambda: eager.infer([eager.prepare(text)]), repeat)),
+        (
+            "graph replay batch 1 (ms)",
+            1000 * median_seconds(lambda: graphs.infer([graphs.prepare(text)]), repeat),
+        ),
+        (f"capture all {graphs.stats.graphs_captured} buckets (s)", capture_s),
+        ("capture memory reserved (MiB)", capture_mib),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=None, help="default: fetch MiniLM")
@@ -120,6 +153,12 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for backend, batch, ms, per_s in bench_encode(model_dir, batches, args.tokens, args.repeat):
         print(f"| {backend} | {batch} | {args.tokens} | {ms:.1f} | {per_s:.0f} |")
+
+    if torch.cuda.is_available():
+        print(f"\n| CUDA graphs on {torch.cuda.get_device_name()} | value |")
+        print("|---|---:|")
+        for name, value in bench_cuda_graphs(model_dir, max(args.repeat, 20)):
+            print(f"| {name} | {value:.2f} |")
 
 
 if __name__ == "__main__":
