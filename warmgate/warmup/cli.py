@@ -136,7 +136,11 @@ def run_record_command(args: argparse.Namespace) -> int:
     if not lines:
         print(f"warmgate record: {url} has recorded no usable shapes yet", file=sys.stderr)
         return EXIT_FAILED
-    dump_prompt_set(lines, args.output)
+    try:
+        dump_prompt_set(lines, args.output)
+    except OSError as e:
+        print(f"warmgate record: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_FAILED
     total = sum(line.repeat for line in lines)
     print(f"wrote {len(lines)} shapes ({total} requests per pass) to {args.output}")
     return EXIT_OK

@@ -122,9 +122,10 @@ def dump_prompt_set(lines: Sequence[PromptLine], path: str | Path) -> None:
 
     Bodies that are canonical compact JSON objects/arrays are written as ``body`` objects,
     other UTF-8 bodies as ``body`` strings, and binary bodies into ``<stem>.bodies/`` next to
-    the file, referenced by ``body_file``.
+    the file, referenced by ``body_file``. Missing parent folders are created.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     names = [line.name for line in lines]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})

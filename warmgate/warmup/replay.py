@@ -88,10 +88,10 @@ class ReplayReport:
                     "name": s.name,
                     "count": s.count,
                     "errors": s.errors,
-                    "p50_ms": s.p50_ms,
-                    "p95_ms": s.p95_ms,
-                    "p99_ms": s.p99_ms,
-                    "max_ms": s.max_ms,
+                    "p50_ms": _round(s.p50_ms),
+                    "p95_ms": _round(s.p95_ms),
+                    "p99_ms": _round(s.p99_ms),
+                    "max_ms": _round(s.max_ms),
                 }
                 for s in self.shapes
             ],
@@ -277,3 +277,8 @@ def _shape_report(name: str, results: Sequence[RequestResult]) -> ShapeReport:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def _round(value: float | None) -> float | None:
+    """Milliseconds to the microsecond: enough for any budget, readable in JSON."""
+    return None if value is None else round(value, 3)

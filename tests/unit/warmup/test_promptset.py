@@ -130,8 +130,7 @@ def test_dump_then_load_round_trips_byte_for_byte(tmp_path: Path) -> None:
         PromptLine("bad", b"{nope", expect_status=400),
         PromptLine("string-literal", b'"hello"'),
     ]
-    path = tmp_path / "out" / "recorded.jsonl"
-    path.parent.mkdir()
+    path = tmp_path / "out" / "recorded.jsonl"  # the folder is created
     dump_prompt_set(lines, path)
     assert load_prompt_set(path) == lines
     records = [json.loads(s) for s in path.read_text().splitlines()]

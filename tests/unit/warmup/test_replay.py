@@ -119,7 +119,6 @@ def test_record_then_replay_round_trip(
     ]
     assert main(["replay", str(write_set(tmp_path, traffic)), "--url", endpoint.url]) == 0
     out = tmp_path / "recorded" / "set.jsonl"
-    out.parent.mkdir()
     assert main(["record", "--url", endpoint.url, "-o", str(out), "--max-repeat", "6"]) == 0
     assert "wrote 3 shapes" in capsys.readouterr().out
 
