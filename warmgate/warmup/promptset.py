@@ -70,7 +70,7 @@ def load_prompt_set(path: str | Path) -> list[PromptLine]:
 
     lines: list[PromptLine] = []
     seen: dict[str, int] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(text.split("\n"), start=1):  # JSONL: only \n ends a line
         if not raw.strip():
             continue
         line = _parse_line(raw, path, lineno)

@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from warmgate.errors import ConfigError
 from warmgate.warmup.promptset import (
@@ -142,3 +144,35 @@ def test_dump_then_load_round_trips_byte_for_byte(tmp_path: Path) -> None:
 def test_dump_refuses_duplicate_names(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="duplicate names"):
         dump_prompt_set([PromptLine("a", b"{}"), PromptLine("a", b"[]")], tmp_path / "x.jsonl")
+
+
+names = st.text(min_size=1, max_size=20).filter(lambda s: s.strip() != "")
+media = st.sampled_from(["application/json", "text/plain", "application/x-npy", "text/csv"])
+bodies = st.one_of(
+    st.binary(max_size=64),
+    st.text(max_size=64).map(str.encode),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+        lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=5), kids, max_size=4),
+        max_leaves=10,
+    ).map(lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()),
+)
+prompt_lines = st.builds(
+    PromptLine,
+    name=names,
+    body=bodies,
+    content_type=media,
+    accept=media,
+    repeat=st.integers(1, 50),
+    expect_status=st.integers(100, 599),
+)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(prompt_lines, min_size=1, max_size=6, unique_by=lambda line: line.name))
+def test_any_prompt_set_round_trips(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[PromptLine]
+) -> None:
+    path = tmp_path_factory.mktemp("rt") / "set.jsonl"
+    dump_prompt_set(lines, path)
+    assert load_prompt_set(path) == lines
