@@ -1,0 +1,107 @@
+"""The simulator on tiny traces whose figures are worked out by hand in each test."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from warmgate.autoscaling.model import ScalingConfig, TargetMetric
+from warmgate.autoscaling.pool import PoolConfig
+from warmgate.autoscaling.scenario import ReplicaModel, SimConfig
+from warmgate.autoscaling.simulator import simulate
+from warmgate.autoscaling.traces import Trace, spike
+
+
+def trace(arrivals: list[float], duration_s: float, crashes: tuple[float, ...] = ()) -> Trace:
+    return Trace("tiny", duration_s, tuple(arrivals), (1.0,) * len(arrivals), crashes)
+
+
+HOUR = 3600.0
+COLD = ReplicaModel(
+    concurrency=1, queue_depth=1, service_s=1.0, provision_s=4, load_s=3, warmup_s=3, claim_s=2
+)
+
+
+def test_one_replica_queue_refusal_and_lateness() -> None:
+    config = SimConfig(
+        scaling=ScalingConfig(min_hot=1, max_replicas=1),
+        replica=COLD,
+        tick_s=10.0,
+        latency_budget_s=1.5,
+        router_timeout_s=0.5,
+        floor=1,
+    )
+    report = simulate(trace([0.1, 0.2, 0.3, 5.0], 10.0), config, random.Random(0))
+    # 0.1: free slot, served 0.1..1.1, latency 1.0
+    # 0.2: slot busy, queue has room (1 outstanding < 1 + 1): starts 1.1, ends 2.1, latency
+    #      1.9 > 1.5 budget -> late
+    # 0.3: 2 outstanding = concurrency + queue: met no ready replica, held by the router;
+    #      at 1.1 it has waited 0.8 s > 0.5 s timeout -> refused
+    # 5.0: served 5.0..6.0, latency 1.0
+    assert (report.served, report.late, report.refused, report.met_no_ready) == (3, 1, 1, 1)
+    assert report.sla_misses == 2
+    assert report.p50_latency_s == pytest.approx(1.0)
+    assert report.p99_latency_s == pytest.approx(1.9)
+    # one replica hot for the whole 10 s; nothing warming or pooled; never below floor 1
+    assert report.hot_hours == pytest.approx(10 / HOUR)
+    assert (report.warming_hours, report.pooled_hours, report.below_floor_s) == (0, 0, 0)
+
+
+def scale_from_zero(pool: PoolConfig | None) -> SimConfig:
+    return SimConfig(
+        scaling=ScalingConfig(min_hot=0, metric=TargetMetric.INVOCATIONS, target_per_replica=1),
+        replica=COLD,
+        pool=pool,
+        tick_s=2.0,
+        latency_budget_s=2.0,
+        router_timeout_s=100.0,
+        floor=1,
+    )
+
+
+def test_cold_start_from_zero() -> None:
+    report = simulate(trace([1.0], 20.0), scale_from_zero(None), random.Random(0))
+    # tick 0: no load, stays at 0. Arrival at 1.0 meets no replica and is held.
+    # tick 2: rate 1 arrival / 2 s = 0.5/s -> ceil(0.5 / 1) = 1 replica: a cold start of
+    # 4 + 3 + 3 = 10 s, ready at 12; the request runs 12..13: latency 12 s > 2 s budget.
+    assert (report.met_no_ready, report.served, report.late) == (1, 1, 1)
+    assert report.p50_latency_s == pytest.approx(12.0)
+    assert report.cold_starts == 1
+    assert report.warming_hours == pytest.approx(10 / HOUR)  # 2..12
+    assert report.hot_hours == pytest.approx(8 / HOUR)  # 12..20
+    assert report.below_floor_s == pytest.approx(12.0)  # 0..12 with no hot replica
+
+
+def test_warm_pool_claim_instead_of_cold_start() -> None:
+    pool = PoolConfig(target_size=1, max_size=1)
+    report = simulate(trace([1.0], 20.0), scale_from_zero(pool), random.Random(0))
+    # tick 2 claims the standby (ready since 0): ready after claim_s = 2 s, at 4; the request
+    # runs 4..5, latency 4 s. The reaper starts a new standby at 2 (ready at 12).
+    assert (report.pool_claims, report.cold_starts) == (1, 0)
+    assert report.p50_latency_s == pytest.approx(4.0)
+    assert report.warming_hours == pytest.approx(2 / HOUR)  # the claim, 2..4
+    assert report.hot_hours == pytest.approx(16 / HOUR)  # 4..20
+    assert report.pooled_hours == pytest.approx(20 / HOUR)  # one standby all along
+
+
+def test_a_crash_loses_its_requests_and_is_replaced() -> None:
+    config = SimConfig(
+        scaling=ScalingConfig(min_hot=1, max_replicas=2),
+        replica=ReplicaModel(concurrency=1, service_s=5.0, provision_s=4, load_s=3, warmup_s=3),
+        tick_s=2.0,
+        floor=1,
+    )
+    report = simulate(trace([0.5], 30.0, crashes=(1.0,)), config, random.Random(0))
+    # the only replica dies at 1.0 with the 0.5 request in service: crashed 1.
+    # tick 2 replaces it: cold start 10 s, ready at 12. Below the floor 1.0..12.0.
+    assert (report.crashed, report.served, report.sla_misses) == (1, 0, 1)
+    assert report.cold_starts == 1
+    assert report.below_floor_s == pytest.approx(11.0)
+
+
+def test_same_seed_same_report() -> None:
+    small = spike(random.Random(3), duration_s=1500.0, at_s=300.0, hold_s=300.0)
+    one = simulate(small, SimConfig(pool=PoolConfig(target_size=1)), random.Random(5))
+    two = simulate(small, SimConfig(pool=PoolConfig(target_size=1)), random.Random(5))
+    assert one == two
