@@ -67,7 +67,7 @@ class Config:
     warmup: bool = True
     warmup_set: str = ""
     warmup_timeout_s: float = 600.0
-    warmup_max_runs: int = 12
+    warmup_max_runs: int = 8
     warmup_tolerance: float = 0.10
     exit_on_failure: bool = False
     watchdog_s: float = 120.0

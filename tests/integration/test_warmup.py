@@ -54,3 +54,17 @@ def test_warmup_off_goes_ready_without_driving_requests(linear_dir: Path) -> Non
     with serving(linear_dir, warmup="0") as client:
         assert client.get("/readyz").json()["reason"] == "warmup disabled"
         assert "warmgate_eager_runs_total 0.0" in client.get("/metrics").text
+
+
+def test_recorder_samples_traffic_shapes_but_not_warmup(linear_dir: Path) -> None:
+    with serving(linear_dir, record_shapes="1", max_batch="4") as client:
+        assert client.get("/warmgate/shapes").json()["total"] == 0  # warmup is not traffic
+        client.post("/invocations", json={"inputs": [[1, 2, 3, 4]] * 3})
+        shapes = client.get("/warmgate/shapes").json()
+        assert shapes["total"] == 1
+        assert shapes["shapes"][0]["rows"] == 4  # rounded up to the batch bucket
+        assert shapes["shapes"][0]["content_type"] == "application/json"
+    with serving(linear_dir) as client:
+        off = client.get("/warmgate/shapes")
+        assert off.status_code == 404
+        assert "WARMGATE_RECORD" in off.json()["message"]

@@ -34,12 +34,11 @@ class Pipeline:
         model: Model,
         batcher: Batcher,
         timeout_s: float,
-        observe: ShapeObserver | None = None,
     ) -> None:
         self.model = model
         self._batcher = batcher
         self._timeout_s = timeout_s
-        self._observe = observe
+        self.observe: ShapeObserver | None = None  # shape sampling for `warmgate record`; set once READY
 
     async def handle(
         self,
@@ -53,9 +52,9 @@ class Pipeline:
             raise BadRequest("request body is empty")
         payload, out_type = self._decode(body, ctype, accept, protocol)
         item = self.model.prepare(payload)
-        if self._observe is not None:
+        if self.observe is not None:
             tokens = item.key if isinstance(item.key, int) else 0
-            self._observe(ctype, out_type, item.size, tokens)
+            self.observe(ctype, out_type, item.size, tokens)
         output = await self._batcher.submit(item, self._timeout_s)
         return Reply(*self._encode(output, out_type, protocol), item)
 

@@ -109,8 +109,7 @@ class Runtime:
             await self._batcher.run_now(model.load)
             self.metrics.model_load_seconds.set(time.perf_counter() - t0)
             self.model = model
-            observe = self.recorder.observe if self.recorder is not None else None
-            self.pipeline = Pipeline(model, self._batcher, self.config.timeout_s, observe)
+            self.pipeline = Pipeline(model, self._batcher, self.config.timeout_s)
             self.lifecycle.transition(
                 Phase.WARMING, f"model {model.name} loaded in {time.perf_counter() - t0:.2f}s"
             )
@@ -118,6 +117,8 @@ class Runtime:
             if self.config.warmup:
                 await asyncio.wait_for(self._warm(model), self.config.warmup_timeout_s)
             await self._batcher.run_now(model.seal)
+            if self.recorder is not None:  # record traffic's shapes, not warmup's own
+                self.pipeline.observe = self.recorder.observe
             self.lifecycle.transition(
                 Phase.READY,
                 f"warmed {len(self.warmup_results)} shapes in {time.perf_counter() - t1:.2f}s"

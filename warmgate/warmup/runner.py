@@ -33,7 +33,7 @@ Progress = Callable[[int, int, str], None]
 
 @dataclass(frozen=True)
 class WarmupPolicy:
-    max_runs: int = 12
+    max_runs: int = 8
     tolerance: float = 0.10
     window: int = 3
 
