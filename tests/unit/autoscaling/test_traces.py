@@ -72,7 +72,7 @@ def test_counts_csv(tmp_path: Path) -> None:
 def test_counts_csv_names_the_bad_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("timestamp,requests\n0,1\n1,lots\n")
-    with pytest.raises(ConfigError, match="bad.csv:3"):
+    with pytest.raises(ConfigError, match=r"bad\.csv:3"):
         load_counts_csv(path, random.Random(0))
 
 
