@@ -42,7 +42,10 @@ SHORT = "recommend a manga like Berserk"
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.platform()}"
+    )
 
 
 def model_dirs() -> dict[str, Path]:
@@ -77,18 +80,15 @@ def _ms(text: str) -> float:
 
 def wrk(url: str, seconds: int, connections: int, body: str | None = None) -> dict[str, float]:
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
-    script = None
-    if body is not None:
-        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-        script.write(
-            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
-            'wrk.headers["Content-Type"] = "application/json"\n'
-        )
-        script.close()
-        cmd[1:1] = ["-s", script.name]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    if script is not None:
-        os.unlink(script.name)
+    with tempfile.TemporaryDirectory() as tmp:
+        if body is not None:
+            script = Path(tmp) / "post.lua"
+            script.write_text(
+                f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+                'wrk.headers["Content-Type"] = "application/json"\n'
+            )
+            cmd[1:1] = ["-s", str(script)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
     for pct in ("50", "90", "99"):
         m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
@@ -144,16 +144,11 @@ def bench_ping(dirs: dict[str, Path], seconds: int) -> None:
             load_out = json.loads(load.communicate()[0])
     print("| /ping | p50 | p90 | p99 | non-2xx |")
     print("| --- | --- | --- | --- | --- |")
+    for label, r in (("idle", idle), ("/invocations saturated", busy)):
+        print(f"| {label} | {r['p50']:.2f} ms | {r['p90']:.2f} ms | {r['p99']:.2f} ms | {r['non2xx']:.0f} |")
     print(
-        f"| idle | {idle['p50']:.2f} ms | {idle['p90']:.2f} ms | {idle['p99']:.2f} ms | {idle['non2xx']:.0f} |"
-    )
-    print(
-        f"| /invocations saturated | {busy['p50']:.2f} ms | {busy['p90']:.2f} ms | {busy['p99']:.2f} ms "
-        f"| {busy['non2xx']:.0f} |"
-    )
-    print(
-        f"\nLoad meanwhile: {load_out['rps']:.0f} /invocations per s (wrk -c32), p99 {load_out['p99']:.1f} ms, "
-        f"{load_out['non2xx']:.0f} non-2xx (503 = shed by admission control)"
+        f"\nLoad meanwhile: {load_out['rps']:.0f} /invocations per s (wrk -c32), "
+        f"p99 {load_out['p99']:.1f} ms, {load_out['non2xx']:.0f} non-2xx (503 = shed by admission control)"
     )
 
 

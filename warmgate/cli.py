@@ -77,9 +77,7 @@ def _add_fetch(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _fetch(args: argparse.Namespace) -> int:
     from warmgate.models.fetch import default_cache_dir, fetch_default_model
 
-    path = fetch_default_model(
-        args.dest or default_cache_dir(), lambda m: print(m, file=sys.stderr)
-    )
+    path = fetch_default_model(args.dest or default_cache_dir(), lambda m: print(m, file=sys.stderr))
     print(path)
     return 0
 

@@ -285,9 +285,7 @@ def _from_toml(model_dir: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: top-level key {section!r} must be a table")
         for key in table:
             if f"{section}.{key}" not in known:
-                raise ConfigError(
-                    f"{path}: unknown setting [{section}] {key}; known: {sorted(known)}"
-                )
+                raise ConfigError(f"{path}: unknown setting [{section}] {key}; known: {sorted(known)}")
     for opt in OPTIONS:
         if not opt.toml:
             continue

@@ -40,9 +40,7 @@ class BucketPlan:
     def __post_init__(self) -> None:
         for label, values in (("batch_sizes", self.batch_sizes), ("seq_lens", self.seq_lens)):
             if list(values) != sorted(set(values)) or any(v < 1 for v in values):
-                raise ConfigError(
-                    f"{label} must be strictly increasing positive integers, got {values}"
-                )
+                raise ConfigError(f"{label} must be strictly increasing positive integers, got {values}")
         if not self.batch_sizes:
             raise ConfigError("a bucket plan needs at least one batch size")
 

@@ -32,9 +32,7 @@ def detect(model_dir: Path, program: str) -> Layout:
     if (model_dir / "code" / program).is_file():
         return Layout.HANDLER
     has_tokenizer = (model_dir / "tokenizer.json").is_file()
-    has_weights = (model_dir / "model.safetensors").is_file() and (
-        model_dir / "config.json"
-    ).is_file()
+    has_weights = (model_dir / "model.safetensors").is_file() and (model_dir / "config.json").is_file()
     if has_tokenizer and (has_weights or (model_dir / "model.onnx").is_file()):
         return Layout.TEXT
     if (model_dir / "model.onnx").is_file():
@@ -76,9 +74,7 @@ def build_model(config: Config, model_dir: Path, name: str) -> Model:
             threads=config.threads,
         )
     if config.backend is Backend.TORCH:
-        raise ModelLoadError(
-            "backend torch needs model.safetensors + config.json; found model.onnx"
-        )
+        raise ModelLoadError("backend torch needs model.safetensors + config.json; found model.onnx")
     from warmgate.models.onnx_backend import OnnxModel
 
     return OnnxModel(

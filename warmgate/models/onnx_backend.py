@@ -41,9 +41,7 @@ def choose_providers(device: Device, available: Sequence[str]) -> list[str]:
     """Explicit provider list for ``device``; raises when the device's provider is missing."""
     if device is Device.CUDA or (device is Device.AUTO and CUDA in available):
         if CUDA not in available:
-            raise ModelLoadError(
-                f"device cuda asked for, but ONNX Runtime offers only {list(available)}"
-            )
+            raise ModelLoadError(f"device cuda asked for, but ONNX Runtime offers only {list(available)}")
         return [CUDA, CPU]
     return [CPU]
 
@@ -74,9 +72,7 @@ def open_session(path: Path, device: Device, threads: int) -> Any:
         raise ModelLoadError(f"ONNX Runtime could not load {path.name}: {exc}") from exc
     active = session.get_providers()
     if active[0] != providers[0]:
-        raise ModelLoadError(
-            f"asked ONNX Runtime for {providers[0]} but the session runs on {active}"
-        )
+        raise ModelLoadError(f"asked ONNX Runtime for {providers[0]} but the session runs on {active}")
     if providers[0] == CUDA:
         log.info(
             "ONNX Runtime CUDA graphs are not enabled: they need fixed input shapes and "
@@ -160,9 +156,7 @@ class OnnxModel:
             raise BadRequest(f"inputs disagree on the batch size (axis 0): {rows}")
         size = next(iter(rows.values()))
         if size > self._plan.max_batch and self._oversize is Oversize.REJECT:
-            raise PayloadTooLarge(
-                f"batch of {size} rows exceeds the largest bucket ({self._plan.max_batch})"
-            )
+            raise PayloadTooLarge(f"batch of {size} rows exceeds the largest bucket ({self._plan.max_batch})")
         return Item(key=_shape_key(tensors, skip_batch=True), size=size, payload=tensors)
 
     def infer(self, items: Sequence[Item]) -> list[Any]:

@@ -100,16 +100,12 @@ def create_app(config: Config, model_factory: ModelFactory = default_model_facto
         return JSONResponse({"name": "warmgate", "version": __version__, "extensions": []})
 
     async def metrics(request: Request) -> Response:
-        return Response(
-            generate_latest(rt.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        return Response(generate_latest(rt.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def execution_parameters(request: Request) -> Response:
         return JSONResponse(
             {
-                "MaxConcurrentTransforms": max(
-                    1, min(config.max_queue, config.bucket_plan().max_batch)
-                ),
+                "MaxConcurrentTransforms": max(1, min(config.max_queue, config.bucket_plan().max_batch)),
                 "BatchStrategy": "MULTI_RECORD",
                 "MaxPayloadInMB": int(config.max_payload_mb),
             }
@@ -140,9 +136,7 @@ def create_app(config: Config, model_factory: ModelFactory = default_model_facto
 
     def serving_pipeline() -> Pipeline:
         if not rt.lifecycle.serving or rt.pipeline is None:
-            raise Unavailable(
-                f"not ready: phase {rt.lifecycle.phase.value} ({rt.lifecycle.reason})", 5
-            )
+            raise Unavailable(f"not ready: phase {rt.lifecycle.phase.value} ({rt.lifecycle.reason})", 5)
         return rt.pipeline
 
     async def infer(request: Request, protocol: Protocol) -> Response:
@@ -174,9 +168,7 @@ def create_app(config: Config, model_factory: ModelFactory = default_model_facto
             timed("/v2/models/{name}/ready", model_ready),
             methods=["GET"],
         ),
-        Route(
-            "/v2/models/{name}/infer", timed("/v2/models/{name}/infer", oip_infer), methods=["POST"]
-        ),
+        Route("/v2/models/{name}/infer", timed("/v2/models/{name}/infer", oip_infer), methods=["POST"]),
         Route("/invocations", timed("/invocations", invocations), methods=["POST"]),
         Route(
             "/execution-parameters",
@@ -196,8 +188,6 @@ def create_app(config: Config, model_factory: ModelFactory = default_model_facto
     async def http_error(request: Request, exc: Exception) -> Response:
         return error_response(exc)
 
-    app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
-    )
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     app.state.runtime = rt
     return app

@@ -147,9 +147,7 @@ class Batcher:
                 continue
             self._on_batch(sum(p.item.size for p in batch))
             try:
-                outputs = await loop.run_in_executor(
-                    self._executor, self._run, [p.item for p in batch]
-                )
+                outputs = await loop.run_in_executor(self._executor, self._run, [p.item for p in batch])
             except Exception as exc:  # the model's error belongs to every request of the batch
                 for p in batch:
                     if not p.future.done():

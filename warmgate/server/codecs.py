@@ -95,9 +95,7 @@ def conform(name: str, value: Any, spec: TensorSpec) -> np.ndarray:
     except ValueError as exc:
         raise BadRequest(f"input {name!r} is not a rectangular array: {exc}") from exc
     if array.dtype == object or array.dtype.kind in "USV":
-        raise BadRequest(
-            f"input {name!r} must hold numbers of dtype {spec.dtype}, got {array.dtype}"
-        )
+        raise BadRequest(f"input {name!r} must hold numbers of dtype {spec.dtype}, got {array.dtype}")
     fractional = array.dtype.kind == "f" and not (
         np.all(np.isfinite(array)) and np.all(array == np.round(array))
     )
@@ -145,9 +143,7 @@ def _single(value: Any, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
     return {specs[0].name: conform(specs[0].name, value, specs[0])}
 
 
-def decode_tensors(
-    body: bytes, content_type: str, specs: Sequence[TensorSpec]
-) -> dict[str, np.ndarray]:
+def decode_tensors(body: bytes, content_type: str, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
     """SageMaker-style tensors: JSON ``{"inputs": {name: values}}``, ``{"inputs": values}`` or a bare
     list (single-input models), ``application/x-npy`` (single input) or ``application/x-npz``."""
     if content_type in (JSON, ""):
@@ -164,9 +160,7 @@ def decode_tensors(
         return _single(_npy(body), specs)
     if content_type == NPZ:
         return _named(_npz(body), specs)
-    raise UnsupportedMediaType(
-        f"Content-Type {content_type!r} is not supported; use {JSON}, {NPY} or {NPZ}"
-    )
+    raise UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; use {JSON}, {NPY} or {NPZ}")
 
 
 def decode_oip(body: bytes, specs: Sequence[TensorSpec] | None) -> dict[str, Any]:
@@ -177,9 +171,7 @@ def decode_oip(body: bytes, specs: Sequence[TensorSpec] | None) -> dict[str, Any
     """
     doc = _json(body)
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
-        raise BadRequest(
-            'OIP body must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}'
-        )
+        raise BadRequest('OIP body must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
     values: dict[str, Any] = {}
     for i, tensor in enumerate(doc["inputs"]):
         if not isinstance(tensor, dict):
@@ -299,9 +291,7 @@ def encode_embeddings(embeddings: np.ndarray, accept: str) -> bytes:
     if accept == JSON:
         return json.dumps({"embeddings": embeddings.tolist()}).encode()
     if accept == JSONLINES:
-        return "".join(
-            json.dumps({"embedding": row}) + "\n" for row in embeddings.tolist()
-        ).encode()
+        return "".join(json.dumps({"embedding": row}) + "\n" for row in embeddings.tolist()).encode()
     return _npy_bytes(embeddings)
 
 

@@ -65,24 +65,18 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.in_flight = Gauge(
-            "warmgate_requests_in_flight", "inference requests admitted", registry=r
-        )
+        self.in_flight = Gauge("warmgate_requests_in_flight", "inference requests admitted", registry=r)
         self.queue_depth = Gauge(
             "warmgate_queue_depth", "requests waiting for the inference thread", registry=r
         )
         self.batch_size = Histogram(
             "warmgate_batch_size_rows", "rows per executed batch", buckets=BATCH_BUCKETS, registry=r
         )
-        self.phase = Gauge(
-            "warmgate_phase", "1 for the current lifecycle phase", ["phase"], registry=r
-        )
+        self.phase = Gauge("warmgate_phase", "1 for the current lifecycle phase", ["phase"], registry=r)
         self.model_load_seconds = Gauge(
             "warmgate_model_load_seconds", "time spent loading the model", registry=r
         )
-        self.warmup_seconds = Gauge(
-            "warmgate_warmup_seconds", "warmup time per shape", ["shape"], registry=r
-        )
+        self.warmup_seconds = Gauge("warmgate_warmup_seconds", "warmup time per shape", ["shape"], registry=r)
         self.warmup_steady_seconds = Gauge(
             "warmgate_warmup_steady_latency_seconds",
             "converged latency per shape",

@@ -58,9 +58,7 @@ class Pipeline:
         output = await self._batcher.submit(item, self._timeout_s)
         return Reply(*self._encode(output, out_type, protocol), item)
 
-    def _decode(
-        self, body: bytes, ctype: str, accept: str | None, protocol: Protocol
-    ) -> tuple[Any, str]:
+    def _decode(self, body: bytes, ctype: str, accept: str | None, protocol: Protocol) -> tuple[Any, str]:
         kind = self.model.kind
         if protocol is Protocol.OIP:
             specs = None if kind is ModelKind.TEXT else self.model.inputs

@@ -88,9 +88,7 @@ async def _warm_shape(
             if exc.status == expect_status:
                 latencies.append(time.perf_counter() - t0)
                 continue
-            raise WarmupError(
-                f"warmup request {name!r} failed with {exc.status}: {exc.message}"
-            ) from exc
+            raise WarmupError(f"warmup request {name!r} failed with {exc.status}: {exc.message}") from exc
         if expect_status != 200:
             raise WarmupError(f"warmup request {name!r} answered 200, expected {expect_status}")
         latencies.append(time.perf_counter() - t0)
@@ -135,9 +133,7 @@ async def run_warmup(
         on_shape(result)
 
     for line in prompts:
-        await warm(
-            line.name, line.body, line.content_type, line.accept, line.repeat, line.expect_status
-        )
+        await warm(line.name, line.body, line.content_type, line.accept, line.repeat, line.expect_status)
     if synthetic is not None:
         covered = {r.bucket for r in results if r.bucket is not None}
         missing = [b for b in buckets if b not in covered]
