@@ -90,9 +90,10 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument("--pool-size", type=int, default=pool.target_size)
     p.add_argument(
         "--max-prepared",
-        type=int,
+        type=_int_or_none,
         default=pool.max_prepared,
-        help="hot target + standbys the pool tops up to (EC2 MaxGroupPreparedCapacity)",
+        help="hot target + standbys the pool tops up to (EC2 MaxGroupPreparedCapacity); "
+        "'none' keeps --pool-size standbys whatever the fleet size",
     )
     p.set_defaults(func=run_simulate)
 
@@ -125,6 +126,10 @@ def _add_render(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--alb-resource-label", default=defaults.alb_resource_label)
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     p.set_defaults(func=run_render)
+
+
+def _int_or_none(text: str) -> int | None:
+    return None if text.lower() == "none" else int(text)
 
 
 def _trace(args: argparse.Namespace) -> Trace:

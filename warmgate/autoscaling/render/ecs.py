@@ -23,7 +23,7 @@ def ping_command(port: int) -> list[str]:
         "import sys, urllib.request\n"
         "try:\n"
         f"    urllib.request.urlopen('http://127.0.0.1:{port}/ping', timeout=4)\n"
-        "except Exception:\n"
+        "except OSError:  # URLError, HTTPError (503 while warming), timeouts\n"
         "    sys.exit(1)\n"
     )
     return ["CMD", "python", "-c", script]
