@@ -31,6 +31,9 @@ configs = st.builds(
 )
 
 
+Run = tuple[ScalingConfig, list[tuple[float, Observation]]]
+
+
 @st.composite
 def runs(draw: st.DrawFn) -> tuple[ScalingConfig, list[tuple[float, Observation]]]:
     """A config and a time-ordered sequence of observations no larger than max_replicas."""
@@ -71,7 +74,7 @@ def planned(observation: Observation, decision: Decision) -> int:
 
 @settings(max_examples=100, deadline=None)
 @given(runs())
-def test_never_fewer_than_min_hot_planned(run: tuple[ScalingConfig, list]) -> None:
+def test_never_fewer_than_min_hot_planned(run: Run) -> None:
     config, sequence = run
     for _, observation, decision in replay(config, sequence):
         assert planned(observation, decision) == decision.target
@@ -82,7 +85,7 @@ def test_never_fewer_than_min_hot_planned(run: tuple[ScalingConfig, list]) -> No
 
 @settings(max_examples=100, deadline=None)
 @given(runs())
-def test_never_above_max_replicas(run: tuple[ScalingConfig, list]) -> None:
+def test_never_above_max_replicas(run: Run) -> None:
     config, sequence = run
     for _, observation, decision in replay(config, sequence):
         assert decision.target <= config.max_replicas
@@ -91,7 +94,7 @@ def test_never_above_max_replicas(run: tuple[ScalingConfig, list]) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(runs())
-def test_warming_is_never_counted_as_hot(run: tuple[ScalingConfig, list]) -> None:
+def test_warming_is_never_counted_as_hot(run: Run) -> None:
     config, sequence = run
     for _, observation, decision in replay(config, sequence):
         ready_ids = set(observation.ids(ReplicaPhase.READY))
@@ -103,7 +106,7 @@ def test_warming_is_never_counted_as_hot(run: tuple[ScalingConfig, list]) -> Non
 
 @settings(max_examples=100, deadline=None)
 @given(runs())
-def test_no_scale_in_inside_the_stable_window(run: tuple[ScalingConfig, list]) -> None:
+def test_no_scale_in_inside_the_stable_window(run: Run) -> None:
     config, sequence = run
     last_change = sequence[0][0]
     previous_target: int | None = None
@@ -119,7 +122,7 @@ def test_no_scale_in_inside_the_stable_window(run: tuple[ScalingConfig, list]) -
 
 @settings(max_examples=100, deadline=None)
 @given(runs())
-def test_a_failed_replica_is_always_replaced(run: tuple[ScalingConfig, list]) -> None:
+def test_a_failed_replica_is_always_replaced(run: Run) -> None:
     config, sequence = run
     for _, observation, decision in replay(config, sequence):
         failed = observation.ids(ReplicaPhase.FAILED)
@@ -132,7 +135,7 @@ def test_a_failed_replica_is_always_replaced(run: tuple[ScalingConfig, list]) ->
 
 @settings(max_examples=50, deadline=None)
 @given(runs())
-def test_decide_is_a_pure_function(run: tuple[ScalingConfig, list]) -> None:
+def test_decide_is_a_pure_function(run: Run) -> None:
     config, sequence = run
     assert replay(config, sequence) == replay(config, sequence)
 
