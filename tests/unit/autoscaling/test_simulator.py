@@ -105,3 +105,21 @@ def test_same_seed_same_report() -> None:
     one = simulate(small, SimConfig(pool=PoolConfig(target_size=1)), random.Random(5))
     two = simulate(small, SimConfig(pool=PoolConfig(target_size=1)), random.Random(5))
     assert one == two
+
+
+def test_failed_starts_are_replaced_each_time() -> None:
+    config = SimConfig(
+        scaling=ScalingConfig(min_hot=1, max_replicas=3),
+        replica=ReplicaModel(provision_s=4, load_s=3, warmup_s=3, start_failure_rate=1.0),
+        tick_s=2.0,
+        floor=1,
+        initial_hot=0,
+    )
+    report = simulate(trace([], 30.0), config, random.Random(0))
+    # tick 0 starts one (fails at 10); tick 10 sees it FAILED and replaces it (fails at 20);
+    # tick 20 again (would fail at 30, the end). Ticks 2..8, 12..18, 22..28 see one warming
+    # replica and start nothing more: 3 cold starts, 30 s warming, 30 s below the floor.
+    assert report.cold_starts == 3
+    assert report.warming_hours == pytest.approx(30 / HOUR)
+    assert report.hot_hours == 0
+    assert report.below_floor_s == pytest.approx(30.0)
