@@ -159,3 +159,22 @@ def test_importing_the_text_package_imports_neither_torch_nor_onnxruntime() -> N
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_onnx_graph_that_is_not_a_text_encoder(minilm_dir: Path, tmp_path: Path) -> None:
+    from tests import onnx_models
+
+    model_dir = tmp_path / "linear"
+    onnx_models.linear(model_dir / "model.onnx")
+    (model_dir / "tokenizer.json").write_bytes((minilm_dir / "tokenizer.json").read_bytes())
+    model = OnnxTextModel(model_dir, device="cpu")
+    with pytest.raises(ModelLoadError, match=r"takes input_ids, attention_mask.*missing"):
+        model.load()
+
+
+def test_corrupt_onnx_file_is_a_load_error(minilm_onnx: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes((minilm_onnx / "model.onnx").read_bytes()[:1000])
+    model = OnnxTextModel(minilm_onnx, onnx_path=broken, device="cpu")
+    with pytest.raises(ModelLoadError, match="onnxruntime cannot load"):
+        model.load()
