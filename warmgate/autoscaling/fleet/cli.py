@@ -1,0 +1,125 @@
+"""``warmgate fleet``: real replicas behind HAProxy, kept at the policy's floor, until a signal.
+
+``warmgate/cli.py`` registers it with :func:`add_fleet_command`; ``python -m
+warmgate.autoscaling.fleet ARGS`` runs the same command on its own. Nothing runs at import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from warmgate.autoscaling.fleet.control import ControlLoop
+from warmgate.autoscaling.fleet.fleet import Fleet, Role
+from warmgate.autoscaling.fleet.haproxy_config import HaproxySettings
+from warmgate.autoscaling.fleet.replica import ReplicaSpec
+from warmgate.autoscaling.model import ScalingConfig
+from warmgate.autoscaling.pool import PoolConfig, WarmPool
+
+log = logging.getLogger("warmgate.fleet")
+
+
+def add_fleet_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``fleet`` on a parent parser's subparsers (``set_defaults(func=...)``)."""
+    p = subparsers.add_parser(
+        "fleet",
+        help="run a local fleet: replica processes behind HAProxy, steered by the scaling policy",
+        description="Start HAProxy on --port (active checks on /ping) and --replicas `warmgate serve` "
+        "processes behind it, plus --pool warm standbys parked out of rotation; keep at least "
+        "--min-hot READY replicas, replacing failed ones from the pool first. SIGINT/SIGTERM "
+        "drains every replica, then stops HAProxy.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model-dir", type=Path, required=True, help="model directory every replica serves")
+    p.add_argument("--replicas", type=int, default=2, help="replicas started in rotation at once")
+    p.add_argument("--port", type=int, default=8080, help="HAProxy's frontend port")
+    p.add_argument("--bind", default="127.0.0.1", help="HAProxy's frontend address")
+    p.add_argument("--pool", type=int, default=0, help="warm standbys kept READY out of rotation")
+    p.add_argument("--min-hot", type=int, default=2, help="floor of READY replicas in rotation")
+    p.add_argument("--max-replicas", type=int, default=8, help="most replicas in rotation")
+    p.add_argument(
+        "--target-in-flight", type=float, default=3.0, help="in-flight requests per hot replica to aim for"
+    )
+    p.add_argument("--scale-in-window-s", type=float, default=60.0, help="stable window before scaling in")
+    p.add_argument("--drain-delay-s", type=float, default=1.0, help="each replica's --drain-delay-s")
+    p.add_argument("--check-inter-ms", type=int, default=200, help="HAProxy /ping check interval")
+    p.add_argument("--stats-port", type=int, default=None, help="also serve HAProxy's stats page here")
+    p.add_argument("--tick-s", type=float, default=0.25, help="control loop period")
+    p.add_argument(
+        "--workdir", type=Path, default=None, help="haproxy.cfg, socket and logs (default: a temp dir)"
+    )
+    p.add_argument("--haproxy", default=None, help="HAProxy binary (default: haproxy on PATH)")
+    p.add_argument(
+        "--replica-arg",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="extra `warmgate serve` flag for every replica, repeatable (e.g. --replica-arg=--max-batch=8)",
+    )
+    p.set_defaults(func=run_fleet)
+
+
+def run_fleet(args: argparse.Namespace) -> int:
+    """Run until SIGINT/SIGTERM, then drain every replica and stop HAProxy."""
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe otherwise
+    workdir: Path = args.workdir or Path(tempfile.mkdtemp(prefix="warmgate-fleet-"))
+    scaling = ScalingConfig(
+        min_hot=args.min_hot,
+        max_replicas=args.max_replicas,
+        target_per_replica=args.target_in_flight,
+        scale_in_window_s=args.scale_in_window_s,
+    )
+    pool = (
+        WarmPool(PoolConfig(target_size=args.pool, max_size=max(args.pool, 1)), id_prefix="standby")
+        if args.pool
+        else None
+    )
+    settings = HaproxySettings(
+        port=args.port,
+        socket=workdir / "haproxy.sock",
+        bind=args.bind,
+        stats_port=args.stats_port,
+        check_inter_ms=args.check_inter_ms,
+    )
+    spec = ReplicaSpec(args.model_dir, tuple(args.replica_arg), drain_delay_s=args.drain_delay_s)
+    slots = 2 * args.max_replicas + args.pool
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("%s received: draining the fleet", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with Fleet(spec, settings, workdir, slots=slots, haproxy_binary=args.haproxy) as fleet:
+            log.info("fleet on %s; work directory %s", fleet.url, workdir)
+            loop = ControlLoop(fleet, scaling, pool, tick_s=args.tick_s)
+            for _ in range(args.replicas):
+                fleet.launch(Role.SERVING, loop.clock())
+            loop.run(stop)
+            if pool is not None:
+                pool.drain()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("fleet stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m warmgate.autoscaling.fleet ARGS`` is ``warmgate fleet ARGS``."""
+    parser = argparse.ArgumentParser(prog="warmgate")
+    add_fleet_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["fleet", *(sys.argv[1:] if argv is None else argv)])
+    code: int = args.func(args)
+    return code

@@ -1,0 +1,291 @@
+"""The fleet: replica processes, one HAProxy in front, and the books that tie them together.
+
+This is the actuator and the observer, with no policy of its own. :class:`Fleet` launches
+replicas (SERVING ones straight into HAProxy's rotation, gated by its ``/ping`` check;
+STANDBY ones parked in ``maint``), promotes standbys, drains and removes replicas, and
+refreshes what it knows by probing each replica over HTTP and polling its process.
+:mod:`warmgate.autoscaling.fleet.control` decides what to call when.
+
+A replica's state is the policy's own :class:`~warmgate.autoscaling.model.ReplicaPhase`;
+its :class:`Role` says whether HAProxy may route to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import httpx
+
+from warmgate.autoscaling.fleet.haproxy import HaproxyProcess, find_haproxy
+from warmgate.autoscaling.fleet.haproxy_config import (
+    AdminState,
+    HaproxySettings,
+    ServerLine,
+    render_config,
+    slot_names,
+)
+from warmgate.autoscaling.fleet.probe import Load, Probe, probe
+from warmgate.autoscaling.fleet.replica import HOST, ReplicaProcess, ReplicaSpec
+from warmgate.autoscaling.fleet.runtime_api import BackendStat, RuntimeApi
+from warmgate.autoscaling.fleet.slots import Slots
+from warmgate.autoscaling.model import ReplicaPhase
+from warmgate.errors import WarmgateError
+
+log = logging.getLogger("warmgate.fleet")
+
+
+class Role(Enum):
+    SERVING = "serving"  # in HAProxy's rotation whenever its /ping check passes
+    STANDBY = "standby"  # a warm-pool member: its server line stays in maint until promoted
+
+
+class FleetError(WarmgateError):
+    """The fleet was asked about a replica it does not have, or used before ``start``."""
+
+    code = "fleet_error"
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    """A snapshot of one replica as the fleet last saw it."""
+
+    replica_id: str
+    role: Role
+    phase: ReplicaPhase
+    pid: int
+    port: int
+    slot: str
+    load: Load
+    started_at: float
+
+
+@dataclass
+class _Tracked:
+    process: ReplicaProcess
+    role: Role
+    slot: str
+    phase: ReplicaPhase
+    started_at: float
+    load: Load = field(default_factory=Load)
+    draining_since: float | None = None
+
+    def info(self) -> ReplicaInfo:
+        p = self.process
+        return ReplicaInfo(
+            p.replica_id, self.role, self.phase, p.pid, p.port, self.slot, self.load, self.started_at
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+class Fleet:
+    """Replicas of ``spec`` behind an HAProxy listening on ``haproxy.port``.
+
+    ``slots`` server lines are declared; each live replica (draining ones included) holds
+    one. ``stop_timeout_s`` bounds a drain: past it the process is killed.
+    """
+
+    def __init__(
+        self,
+        spec: ReplicaSpec,
+        haproxy: HaproxySettings,
+        workdir: Path,
+        *,
+        slots: int = 8,
+        haproxy_binary: str | None = None,
+        probe_timeout_s: float = 1.0,
+        stop_timeout_s: float = 30.0,
+    ) -> None:
+        self.spec = spec
+        self.settings = haproxy
+        self.workdir = workdir
+        self.stop_timeout_s = stop_timeout_s
+        self._slots = Slots(slot_names(slots))
+        self._binary = haproxy_binary
+        self._replicas: dict[str, _Tracked] = {}
+        self._ids = (f"replica-{n}" for n in itertools.count(1))
+        self._lock = threading.RLock()
+        self._client = httpx.Client(timeout=probe_timeout_s)
+        self._haproxy: HaproxyProcess | None = None
+        self._api: RuntimeApi | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Render the configuration and start HAProxy (no replicas yet)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "haproxy.cfg"
+        config.write_text(render_config(self.settings, [ServerLine(n) for n in self._slots.names]))
+        self._haproxy = HaproxyProcess(
+            find_haproxy(self._binary), config, self.settings.socket, self.workdir / "haproxy.log"
+        )
+        self._api = self._haproxy.start()
+        log.info(
+            "haproxy pid %s listening on %s:%s", self._haproxy.pid, self.settings.bind, self.settings.port
+        )
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Drain every replica (SIGTERM), wait for them, kill stragglers, stop HAProxy."""
+        deadline = time.monotonic() + (self.stop_timeout_s if timeout_s is None else timeout_s)
+        with self._lock:
+            tracked = list(self._replicas.values())
+            for t in tracked:
+                t.process.terminate()
+        for t in tracked:
+            if t.process.wait(max(0.0, deadline - time.monotonic())) is None:
+                log.warning("%s did not exit in time: killing it", t.process.replica_id)
+                t.process.kill()
+                t.process.wait(5.0)
+        with self._lock:
+            self._replicas.clear()
+        if self._haproxy is not None:
+            self._haproxy.stop()
+        self._client.close()
+
+    def __enter__(self) -> Fleet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def api(self) -> RuntimeApi:
+        if self._api is None:
+            raise FleetError("the fleet is not started: call start() (or use it as a context manager)")
+        return self._api
+
+    @property
+    def url(self) -> str:
+        """Where clients send requests: HAProxy's frontend."""
+        return f"http://{self.settings.bind}:{self.settings.port}"
+
+    # -- actuation --------------------------------------------------------------------------
+
+    def launch(self, role: Role, now: float, replica_id: str | None = None, args: Iterable[str] = ()) -> str:
+        """Start a replica process. SERVING: admitted to rotation (its check gates traffic);
+        STANDBY: parked in maint. Raises :class:`~.slots.NoFreeSlot` when every slot is held."""
+        with self._lock:
+            rid = replica_id or next(self._ids)
+            slot = self._slots.acquire(rid)
+            port = free_port()
+            spec = dataclasses.replace(self.spec, args=(*self.spec.args, *args))
+            process = ReplicaProcess(rid, spec, port, self.workdir / "logs")
+            self._replicas[rid] = _Tracked(process, role, slot, ReplicaPhase.WARMING, now)
+            self.api.set_state(slot, AdminState.MAINT)
+            self.api.set_address(slot, HOST, port)
+            if role is Role.SERVING:
+                self.api.admit(slot)
+            log.info("launched %s (%s) pid %s port %s slot %s", rid, role.value, process.pid, port, slot)
+            return rid
+
+    def promote(self, replica_id: str) -> None:
+        """A standby joins the rotation (its process keeps running: no cold start)."""
+        with self._lock:
+            t = self._get(replica_id)
+            t.role = Role.SERVING
+            self.api.admit(t.slot)
+            log.info("promoted standby %s into rotation (slot %s)", replica_id, t.slot)
+
+    def drain(self, replica_id: str, now: float) -> None:
+        """Take new traffic away (HAProxy ``drain``), then SIGTERM: in-flight work finishes."""
+        with self._lock:
+            t = self._get(replica_id)
+            if t.phase is ReplicaPhase.DRAINING:
+                return
+            self.api.set_state(t.slot, AdminState.DRAIN)
+            t.process.terminate()
+            t.phase, t.draining_since = ReplicaPhase.DRAINING, now
+            log.info("draining %s (slot %s)", replica_id, t.slot)
+
+    def remove(self, replica_id: str) -> None:
+        """Drop a FAILED replica: kill it if it still runs, park and free its slot."""
+        with self._lock:
+            t = self._replicas.pop(replica_id, None)
+            if t is None:
+                return
+            t.process.kill()
+            t.process.wait(5.0)
+            self._free(t)
+            log.info("removed %s (%s)", replica_id, t.phase.value)
+
+    def retire(self, replica_id: str, now: float) -> None:
+        """Let go of a replica however it stands: FAILED ones are removed, others drained."""
+        with self._lock:
+            t = self._replicas.get(replica_id)
+            if t is None or t.phase is ReplicaPhase.DRAINING:
+                return
+            if t.phase is ReplicaPhase.FAILED:
+                self.remove(replica_id)
+            else:
+                self.drain(replica_id, now)
+
+    # -- observation ------------------------------------------------------------------------
+
+    def refresh(self, now: float) -> None:
+        """Probe every replica and poll its process; forget replicas that finished draining."""
+        with self._lock:
+            current = list(self._replicas.items())
+        probes = {rid: probe(self._client, t.process.url) for rid, t in current}
+        with self._lock:
+            for rid, t in current:
+                if self._replicas.get(rid) is t:
+                    self._update(t, probes[rid], now)
+
+    def replicas(self) -> tuple[ReplicaInfo, ...]:
+        with self._lock:
+            return tuple(t.info() for t in self._replicas.values())
+
+    def backend(self) -> BackendStat:
+        """HAProxy's own view of every slot (``show stat``)."""
+        return self.api.show_stat()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _update(self, t: _Tracked, seen: Probe, now: float) -> None:
+        rid = t.process.replica_id
+        code = t.process.exit_code()
+        if code is not None:
+            if t.phase is ReplicaPhase.DRAINING:
+                del self._replicas[rid]
+                self._free(t)
+                level = logging.INFO if code == 0 else logging.WARNING
+                log.log(level, "%s exited %s after draining", rid, code)
+            elif t.phase is not ReplicaPhase.FAILED:
+                t.phase = ReplicaPhase.FAILED
+                log.warning("%s died (exit %s) while %s", rid, code, t.role.value)
+            return
+        if seen.phase is not None:
+            t.load = seen.load
+            if seen.phase is ReplicaPhase.DRAINING and t.draining_since is None:
+                t.draining_since = now  # drained from outside (SIGTERM by someone else)
+            if t.phase is not ReplicaPhase.DRAINING or seen.phase is ReplicaPhase.DRAINING:
+                if seen.phase is not t.phase:
+                    log.info("%s is %s (%s)", rid, seen.phase.value, seen.reported)
+                t.phase = seen.phase
+        if t.draining_since is not None and now - t.draining_since > self.stop_timeout_s:
+            log.warning("%s still running %.0fs after SIGTERM: killing it", rid, now - t.draining_since)
+            t.process.kill()
+
+    def _free(self, t: _Tracked) -> None:
+        self.api.set_state(t.slot, AdminState.MAINT)
+        self._slots.release(t.slot)
+
+    def _get(self, replica_id: str) -> _Tracked:
+        try:
+            return self._replicas[replica_id]
+        except KeyError:
+            raise FleetError(f"the fleet has no replica {replica_id!r} (already gone?)") from None

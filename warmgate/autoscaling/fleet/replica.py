@@ -1,0 +1,90 @@
+"""One replica process: ``python -m warmgate serve`` on its own port, logging to its own file.
+
+The fleet never imports the server: it launches it, talks HTTP to it, and stops it with
+SIGTERM (the replica drains: ``/ping`` 503 at once, keeps serving for ``--drain-delay-s``,
+finishes in-flight work, exits 0) or SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """How to launch a replica: the model, the serve flags, the environment."""
+
+    model_dir: Path
+    args: tuple[str, ...] = ()  # extra `warmgate serve` flags
+    drain_delay_s: float = 1.0
+    env: Mapping[str, str] = field(default_factory=dict)
+    python: str = sys.executable
+
+    def command(self, port: int) -> list[str]:
+        return [
+            self.python,
+            "-m",
+            "warmgate",
+            "serve",
+            "--model-dir",
+            str(self.model_dir),
+            "--port",
+            str(port),
+            "--host",
+            HOST,
+            "--no-fetch-default",
+            "--drain-delay-s",
+            str(self.drain_delay_s),
+            *self.args,
+        ]
+
+
+class ReplicaProcess:
+    """A launched replica. Its log file is ``log_dir/<replica_id>.log``."""
+
+    def __init__(self, replica_id: str, spec: ReplicaSpec, port: int, log_dir: Path) -> None:
+        self.replica_id = replica_id
+        self.port = port
+        self.url = f"http://{HOST}:{port}"
+        self.log_path = log_dir / f"{replica_id}.log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                spec.command(port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **spec.env},
+            )
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def exit_code(self) -> int | None:
+        """None while running."""
+        return self._proc.poll()
+
+    def terminate(self) -> None:
+        """SIGTERM: the replica drains and exits 0."""
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+
+    def wait(self, timeout_s: float) -> int | None:
+        """Wait up to ``timeout_s``; return the exit code, or None if still running."""
+        try:
+            return self._proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
