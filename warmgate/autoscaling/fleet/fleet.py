@@ -253,6 +253,18 @@ class Fleet:
         """HAProxy's own view of every slot (``show stat``)."""
         return self.api.show_stat()
 
+    def in_rotation(self) -> tuple[ReplicaInfo, ...]:
+        """Replicas HAProxy routes to right now: their slot is UP and points at their port."""
+        backend = self.backend()
+        return tuple(
+            r for r in self.replicas() if (s := backend.server(r.slot)).in_rotation and s.port == r.port
+        )
+
+    def process(self, replica_id: str) -> ReplicaProcess:
+        """The process behind a replica (to wait for its exit code, or to signal it)."""
+        with self._lock:
+            return self._get(replica_id).process
+
     # -- internals --------------------------------------------------------------------------
 
     def _update(self, t: _Tracked, seen: Probe, now: float) -> None:

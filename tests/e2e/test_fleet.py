@@ -1,0 +1,265 @@
+"""The local fleet end to end: real HAProxy, real ``warmgate serve`` processes, real signals.
+
+What each test proves is in its name; docs/fleet.md says it at more length.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.e2e.process import free_port
+from warmgate.autoscaling.fleet.control import Background, ControlLoop
+from warmgate.autoscaling.fleet.fleet import Fleet, ReplicaInfo, Role
+from warmgate.autoscaling.fleet.haproxy import HaproxyError, find_haproxy
+from warmgate.autoscaling.fleet.haproxy_config import HaproxySettings
+from warmgate.autoscaling.fleet.probe import parse_metrics
+from warmgate.autoscaling.fleet.replica import ReplicaSpec
+from warmgate.autoscaling.model import ReplicaPhase, ScalingConfig
+from warmgate.autoscaling.pool import PoolConfig, WarmPool
+
+
+def _have_haproxy() -> bool:
+    try:
+        find_haproxy()
+    except HaproxyError:
+        return False
+    return True
+
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not _have_haproxy(), reason="HAProxy is not installed (make system-deps)"),
+]
+
+MakeFleet = Callable[..., Fleet]
+
+
+def _npy(rows: int, width: int) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ones((rows, width), np.float32))
+    return buf.getvalue()
+
+
+LINEAR_BODY = _npy(1, 4)
+SLOW_BODY = _npy(4, 384)
+
+
+@pytest.fixture
+def make_fleet(tmp_path: Path) -> Iterator[MakeFleet]:
+    """Start fleets (HAProxy + no replicas yet); every process is stopped in ``finally``."""
+    fleets: list[Fleet] = []
+    short = Path(tempfile.mkdtemp(prefix="wg-"))  # a UNIX socket path must stay under 108 bytes
+
+    def make(model_dir: Path, *args: str, drain_delay_s: float = 0.5) -> Fleet:
+        n = len(fleets)
+        settings = HaproxySettings(port=free_port(), socket=short / f"haproxy-{n}.sock")
+        spec = ReplicaSpec(model_dir, args, drain_delay_s=drain_delay_s)
+        fleet = Fleet(spec, settings, tmp_path / f"fleet-{n}", slots=6, stop_timeout_s=20.0)
+        fleets.append(fleet)
+        fleet.start()
+        return fleet
+
+    try:
+        yield make
+    finally:
+        for fleet in fleets:
+            fleet.close(timeout_s=10.0)
+        shutil.rmtree(short, ignore_errors=True)
+
+
+class Traffic:
+    """Client threads posting to the fleet's frontend until stopped; every status is kept."""
+
+    def __init__(self, url: str, body: bytes, workers: int = 2) -> None:
+        self.url = url + "/invocations"
+        self.body = body
+        self.statuses: list[int] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
+
+    def __enter__(self) -> Traffic:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+    @property
+    def sent(self) -> int:
+        return len(self.statuses) + len(self.errors)
+
+    def _run(self) -> None:
+        headers = {"Content-Type": "application/x-npy"}
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                try:
+                    self.statuses.append(
+                        client.post(self.url, content=self.body, headers=headers).status_code
+                    )
+                except httpx.HTTPError as exc:
+                    self.errors.append(exc)
+
+
+def _until(predicate: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for: {what}")
+        time.sleep(0.05)
+
+
+def _ready(fleet: Fleet, rid: str) -> bool:
+    fleet.refresh(time.monotonic())
+    return any(r.replica_id == rid and r.phase is ReplicaPhase.READY for r in fleet.replicas())
+
+
+def _invocations(url: str) -> int:
+    return parse_metrics(httpx.get(url + "/metrics", timeout=5).text).invocations
+
+
+def _info(fleet: Fleet, rid: str) -> ReplicaInfo:
+    return next(r for r in fleet.replicas() if r.replica_id == rid)
+
+
+def test_haproxy_never_routes_to_a_replica_before_it_is_ready(slow_dir: Path, make_fleet: MakeFleet) -> None:
+    fleet = make_fleet(slow_dir)
+    first = fleet.launch(Role.SERVING, time.monotonic())
+    _until(lambda: [r.replica_id for r in fleet.in_rotation()] == [first], "the first replica in rotation")
+    with Traffic(fleet.url, SLOW_BODY) as traffic:
+        _until(lambda: traffic.sent > 0, "traffic through HAProxy")
+        # A long multi-shape warmup: 8 buckets, every shape run 16 times.
+        args = ("--max-batch", "128", "--warmup-max-runs", "16", "--warmup-tolerance", "0")
+        second = fleet.launch(Role.SERVING, time.monotonic(), args=args)
+        info = _info(fleet, second)
+        url = f"http://127.0.0.1:{info.port}"
+        samples: list[tuple[bool, int, int]] = []  # (HAProxy routes to it, /invocations count, /ping status)
+        sent_while_warming = 0
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
+            routed = fleet.backend().server(info.slot).in_rotation  # read in this order: a later 200
+            try:  # on /ping cannot excuse an earlier request
+                count = _invocations(url)
+                ping = httpx.get(url + "/ping", timeout=5).status_code
+            except httpx.TransportError:
+                continue  # not listening yet
+            samples.append((routed, count, ping))
+            if ping != 200:
+                sent_while_warming = traffic.sent
+            elif count > 0:
+                break
+            time.sleep(0.02)
+    warming = [s for s in samples if s[2] != 200]
+    assert len(warming) >= 3, f"the second replica was barely warming ({len(warming)} samples)"
+    assert sent_while_warming > 0
+    assert [s for s in samples if (s[0] or s[1] > 0) and s[2] != 200] == []
+    assert samples[-1][1] > 0, "once READY, HAProxy routes to the second replica too"
+    assert traffic.errors == []
+    assert set(traffic.statuses) == {200}
+
+
+def test_sigterm_on_a_replica_loses_no_request(slow_dir: Path, make_fleet: MakeFleet) -> None:
+    fleet = make_fleet(slow_dir, drain_delay_s=1.0)
+    leaving, staying = (fleet.launch(Role.SERVING, time.monotonic()) for _ in range(2))
+    _until(lambda: len(fleet.in_rotation()) == 2, "two replicas in rotation")
+    leaving_url = f"http://127.0.0.1:{_info(fleet, leaving).port}"
+    with Traffic(fleet.url, SLOW_BODY, workers=3) as traffic:
+        _until(lambda: _invocations(leaving_url) > 0, "traffic on the replica about to leave")
+        process = fleet.process(leaving)
+        os.kill(process.pid, signal.SIGTERM)  # from outside, as an orchestrator would
+        sent_at_sigterm = traffic.sent
+        exit_code = process.wait(30)
+        _until(lambda: traffic.sent > sent_at_sigterm + 20, "traffic after the replica left")
+    assert exit_code == 0
+    assert traffic.errors == []
+    assert traffic.statuses.count(200) == len(traffic.statuses) > 20
+    assert [r.replica_id for r in fleet.in_rotation()] == [staying]
+
+
+def test_control_loop_replaces_a_killed_replica_to_keep_two_hot(
+    linear_dir: Path, make_fleet: MakeFleet
+) -> None:
+    fleet = make_fleet(linear_dir)
+    loop = ControlLoop(fleet, ScalingConfig(min_hot=2, max_replicas=3), tick_s=0.1)
+    background = Background(loop).start()
+    try:
+        _until(lambda: len(fleet.in_rotation()) == 2, "the floor of two hot replicas")
+        victim = fleet.in_rotation()[0]
+        os.kill(victim.pid, signal.SIGKILL)
+
+        def replaced() -> bool:
+            rotation = fleet.in_rotation()
+            return len(rotation) == 2 and victim.replica_id not in {r.replica_id for r in rotation}
+
+        _until(replaced, "a replacement in rotation")
+        assert all(r.phase is ReplicaPhase.READY for r in fleet.in_rotation())
+        assert victim.replica_id not in {r.replica_id for r in fleet.replicas()}
+        with httpx.Client(timeout=10) as client:
+            statuses = {
+                client.post(
+                    fleet.url + "/invocations",
+                    content=LINEAR_BODY,
+                    headers={"Content-Type": "application/x-npy"},
+                ).status_code
+                for _ in range(10)
+            }
+        assert statuses == {200}
+    finally:
+        background.stop()
+
+
+def test_a_claim_promotes_a_ready_standby_without_a_cold_start(
+    linear_dir: Path, make_fleet: MakeFleet
+) -> None:
+    fleet = make_fleet(linear_dir)
+    pool = WarmPool(PoolConfig(target_size=1, max_size=1), id_prefix="standby")
+    loop = ControlLoop(fleet, ScalingConfig(min_hot=2, max_replicas=3), pool, tick_s=0.1)
+    background = Background(loop).start()
+    try:
+
+        def standbys() -> list[ReplicaInfo]:
+            return [r for r in fleet.replicas() if r.role is Role.STANDBY and r.phase is ReplicaPhase.READY]
+
+        _until(lambda: len(fleet.in_rotation()) == 2 and len(standbys()) == 1, "two hot and one standby")
+        standby = standbys()[0]
+        assert fleet.backend().server(standby.slot).status == "MAINT"  # parked out of rotation
+        with Traffic(fleet.url, LINEAR_BODY) as traffic:
+            _until(lambda: traffic.sent > 20, "traffic")
+        assert _invocations(f"http://127.0.0.1:{standby.port}") == 0
+
+        victim = fleet.in_rotation()[0]
+        os.kill(victim.pid, signal.SIGKILL)
+        _until(
+            lambda: standby.replica_id in {r.replica_id for r in fleet.in_rotation()},
+            "the standby promoted into rotation",
+        )
+        promoted = _info(fleet, standby.replica_id)
+        assert (promoted.pid, promoted.started_at) == (standby.pid, standby.started_at)  # same process
+        cold = [r for r in fleet.replicas() if r.role is Role.SERVING and r.started_at > standby.started_at]
+        assert cold == [], "the floor was restored by the claim alone, not a cold start"
+        _until(lambda: len(fleet.in_rotation()) == 2, "two hot again")
+        _until(
+            lambda: len(standbys()) == 1 and standbys()[0].replica_id != standby.replica_id, "a new standby"
+        )
+        with Traffic(fleet.url, LINEAR_BODY) as traffic:
+            _until(
+                lambda: _invocations(f"http://127.0.0.1:{standby.port}") > 0, "traffic on the promoted one"
+            )
+        assert set(traffic.statuses) == {200}
+    finally:
+        background.stop()

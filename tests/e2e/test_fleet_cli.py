@@ -1,0 +1,127 @@
+"""``warmgate fleet`` as a process: serves through HAProxy, keeps a standby, drains on SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.e2e.process import free_port
+from warmgate.autoscaling.fleet.cli import add_fleet_command, run_fleet
+from warmgate.autoscaling.fleet.haproxy import HaproxyError, find_haproxy
+from warmgate.autoscaling.fleet.runtime_api import RuntimeApi
+
+
+def _have_haproxy() -> bool:
+    try:
+        find_haproxy()
+    except HaproxyError:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.e2e
+
+
+def test_add_fleet_command_registers_fleet_with_its_runner(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser(prog="warmgate")
+    add_fleet_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["fleet", "--model-dir", str(tmp_path), "--pool", "1", "--min-hot", "3"])
+    assert args.func is run_fleet
+    assert (args.model_dir, args.replicas, args.port, args.pool, args.min_hot) == (tmp_path, 2, 8080, 1, 3)
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="wg-cli-"))  # short: it holds HAProxy's UNIX socket
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status  # a zombie has exited; only its parent's bookkeeping is left
+
+
+@pytest.mark.skipif(not _have_haproxy(), reason="HAProxy is not installed (make system-deps)")
+def test_fleet_command_serves_through_haproxy_and_drains_on_sigterm(linear_dir: Path, workdir: Path) -> None:
+    port = free_port()
+    cmd = [sys.executable, "-m", "warmgate.autoscaling.fleet", "--model-dir", str(linear_dir)]
+    cmd += [
+        "--port",
+        str(port),
+        "--replicas",
+        "2",
+        "--pool",
+        "1",
+        "--tick-s",
+        "0.1",
+        "--workdir",
+        str(workdir),
+    ]
+    log = workdir / "fleet.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        api = RuntimeApi(workdir / "haproxy.sock")
+        deadline = time.monotonic() + 30
+
+        def settled() -> bool:
+            if not (workdir / "haproxy.sock").exists():
+                return False
+            servers = api.show_stat().servers
+            up = [s for s in servers if s.in_rotation]
+            parked = [s for s in servers if s.status == "MAINT" and not s.address.endswith(":1")]
+            return len(up) == 2 and len(parked) == 1
+
+        while not settled():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        body = io.BytesIO()
+        np.save(body, np.ones((2, 4), np.float32))
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/invocations",
+            content=body.getvalue(),
+            headers={"Content-Type": "application/x-npy"},
+            timeout=10,
+        )
+        assert reply.status_code == 200
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text()
+        text = log.read_text()
+        pids = _pids(text)
+        assert len(pids) >= 4, text  # HAProxy, two replicas, one standby
+        assert all(_gone(pid) for pid in pids), text
+        assert "SIGTERM received: draining the fleet" in text and "fleet stopped" in text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for pid in _pids(log.read_text()):  # nothing left behind when an assertion failed
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _pids(log_text: str) -> list[int]:
+    """Every process the fleet logged starting (``haproxy pid N``, ``launched ... pid N``)."""
+    return [int(p) for p in re.findall(r"\bpid (\d+)", log_text)]
