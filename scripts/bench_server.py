@@ -39,6 +39,7 @@ from warmgate.warmup.promptset import default_prompt_set  # noqa: E402
 
 WORK = Path(os.environ.get("WARMGATE_BENCH_DIR", ROOT / "out" / "bench"))
 SHORT = "recommend a manga like Berserk"
+SERVER_ARGS = os.environ.get("WARMGATE_BENCH_ARGS", "").split()  # extra `warmgate serve` flags
 
 
 def machine() -> str:
@@ -131,7 +132,7 @@ def bench_startup(dirs: dict[str, Path]) -> None:
 
 def bench_ping(dirs: dict[str, Path], seconds: int) -> None:
     print("\n### /ping latency, idle and with /invocations saturated (ONNX backend)\n")
-    with ready_server(dirs["onnx"]) as server:
+    with ready_server(dirs["onnx"], *SERVER_ARGS) as server:
         idle = wrk(server.url + "/ping", seconds, 1)
         body = json.dumps({"inputs": [SHORT]})
         with subprocess.Popen(

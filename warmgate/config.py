@@ -57,7 +57,7 @@ class Config:
     program: str = "inference.py"
     timeout_s: float = 60.0
     max_payload_mb: float = 6.0
-    max_batch: int = 32
+    max_batch: int = 16
     batch_sizes: tuple[int, ...] = ()
     seq_lens: tuple[int, ...] = ()
     batch_delay_ms: float = 2.0
@@ -86,8 +86,10 @@ class Config:
         return BucketPlan(batch, self.seq_lens or default_seq_lens)
 
     @property
-    def resolved_name(self) -> str:
-        return self.model_name or self.model_dir.name or "model"
+    def inference_threads(self) -> int:
+        """Intra-op threads: as configured, else one core fewer than the machine has (at least
+        one), so the event loop keeps a core and /ping stays fast under saturation."""
+        return self.threads or max(1, (os.cpu_count() or 2) - 1)
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,7 @@ OPTIONS: tuple[Option, ...] = (
         "threads",
         ("WARMGATE_THREADS",),
         "model.threads",
-        "intra-op threads for the backend (0: backend default)",
+        "intra-op threads for the backend (0: one fewer than the cores, at least 1)",
     ),
     Option(
         "record_shapes",

@@ -71,7 +71,7 @@ def build_model(config: Config, model_dir: Path, name: str) -> Model:
             plan=config.bucket_plan(DEFAULT_SEQ_LENS),
             oversize=config.oversize,
             device=config.device,
-            threads=config.threads,
+            threads=config.inference_threads,
         )
     if config.backend is Backend.TORCH:
         raise ModelLoadError("backend torch needs model.safetensors + config.json; found model.onnx")
@@ -83,5 +83,5 @@ def build_model(config: Config, model_dir: Path, name: str) -> Model:
         batch_sizes=config.bucket_plan().batch_sizes,
         oversize=config.oversize,
         device=config.device,
-        threads=config.threads,
+        threads=config.inference_threads,
     )
