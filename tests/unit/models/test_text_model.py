@@ -178,3 +178,15 @@ def test_corrupt_onnx_file_is_a_load_error(minilm_onnx: Path, tmp_path: Path) ->
     model = OnnxTextModel(minilm_onnx, onnx_path=broken, device="cpu")
     with pytest.raises(ModelLoadError, match="onnxruntime cannot load"):
         model.load()
+
+
+def test_onnx_needs_no_bert_config(minilm_onnx: Path, tmp_path: Path) -> None:
+    """The ONNX path reads only max_position_embeddings and hidden_size, when present."""
+    (tmp_path / "tokenizer.json").write_bytes((minilm_onnx / "tokenizer.json").read_bytes())
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "distilbert", "dim": 384}))
+    model = OnnxTextModel(tmp_path, onnx_path=minilm_onnx / "model.onnx", device="cpu", threads=1)
+    assert model.dimension is None
+    model.load()
+    assert model.dimension == 384
+    (out,) = model.infer([model.prepare(["recommend a manga"])])
+    assert out["embeddings"].shape == (1, 384)

@@ -31,8 +31,7 @@ from warmgate.models.base import (
     TensorSpec,
 )
 from warmgate.models.buckets import DEFAULT_SEQ_LENS, BucketPlan
-from warmgate.models.text.bert_config import BertConfig
-from warmgate.models.text.layout import TextModelFiles
+from warmgate.models.text.layout import TextModelFiles, read_json_object
 from warmgate.models.text.pooling import FloatArray, IntArray, PoolingConfig, pool
 from warmgate.models.text.tokenizer import TextTokenizer, pad_batch
 
@@ -96,11 +95,11 @@ class TextEmbeddingModel(abc.ABC):
         if threads < 0:
             raise ConfigError(f"threads must be >= 0 (0: the backend's default), got {threads}")
         self.threads = threads
-        self.bert_config = BertConfig.from_file(self.files.config) if self.files.config.is_file() else None
-        max_positions = self.bert_config.max_position_embeddings if self.bert_config else None
-        self.pooling = PoolingConfig.from_dir(self.files, max_positions)
+        # Only two facts of config.json matter here, so any architecture's file will do.
+        raw = read_json_object(self.files.config) if self.files.config.is_file() else {}
+        self.pooling = PoolingConfig.from_dir(self.files, _int_or_none(raw, "max_position_embeddings"))
         self.plan = _fit_plan(plan, self.pooling.max_seq_length)
-        self.dimension: int | None = self.bert_config.hidden_size if self.bert_config else None
+        self.dimension: int | None = _int_or_none(raw, "hidden_size")
         self._tokenizer: TextTokenizer | None = None
 
     # -- backend hooks ---------------------------------------------------------------------
@@ -242,6 +241,11 @@ def _fit_plan(plan: BucketPlan | None, max_seq_length: int) -> BucketPlan:
         seqs,
     )
     return BucketPlan(plan.batch_sizes, seqs)
+
+
+def _int_or_none(raw: dict[str, Any], key: str) -> int | None:
+    value = raw.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _validate_texts(payload: Any) -> list[str]:

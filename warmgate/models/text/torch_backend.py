@@ -17,6 +17,7 @@ from warmgate.errors import ModelLoadError
 from warmgate.models.base import Bucket
 from warmgate.models.buckets import BucketPlan
 from warmgate.models.cuda_graphs import CudaGraphPool
+from warmgate.models.text.bert_config import BertConfig
 from warmgate.models.text.encoder import BertEncoder, load_encoder
 from warmgate.models.text.model import OversizePolicy, TextEmbeddingModel
 from warmgate.models.text.pooling import FloatArray, IntArray
@@ -51,6 +52,7 @@ class TorchTextModel(TextEmbeddingModel):
         """``threads``: torch intra-op threads, process-wide (0: leave torch's default)."""
         super().__init__(model_dir, plan=plan, oversize=oversize, device=device, name=name, threads=threads)
         self.use_cuda_graphs = cuda_graphs
+        self.bert_config = BertConfig.from_file(self.files.config) if self.files.config.is_file() else None
         self._encoder: BertEncoder | None = None
         self._device = torch.device("cpu")
         self._graphs: CudaGraphPool | None = None
