@@ -203,11 +203,14 @@ def test_control_loop_replaces_a_killed_replica_to_keep_two_hot(
         os.kill(victim.pid, signal.SIGKILL)
 
         def replaced() -> bool:
-            rotation = fleet.in_rotation()
-            return len(rotation) == 2 and victim.replica_id not in {r.replica_id for r in rotation}
+            rotation = fleet.in_rotation()  # HAProxy's view now; phases as of the loop's last probe
+            return (
+                len(rotation) == 2
+                and victim.replica_id not in {r.replica_id for r in rotation}
+                and all(r.phase is ReplicaPhase.READY for r in rotation)
+            )
 
-        _until(replaced, "a replacement in rotation")
-        assert all(r.phase is ReplicaPhase.READY for r in fleet.in_rotation())
+        _until(replaced, "a READY replacement in rotation")
         assert victim.replica_id not in {r.replica_id for r in fleet.replicas()}
         with httpx.Client(timeout=10) as client:
             statuses = {
