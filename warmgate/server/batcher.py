@@ -68,12 +68,19 @@ class Batcher:
         self._queues.setdefault(item.key, deque()).append(pending)
         self._idle.clear()
         self._wakeup.set()
+        # asyncio.wait, not wait_for: wait_for (3.11) can swallow a cancellation that races with
+        # the result, and a cancelled caller must always drop its queued work.
         try:
-            return await asyncio.wait_for(pending.future, timeout_s)
-        except TimeoutError as exc:
+            done, _ = await asyncio.wait({pending.future}, timeout=timeout_s)
+        except asyncio.CancelledError:
+            pending.future.cancel()
+            raise
+        if not done:
+            pending.future.cancel()
             raise InferenceTimeout(
                 f"inference did not finish within {timeout_s:g}s (SAGEMAKER_MODEL_SERVER_TIMEOUT)"
-            ) from exc
+            )
+        return pending.future.result()
 
     async def run_now(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the inference thread (load, warmup hooks) and wait for it."""

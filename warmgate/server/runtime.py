@@ -19,7 +19,7 @@ from warmgate.server.batcher import Batcher
 from warmgate.server.lifecycle import Lifecycle, Phase
 from warmgate.server.metrics import Metrics
 from warmgate.server.pipeline import Pipeline, Reply
-from warmgate.warmup.runner import ShapeResult, WarmupPolicy, run_warmup
+from warmgate.warmup.runner import ShapeResult, WarmupDeadline, WarmupPolicy, run_warmup
 
 log = logging.getLogger("warmgate.runtime")
 
@@ -115,7 +115,10 @@ class Runtime:
             )
             t1 = time.perf_counter()
             if self.config.warmup:
-                await asyncio.wait_for(self._warm(model), self.config.warmup_timeout_s)
+                deadline = time.monotonic() + self.config.warmup_timeout_s
+                # The runner checks the deadline between requests; wait_for is the backstop for
+                # a single request that hangs.
+                await asyncio.wait_for(self._warm(model, deadline), self.config.warmup_timeout_s + 1)
             await self._batcher.run_now(model.seal)
             if self.recorder is not None:  # record traffic's shapes, not warmup's own
                 self.pipeline.observe = self.recorder.observe
@@ -125,7 +128,7 @@ class Runtime:
                 if self.config.warmup
                 else "warmup disabled",
             )
-        except TimeoutError:
+        except (TimeoutError, WarmupDeadline):
             self._fail(
                 WarmupError(
                     f"warmup did not finish within {self.config.warmup_timeout_s:g}s "
@@ -144,7 +147,7 @@ class Runtime:
         if self.config.exit_on_failure:
             self.request_exit(1)
 
-    async def _warm(self, model: Model) -> None:
+    async def _warm(self, model: Model, deadline: float) -> None:
         from warmgate.warmup.promptset import default_prompt_set, load_prompt_sets
 
         assert self._batcher is not None and self.pipeline is not None
@@ -172,7 +175,7 @@ class Runtime:
         synthetic = None if model.kind is ModelKind.HANDLER else model.synthetic_request
         policy = WarmupPolicy(self.config.warmup_max_runs, self.config.warmup_tolerance)
         self.warmup_results = await run_warmup(
-            path, prompts, model.buckets(), synthetic, policy, progress, on_shape
+            path, prompts, model.buckets(), synthetic, policy, progress, on_shape, deadline
         )
 
     def _prompt_paths(self) -> list[Path]:

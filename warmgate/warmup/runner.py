@@ -31,6 +31,10 @@ RequestPath = Callable[[bytes, str, str], Awaitable[Handled]]
 Progress = Callable[[int, int, str], None]
 
 
+class WarmupDeadline(WarmupError):
+    """The warmup deadline passed before every shape was warm."""
+
+
 @dataclass(frozen=True)
 class WarmupPolicy:
     max_runs: int = 8
@@ -73,7 +77,8 @@ async def _warm_shape(
     min_runs: int,
     policy: WarmupPolicy,
     buckets: Sequence[Bucket],
-    expect_status: int = 200,
+    expect_status: int,
+    deadline: float,
 ) -> ShapeResult:
     latencies: list[float] = []
     bucket: Bucket | None = None
@@ -81,6 +86,8 @@ async def _warm_shape(
     while len(latencies) < max(min_runs, policy.window) or not converged(latencies, policy):
         if len(latencies) >= max(policy.max_runs, min_runs):
             break
+        if time.monotonic() >= deadline:
+            raise WarmupDeadline(f"warmup deadline passed while warming shape {name!r}")
         t0 = time.perf_counter()
         try:
             reply = await path(body, content_type, accept)
@@ -112,14 +119,18 @@ async def run_warmup(
     policy: WarmupPolicy,
     progress: Progress = lambda done, total, current: None,
     on_shape: Callable[[ShapeResult], None] = lambda result: None,
+    deadline: float = float("inf"),
 ) -> list[ShapeResult]:
-    """Warm every prompt line, then every bucket no prompt line covered (when ``synthetic``)."""
+    """Warm every prompt line, then every bucket no prompt line covered (when ``synthetic``).
+
+    ``deadline`` (``time.monotonic()``) is checked before every request: past it,
+    ``WarmupDeadline`` names the shape being warmed."""
     results: list[ShapeResult] = []
     total = len(prompts) + (len(buckets) if synthetic else 0)
 
     async def warm(name: str, body: bytes, ctype: str, accept: str, runs: int, expect: int) -> None:
         progress(len(results), total, name)
-        result = await _warm_shape(path, name, body, ctype, accept, runs, policy, buckets, expect)
+        result = await _warm_shape(path, name, body, ctype, accept, runs, policy, buckets, expect, deadline)
         log.info(
             "warmup shape %s: %d runs, first %.1f ms, steady %.1f ms, bucket %s",
             name,
