@@ -1,0 +1,91 @@
+"""The warmup runner's own logic: convergence, coverage, failure and deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from warmgate.errors import BadRequest, WarmupError
+from warmgate.models.base import Bucket, Item, SyntheticRequest
+from warmgate.warmup.promptset import PromptLine
+from warmgate.warmup.runner import WarmupDeadline, WarmupPolicy, bucket_covering, converged, run_warmup
+
+BUCKETS = [Bucket(b, s) for s in (16, 32) for b in (1, 2, 4)]
+
+
+@dataclass(frozen=True)
+class Reply:
+    item: Item
+
+
+class CountingPath:
+    """A request path that sizes items from the body: b'<rows>x<seq>' (and counts calls)."""
+
+    def __init__(self) -> None:
+        self.calls: list[bytes] = []
+
+    async def __call__(self, body: bytes, content_type: str, accept: str) -> Reply:
+        self.calls.append(body)
+        if body == b"bad":
+            raise BadRequest("bad body")
+        rows, seq = (int(x) for x in body.split(b"x"))
+        return Reply(Item(key=seq, size=rows, payload=None))
+
+
+def synthetic(bucket: Bucket) -> SyntheticRequest:
+    return SyntheticRequest(
+        f"synthetic-{bucket.label()}", f"{bucket.batch}x{bucket.seq}".encode(), "text/plain"
+    )
+
+
+def test_converged_needs_a_full_window_within_tolerance() -> None:
+    policy = WarmupPolicy(max_runs=10, tolerance=0.1, window=3)
+    assert not converged([1.0, 1.0], policy)
+    assert converged([5.0, 1.0, 1.05, 1.0], policy)
+    assert not converged([1.0, 1.5, 1.0], policy)
+
+
+def test_bucket_covering_is_the_padded_bucket() -> None:
+    assert bucket_covering(BUCKETS, Item(key=20, size=3, payload=None)) == Bucket(4, 32)
+    assert bucket_covering(BUCKETS, Item(key=("x", (4,)), size=1, payload=None)) == Bucket(1, 16)
+    assert bucket_covering(BUCKETS, Item(key=64, size=1, payload=None)) is None
+
+
+def test_prompts_then_only_uncovered_buckets() -> None:
+    path = CountingPath()
+    prompts = [PromptLine("two-short", b"2x10", "text/plain", repeat=4)]
+    progress: list[tuple[int, int, str]] = []
+    results = asyncio.run(
+        run_warmup(
+            path, prompts, BUCKETS, synthetic, WarmupPolicy(), lambda d, t, c: progress.append((d, t, c))
+        )
+    )
+    names = [r.name for r in results]
+    assert names[0] == "two-short" and results[0].runs >= 4
+    assert "synthetic-b2xs16" not in names  # covered by the prompt line
+    assert {r.bucket for r in results} == set(BUCKETS)
+    assert progress[-1] == (len(BUCKETS), len(BUCKETS), "")
+
+
+def test_a_failing_request_names_the_shape() -> None:
+    with pytest.raises(WarmupError, match=r"'broken'.*400.*bad body"):
+        asyncio.run(run_warmup(CountingPath(), [PromptLine("broken", b"bad")], BUCKETS, None, WarmupPolicy()))
+
+
+def test_expected_error_status_passes() -> None:
+    results = asyncio.run(
+        run_warmup(
+            CountingPath(), [PromptLine("refused", b"bad", expect_status=400)], BUCKETS, None, WarmupPolicy()
+        )
+    )
+    assert results[0].runs >= 3
+
+
+def test_deadline_names_the_shape_being_warmed() -> None:
+    with pytest.raises(WarmupDeadline, match="synthetic-b1xs16"):
+        asyncio.run(
+            run_warmup(CountingPath(), [], BUCKETS, synthetic, WarmupPolicy(), deadline=time.monotonic() - 1)
+        )
