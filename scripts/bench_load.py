@@ -11,7 +11,7 @@
 
 Prints markdown tables (machine first). Usage::
 
-    python scripts/bench_load.py [--model-dir DIR] [--batches 1,8,32] [--repeat 5]
+    python scripts/bench_load.py [--model-dir DIR] [--batches 1,8,32] [--repeat 5] [--threads N]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def bench_load(model_dir: Path, repeat: int) -> list[tuple[str, float]]:
 
 
 def bench_encode(
-    model_dir: Path, batches: list[int], tokens: int, repeat: int
+    model_dir: Path, batches: list[int], tokens: int, repeat: int, threads: int
 ) -> list[tuple[str, int, float, float]]:
     from warmgate.models.text import OnnxTextModel, TorchTextModel, export_onnx
 
@@ -72,8 +72,8 @@ def bench_encode(
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_onnx(model_dir, Path(tmp) / "model.onnx")
         models = [
-            TorchTextModel(model_dir, device="cpu"),
-            OnnxTextModel(model_dir, device="cpu", onnx_path=onnx_path),
+            TorchTextModel(model_dir, device="cpu", threads=threads),
+            OnnxTextModel(model_dir, device="cpu", onnx_path=onnx_path, threads=threads),
         ]
         for model in models:
             model.load()
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--tokens", type=int, default=32, help="tokens per text (bucket seq)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: backend default)")
     args = parser.parse_args()
 
     import torch
@@ -149,9 +150,10 @@ def main() -> None:
     for name, seconds in load_rows:
         print(f"| {name} | {seconds * 1000:.1f} | {seconds / base:.2f} |")
 
+    print(f"\nintra-op threads: {args.threads or 'backend default'}")
     print("\n| backend | batch | tokens/text | median ms/batch | embeddings/s |")
     print("|---|---:|---:|---:|---:|")
-    for backend, batch, ms, per_s in bench_encode(model_dir, batches, args.tokens, args.repeat):
+    for backend, batch, ms, per_s in bench_encode(model_dir, batches, args.tokens, args.repeat, args.threads):
         print(f"| {backend} | {batch} | {args.tokens} | {ms:.1f} | {per_s:.0f} |")
 
     if torch.cuda.is_available():
