@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,16 @@ def test_onnx_needs_no_bert_config(minilm_onnx: Path, tmp_path: Path) -> None:
     assert model.dimension == 384
     (out,) = model.infer([model.prepare(["recommend a manga"])])
     assert out["embeddings"].shape == (1, 384)
+
+
+def test_torch_threads_sleep_when_idle(minilm_dir: Path) -> None:
+    """Built through load_text_model in a fresh process, torch's OpenMP threads do not spin."""
+    code = (
+        "import os, sys\n"
+        "from warmgate.models.text import load_text_model\n"
+        f"load_text_model({str(minilm_dir)!r}, backend='torch')\n"
+        "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["PASSIVE", "True"]
