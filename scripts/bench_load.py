@@ -129,6 +129,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: backend default)")
     args = parser.parse_args()
 
+    # As load_text_model does for the server: torch's OpenMP threads sleep when idle.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     from warmgate.models.fetch import default_cache_dir, fetch_default_model
@@ -139,7 +141,7 @@ def main() -> None:
     print(
         f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, python {platform.python_version()}, torch {torch.__version__}, "
-        f"torch threads {torch.get_num_threads()}"
+        f"torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY {os.environ['OMP_WAIT_POLICY']}"
     )
     print(f"model: {model_dir}\n")
 
