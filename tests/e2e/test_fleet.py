@@ -116,12 +116,21 @@ class Traffic:
                     self.errors.append(exc)
 
 
-def _until(predicate: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+def _until(predicate: Callable[[], bool], what: str, fleet: Fleet, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for: {what}")
+            raise AssertionError(f"timed out after {timeout_s}s waiting for: {what}\n{_describe(fleet)}")
         time.sleep(0.05)
+
+
+def _describe(fleet: Fleet) -> str:
+    """The fleet's books, HAProxy's view and the tail of every log: what a failure needs."""
+    lines = [f"replica {r}" for r in fleet.replicas()]
+    lines += [f"haproxy {s}" for s in fleet.backend().servers if not s.address.endswith(":1")]
+    for log in sorted(fleet.workdir.glob("**/*.log")):
+        lines += [f"--- {log.name}", log.read_text(errors="replace")[-1500:]]
+    return "\n".join(lines)
 
 
 def _ready(fleet: Fleet, rid: str) -> bool:
@@ -140,9 +149,11 @@ def _info(fleet: Fleet, rid: str) -> ReplicaInfo:
 def test_haproxy_never_routes_to_a_replica_before_it_is_ready(slow_dir: Path, make_fleet: MakeFleet) -> None:
     fleet = make_fleet(slow_dir)
     first = fleet.launch(Role.SERVING, time.monotonic())
-    _until(lambda: [r.replica_id for r in fleet.in_rotation()] == [first], "the first replica in rotation")
+    _until(
+        lambda: [r.replica_id for r in fleet.in_rotation()] == [first], "the first replica in rotation", fleet
+    )
     with Traffic(fleet.url, SLOW_BODY) as traffic:
-        _until(lambda: traffic.sent > 0, "traffic through HAProxy")
+        _until(lambda: traffic.sent > 0, "traffic through HAProxy", fleet)
         # A long multi-shape warmup: 8 buckets, every shape run 16 times.
         args = ("--max-batch", "128", "--warmup-max-runs", "16", "--warmup-tolerance", "0")
         second = fleet.launch(Role.SERVING, time.monotonic(), args=args)
@@ -176,15 +187,15 @@ def test_haproxy_never_routes_to_a_replica_before_it_is_ready(slow_dir: Path, ma
 def test_sigterm_on_a_replica_loses_no_request(slow_dir: Path, make_fleet: MakeFleet) -> None:
     fleet = make_fleet(slow_dir, drain_delay_s=1.0)
     leaving, staying = (fleet.launch(Role.SERVING, time.monotonic()) for _ in range(2))
-    _until(lambda: len(fleet.in_rotation()) == 2, "two replicas in rotation")
+    _until(lambda: len(fleet.in_rotation()) == 2, "two replicas in rotation", fleet)
     leaving_url = f"http://127.0.0.1:{_info(fleet, leaving).port}"
     with Traffic(fleet.url, SLOW_BODY, workers=3) as traffic:
-        _until(lambda: _invocations(leaving_url) > 0, "traffic on the replica about to leave")
+        _until(lambda: _invocations(leaving_url) > 0, "traffic on the replica about to leave", fleet)
         process = fleet.process(leaving)
         os.kill(process.pid, signal.SIGTERM)  # from outside, as an orchestrator would
         sent_at_sigterm = traffic.sent
         exit_code = process.wait(30)
-        _until(lambda: traffic.sent > sent_at_sigterm + 20, "traffic after the replica left")
+        _until(lambda: traffic.sent > sent_at_sigterm + 20, "traffic after the replica left", fleet)
     assert exit_code == 0
     assert traffic.errors == []
     assert traffic.statuses.count(200) == len(traffic.statuses) > 20
@@ -198,7 +209,7 @@ def test_control_loop_replaces_a_killed_replica_to_keep_two_hot(
     loop = ControlLoop(fleet, ScalingConfig(min_hot=2, max_replicas=3), tick_s=0.1)
     background = Background(loop).start()
     try:
-        _until(lambda: len(fleet.in_rotation()) == 2, "the floor of two hot replicas")
+        _until(lambda: len(fleet.in_rotation()) == 2, "the floor of two hot replicas", fleet)
         victim = fleet.in_rotation()[0]
         os.kill(victim.pid, signal.SIGKILL)
 
@@ -210,7 +221,7 @@ def test_control_loop_replaces_a_killed_replica_to_keep_two_hot(
                 and all(r.phase is ReplicaPhase.READY for r in rotation)
             )
 
-        _until(replaced, "a READY replacement in rotation")
+        _until(replaced, "a READY replacement in rotation", fleet)
         assert victim.replica_id not in {r.replica_id for r in fleet.replicas()}
         with httpx.Client(timeout=10) as client:
             statuses = {
@@ -238,11 +249,13 @@ def test_a_claim_promotes_a_ready_standby_without_a_cold_start(
         def standbys() -> list[ReplicaInfo]:
             return [r for r in fleet.replicas() if r.role is Role.STANDBY and r.phase is ReplicaPhase.READY]
 
-        _until(lambda: len(fleet.in_rotation()) == 2 and len(standbys()) == 1, "two hot and one standby")
+        _until(
+            lambda: len(fleet.in_rotation()) == 2 and len(standbys()) == 1, "two hot and one standby", fleet
+        )
         standby = standbys()[0]
         assert fleet.backend().server(standby.slot).status == "MAINT"  # parked out of rotation
         with Traffic(fleet.url, LINEAR_BODY) as traffic:
-            _until(lambda: traffic.sent > 20, "traffic")
+            _until(lambda: traffic.sent > 20, "traffic", fleet)
         assert _invocations(f"http://127.0.0.1:{standby.port}") == 0
 
         victim = fleet.in_rotation()[0]
@@ -250,19 +263,51 @@ def test_a_claim_promotes_a_ready_standby_without_a_cold_start(
         _until(
             lambda: standby.replica_id in {r.replica_id for r in fleet.in_rotation()},
             "the standby promoted into rotation",
+            fleet,
         )
         promoted = _info(fleet, standby.replica_id)
         assert (promoted.pid, promoted.started_at) == (standby.pid, standby.started_at)  # same process
         cold = [r for r in fleet.replicas() if r.role is Role.SERVING and r.started_at > standby.started_at]
         assert cold == [], "the floor was restored by the claim alone, not a cold start"
-        _until(lambda: len(fleet.in_rotation()) == 2, "two hot again")
+        _until(lambda: len(fleet.in_rotation()) == 2, "two hot again", fleet)
         _until(
-            lambda: len(standbys()) == 1 and standbys()[0].replica_id != standby.replica_id, "a new standby"
+            lambda: len(standbys()) == 1 and standbys()[0].replica_id != standby.replica_id,
+            "a new standby",
+            fleet,
         )
         with Traffic(fleet.url, LINEAR_BODY) as traffic:
             _until(
-                lambda: _invocations(f"http://127.0.0.1:{standby.port}") > 0, "traffic on the promoted one"
+                lambda: _invocations(f"http://127.0.0.1:{standby.port}") > 0,
+                "traffic on the promoted one",
+                fleet,
             )
         assert set(traffic.statuses) == {200}
     finally:
         background.stop()
+
+
+def test_policy_scale_in_drains_through_haproxy_without_loss(linear_dir: Path, make_fleet: MakeFleet) -> None:
+    fleet = make_fleet(linear_dir)
+    for _ in range(3):
+        fleet.launch(Role.SERVING, time.monotonic())
+    _until(lambda: len(fleet.in_rotation()) == 3, "three replicas in rotation", fleet)
+    quick = ScalingConfig(
+        min_hot=2, max_replicas=3, metric_window_s=1.0, panic_window_s=0.5, scale_in_window_s=1.0
+    )
+    loop = ControlLoop(fleet, quick, tick_s=0.1)
+    with Traffic(fleet.url, LINEAR_BODY, workers=1) as traffic:
+        drained: list[str] = []
+        while not drained:
+            drained += loop.tick().drained
+            assert traffic.errors == [] and len(drained) <= 1
+            time.sleep(0.1)
+        process = fleet.process(drained[0])
+        exit_code = process.wait(30)
+        _until(lambda: len(fleet.in_rotation()) == 2, "two left in rotation", fleet)
+        for _ in range(10):  # the floor holds: no further scale-in below min_hot
+            assert loop.tick().drained == ()
+            time.sleep(0.1)
+    assert exit_code == 0
+    assert traffic.errors == []
+    assert set(traffic.statuses) == {200}
+    assert drained[0] not in {r.replica_id for r in fleet.replicas()}

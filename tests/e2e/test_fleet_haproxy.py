@@ -4,6 +4,7 @@ policy's observation) and HAProxy's acceptance of the rendered configuration."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,13 @@ def test_observation_counts_in_flight_on_hot_replicas_and_queue() -> None:
     assert obs.hot == 2
     assert obs.demand_in_flight == 2 + 1 + 3
     assert obs.request_rate == 4.0
+
+
+def test_the_fleet_imports_nothing_of_server_or_models() -> None:
+    code = (
+        "import sys, warmgate.autoscaling.fleet.cli, warmgate.autoscaling.fleet.control; "
+        "print(sorted(m for m in sys.modules if m.startswith(('warmgate.server', 'warmgate.models', "
+        "'warmgate.config'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
