@@ -3,6 +3,7 @@ policy's observation) and HAProxy's acceptance of the rendered configuration."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,9 @@ def test_config_checks_ping_fast_and_retries_elsewhere() -> None:
 
 def test_check_timing_is_configurable() -> None:
     settings = HaproxySettings(port=1, socket=Path("/s"), check_inter_ms=500, check_fall=2, check_rise=3)
-    assert "inter 500ms fastinter 500ms downinter 500ms fall 2 rise 3" in render_config(settings, SERVERS)
+    assert "inter 500ms fastinter 500ms downinter 500ms fall 2 rise 3\n" in render_config(settings, SERVERS)
+    limited = HaproxySettings(port=1, socket=Path("/s"), server_maxconn=4)
+    assert "fall 1 rise 1 maxconn 4\n" in render_config(limited, SERVERS)
 
 
 def test_config_refuses_what_haproxy_would() -> None:
@@ -73,7 +76,8 @@ def test_haproxy_accepts_the_rendered_config(tmp_path: Path) -> None:
         pytest.skip(str(exc))
     config = tmp_path / "haproxy.cfg"
     servers = [ServerLine(name) for name in slot_names(4)]
-    config.write_text(render_config(SETTINGS, servers))
+    settings = dataclasses.replace(SETTINGS, server_maxconn=4, threads=2)
+    config.write_text(render_config(settings, servers))
     result = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
 

@@ -50,6 +50,12 @@ def add_fleet_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--scale-in-window-s", type=float, default=60.0, help="stable window before scaling in")
     p.add_argument("--drain-delay-s", type=float, default=1.0, help="each replica's --drain-delay-s")
     p.add_argument("--check-inter-ms", type=int, default=200, help="HAProxy /ping check interval")
+    p.add_argument(
+        "--max-conn-per-replica",
+        type=int,
+        default=None,
+        help="HAProxy maxconn per replica; beyond it requests queue in HAProxy (counted as demand)",
+    )
     p.add_argument("--stats-port", type=int, default=None, help="also serve HAProxy's stats page here")
     p.add_argument("--tick-s", type=float, default=0.25, help="control loop period")
     p.add_argument(
@@ -90,6 +96,7 @@ def run_fleet(args: argparse.Namespace) -> int:
         bind=args.bind,
         stats_port=args.stats_port,
         check_inter_ms=args.check_inter_ms,
+        server_maxconn=args.max_conn_per_replica,
     )
     spec = ReplicaSpec(args.model_dir, tuple(args.replica_arg), drain_delay_s=args.drain_delay_s)
     slots = 2 * args.max_replicas + args.pool

@@ -61,6 +61,7 @@ class HaproxySettings:
     retries: int = 3
     retry_on: tuple[str, ...] = ("conn-failure", "empty-response", "503")
     threads: int | None = None  # HAProxy's default: one per CPU
+    server_maxconn: int | None = None  # per replica; past it requests wait in the backend's queue
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -113,7 +114,8 @@ def render_config(settings: HaproxySettings, servers: Sequence[ServerLine]) -> s
         "    option httpchk GET /ping",
         "    http-check expect status 200",
         f"    default-server check inter {s.check_inter_ms}ms fastinter {s.check_inter_ms}ms "
-        f"downinter {s.check_inter_ms}ms fall {s.check_fall} rise {s.check_rise}",
+        f"downinter {s.check_inter_ms}ms fall {s.check_fall} rise {s.check_rise}"
+        + (f" maxconn {s.server_maxconn}" if s.server_maxconn else ""),
         *(_server(line) for line in servers),
     ]
     if s.stats_port is not None:
