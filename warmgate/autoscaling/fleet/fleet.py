@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -34,7 +33,7 @@ from warmgate.autoscaling.fleet.haproxy_config import (
     slot_names,
 )
 from warmgate.autoscaling.fleet.probe import Load, Probe, probe
-from warmgate.autoscaling.fleet.replica import HOST, ReplicaProcess, ReplicaSpec
+from warmgate.autoscaling.fleet.replica import HOST, ReplicaProcess, ReplicaSpec, pick_port
 from warmgate.autoscaling.fleet.runtime_api import BackendStat, RuntimeApi
 from warmgate.autoscaling.fleet.slots import Slots
 from warmgate.autoscaling.model import ReplicaPhase
@@ -83,12 +82,6 @@ class _Tracked:
         return ReplicaInfo(
             p.replica_id, self.role, self.phase, p.pid, p.port, self.slot, self.load, self.started_at
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 class Fleet:
@@ -181,7 +174,7 @@ class Fleet:
         with self._lock:
             rid = replica_id or next(self._ids)
             slot = self._slots.acquire(rid)
-            port = free_port()
+            port = pick_port()
             spec = dataclasses.replace(self.spec, args=(*self.spec.args, *args))
             process = ReplicaProcess(rid, spec, port, self.workdir / "logs")
             self._replicas[rid] = _Tracked(process, role, slot, ReplicaPhase.WARMING, now)

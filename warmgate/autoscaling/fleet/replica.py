@@ -8,7 +8,9 @@ finishes in-flight work, exits 0) or SIGKILL.
 from __future__ import annotations
 
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -16,6 +18,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HOST = "127.0.0.1"
+# Replica ports come from below Linux's default ephemeral range (32768-60999): a port picked
+# there and handed to a process that binds it a second later can meanwhile be taken as the
+# local end of some outgoing connection (health checks, clients), failing the bind.
+PORT_RANGE = (20000, 32768)
+
+
+def pick_port(attempts: int = 64) -> int:
+    """A port free to listen on now, preferably outside the ephemeral range."""
+    for _ in range(attempts):
+        port = random.randrange(*PORT_RANGE)
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
