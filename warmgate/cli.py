@@ -1,4 +1,4 @@
-"""``warmgate serve | fetch-model | export-onnx | replay | record | simulate | render | bench``.
+"""``warmgate serve | fetch-model | export-onnx | replay | record | simulate | render | fleet``.
 
 Parsers are built when ``main`` runs, never at import. ``serve`` imports only the server;
 model backends load in the background after the listener opens.
@@ -104,15 +104,19 @@ def _export(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from warmgate.autoscaling.cli import add_commands as add_autoscaling
+    from warmgate.autoscaling.fleet.cli import add_fleet_command
     from warmgate.warmup.cli import add_commands as add_warmup
 
-    parser = argparse.ArgumentParser(prog="warmgate", description=__doc__.splitlines()[0])
+    import warmgate
+
+    parser = argparse.ArgumentParser(prog="warmgate", description=(warmgate.__doc__ or "").strip())
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_fetch(sub)
     _add_export(sub)
     add_warmup(sub)
     add_autoscaling(sub)
+    add_fleet_command(sub)
     return parser
 
 

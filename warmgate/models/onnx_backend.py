@@ -19,6 +19,7 @@ from warmgate.config import Device, Oversize
 from warmgate.errors import BadRequest, ModelLoadError, PayloadTooLarge
 from warmgate.models.base import Bucket, Item, ModelKind, ModelStats, SyntheticRequest, TensorSpec
 from warmgate.models.buckets import BucketPlan
+from warmgate.models.ort_session import open_session
 
 log = logging.getLogger("warmgate.models.onnx")
 
@@ -33,52 +34,6 @@ _ORT_DTYPES = {
     "tensor(uint8)": "uint8",
     "tensor(bool)": "bool",
 }
-CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
-
-
-def choose_providers(device: Device, available: Sequence[str]) -> list[str]:
-    """Explicit provider list for ``device``; raises when the device's provider is missing."""
-    if device is Device.CUDA or (device is Device.AUTO and CUDA in available):
-        if CUDA not in available:
-            raise ModelLoadError(f"device cuda asked for, but ONNX Runtime offers only {list(available)}")
-        return [CUDA, CPU]
-    return [CPU]
-
-
-def session_options(threads: int) -> Any:
-    """Intra-op threads that do not spin: spinning steals the event loop's core (DESIGN §8)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return opts
-
-
-def open_session(path: Path, device: Device, threads: int) -> Any:
-    """An ``InferenceSession`` on explicitly chosen providers, verified after start."""
-    import onnxruntime as ort
-
-    if not path.is_file():
-        raise ModelLoadError(f"{path} does not exist")
-    providers = choose_providers(device, ort.get_available_providers())
-    try:
-        session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise ModelLoadError(f"ONNX Runtime could not load {path.name}: {exc}") from exc
-    active = session.get_providers()
-    if active[0] != providers[0]:
-        raise ModelLoadError(f"asked ONNX Runtime for {providers[0]} but the session runs on {active}")
-    if providers[0] == CUDA:
-        log.info(
-            "ONNX Runtime CUDA graphs are not enabled: they need fixed input shapes and "
-            "pre-bound buffers, and this backend serves dynamic shapes"
-        )
-    return session
 
 
 def _spec(arg: Any) -> TensorSpec:

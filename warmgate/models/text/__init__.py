@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from warmgate.models.text.loader import choose_backend, load_text_model
-from warmgate.models.text.model import OversizePolicy, TextEmbeddingModel, default_plan
+from warmgate.models.text.model import TextEmbeddingModel, default_plan
 from warmgate.models.text.onnx_backend import OnnxTextModel
 
 if TYPE_CHECKING:
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OnnxTextModel",
-    "OversizePolicy",
     "TextEmbeddingModel",
     "TorchTextModel",
     "choose_backend",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from warmgate.config import Device, Oversize
 from warmgate.errors import BadRequest, ConfigError, ModelError, PayloadTooLarge
 from warmgate.models.base import (
     Bucket,
@@ -38,19 +39,6 @@ from warmgate.models.text.tokenizer import TextTokenizer, pad_batch
 DEFAULT_MAX_BATCH = 32
 
 log = logging.getLogger(__name__)
-
-
-class DeviceChoice(enum.Enum):
-    AUTO = "auto"  # CUDA when the backend finds one, else CPU
-    CPU = "cpu"
-    CUDA = "cuda"
-
-
-class OversizePolicy(enum.Enum):
-    """What to do with a request larger than every bucket."""
-
-    REJECT = "reject"  # 413 Payload Too Large
-    EAGER = "eager"  # run it at its own shape, count it in ``stats.out_of_bucket``
 
 
 @dataclass(frozen=True)
@@ -82,16 +70,16 @@ class TextEmbeddingModel(abc.ABC):
         model_dir: Path | str,
         *,
         plan: BucketPlan | None = None,
-        oversize: OversizePolicy | enum.Enum | str = OversizePolicy.REJECT,
-        device: enum.Enum | str = "auto",
+        oversize: Oversize | str = Oversize.REJECT,
+        device: Device | str = Device.AUTO,
         name: str | None = None,
         threads: int = 0,
     ) -> None:
         self.files = TextModelFiles(Path(model_dir))
         self.name = name or self.files.root.resolve().name
         self.stats = ModelStats()
-        self.oversize = _choice(OversizePolicy, oversize, "oversize policy")
-        self.requested_device = _choice(DeviceChoice, device, "device").value
+        self.oversize = _choice(Oversize, oversize, "oversize policy")
+        self.requested_device = _choice(Device, device, "device").value
         if threads < 0:
             raise ConfigError(f"threads must be >= 0 (0: the backend's default), got {threads}")
         self.threads = threads
@@ -149,14 +137,14 @@ class TextEmbeddingModel(abc.ABC):
 
     def prepare(self, payload: Any) -> Item:
         texts = _validate_texts(payload)
-        if len(texts) > self.plan.max_batch and self.oversize is OversizePolicy.REJECT:
+        if len(texts) > self.plan.max_batch and self.oversize is Oversize.REJECT:
             raise PayloadTooLarge(
                 f"{len(texts)} texts exceed the maximum batch of {self.plan.max_batch}; split the request"
             )
         tokenized = TokenizedTexts(tuple(self.tokenizer.encode(texts)))
         key = self.plan.seq_for(tokenized.longest)
         if key is None:
-            if self.oversize is OversizePolicy.REJECT:
+            if self.oversize is Oversize.REJECT:
                 raise PayloadTooLarge(
                     f"a text of {tokenized.longest} tokens exceeds the largest sequence bucket "
                     f"({self.plan.max_seq}); shorten it"

@@ -11,7 +11,6 @@ onnxruntime is imported in :meth:`OnnxTextModel.load`, so the torch path never n
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,43 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from warmgate.config import Device, Oversize
 from warmgate.errors import ModelLoadError
 from warmgate.models.base import Bucket
 from warmgate.models.buckets import BucketPlan
-from warmgate.models.text.model import OversizePolicy, TextEmbeddingModel
+from warmgate.models.ort_session import CUDA, open_session
+from warmgate.models.text.model import TextEmbeddingModel
 from warmgate.models.text.pooling import FloatArray, IntArray
 
 log = logging.getLogger(__name__)
 
-CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
 REQUIRED_INPUTS = ("input_ids", "attention_mask")
 OPTIONAL_INPUTS = ("token_type_ids",)
 TOKEN_OUTPUTS = ("last_hidden_state", "token_embeddings")
-_ORT_ERRORS = (
-    "Fail",
-    "InvalidArgument",
-    "InvalidGraph",
-    "InvalidProtobuf",
-    "NoSuchFile",
-    "NoModel",
-    "NotImplemented",
-    "RuntimeException",
-    "EPFail",
-)
-
-
-def choose_providers(device: str, available: Sequence[str]) -> list[str]:
-    """The provider list for ``device`` ("auto", "cpu", "cuda"): CUDA first when wanted and
-    present, CPU always last. ``cuda`` without the CUDA provider is a :class:`ModelLoadError`."""
-    if device == "cuda" and CUDA not in available:
-        raise ModelLoadError(
-            f"device 'cuda' was requested but onnxruntime offers only {', '.join(available)}; "
-            "install onnxruntime-gpu"
-        )
-    if device in ("cuda", "auto") and CUDA in available:
-        return [CUDA, CPU]
-    return [CPU]
 
 
 class OnnxTextModel(TextEmbeddingModel):
@@ -68,8 +43,8 @@ class OnnxTextModel(TextEmbeddingModel):
         model_dir: Path | str,
         *,
         plan: BucketPlan | None = None,
-        oversize: OversizePolicy | enum.Enum | str = OversizePolicy.REJECT,
-        device: enum.Enum | str = "auto",
+        oversize: Oversize | str = Oversize.REJECT,
+        device: Device | str = Device.AUTO,
         name: str | None = None,
         threads: int = 0,
         onnx_path: Path | str | None = None,
@@ -83,28 +58,9 @@ class OnnxTextModel(TextEmbeddingModel):
         self._providers: list[str] = []
 
     def _load_backend(self) -> int:
-        import onnxruntime as ort
-
         path = self.files.require(self.onnx_path, "model.onnx")
-        providers = choose_providers(self.requested_device, ort.get_available_providers())
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        errors = tuple(getattr(ort.capi.onnxruntime_pybind11_state, n) for n in _ORT_ERRORS)
-        try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        except errors as exc:
-            raise ModelLoadError(f"onnxruntime cannot load {path}: {exc}") from exc
+        session = open_session(path, self.requested_device, self.threads)
         active = list(session.get_providers())
-        if providers[0] not in active:
-            raise ModelLoadError(
-                f"{path}: requested provider {providers[0]} is not active after session start "
-                f"(active: {', '.join(active)})"
-            )
-        if CUDA in active:
-            log.info("onnxruntime CUDA graphs not used for %s: its sequence axis is dynamic", path)
         self._input_names = self._check_inputs(path, [i.name for i in session.get_inputs()])
         self._output_name, dimension = self._pick_output(path, session.get_outputs())
         self._session, self._providers = session, active

@@ -7,19 +7,19 @@ closes capture.
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from warmgate.config import Device, Oversize
 from warmgate.errors import ModelLoadError
 from warmgate.models.base import Bucket
 from warmgate.models.buckets import BucketPlan
 from warmgate.models.cuda_graphs import CudaGraphPool
 from warmgate.models.text.bert_config import BertConfig
 from warmgate.models.text.encoder import BertEncoder, load_encoder
-from warmgate.models.text.model import OversizePolicy, TextEmbeddingModel
+from warmgate.models.text.model import TextEmbeddingModel
 from warmgate.models.text.pooling import FloatArray, IntArray
 
 
@@ -43,8 +43,8 @@ class TorchTextModel(TextEmbeddingModel):
         model_dir: Path | str,
         *,
         plan: BucketPlan | None = None,
-        oversize: OversizePolicy | enum.Enum | str = OversizePolicy.REJECT,
-        device: enum.Enum | str = "auto",
+        oversize: Oversize | str = Oversize.REJECT,
+        device: Device | str = Device.AUTO,
         name: str | None = None,
         threads: int = 0,
         cuda_graphs: bool = True,
