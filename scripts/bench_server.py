@@ -5,7 +5,8 @@
 * startup    — process start → first /livez 200, → READY (ONNX and torch), with the phase split
 * ping       — /ping p50/p99 (wrk --latency) idle and while /invocations is saturated (wrk)
 * throughput — served embeddings/s (wrk) vs raw in-process encode at the same batch size
-* first      — per prompt-set shape: first request after READY ÷ steady p50, warmup on vs off
+* first      — per prompt-set shape: first request after READY ÷ steady p50, warmup on vs off,
+               ONNX and torch, median over --trials fresh processes
 
 Needs wrk (Debian package) and the default model (fetched on first use); the ONNX export is
 written under ``$WARMGATE_BENCH_DIR`` (default ``./out/bench``, git-ignored).
@@ -180,36 +181,46 @@ def bench_throughput(dirs: dict[str, Path], seconds: int) -> None:
         print(f"| {batch} | {raw:.0f} | {served:.0f} | {served / raw:.2f} |")
 
 
-def bench_first(dirs: dict[str, Path], steady_runs: int) -> None:
-    print("\n### First request after READY ÷ steady p50, per default prompt-set shape (ONNX)\n")
-    lines = default_prompt_set()
-    ratios: dict[str, dict[str, float]] = {}
-    for mode, flag in (("on", "--warmup"), ("off", "--no-warmup")):
-        with (
-            ready_server(dirs["onnx"], flag) as server,
-            httpx.Client(base_url=server.url, timeout=60) as client,
-        ):
-            for line in lines:
-                headers = {"Content-Type": line.content_type, "Accept": line.accept}
+def first_ratios(model_dir: Path, backend: str, warmup: bool, steady_runs: int) -> dict[str, float]:
+    """One fresh server: per prompt-set line, its first request's latency ÷ the median of the next
+    ``steady_runs``."""
+    flags = ("--backend", backend, "--warmup" if warmup else "--no-warmup")
+    ratios: dict[str, float] = {}
+    with ready_server(model_dir, *flags) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        for line in default_prompt_set():
+            headers = {"Content-Type": line.content_type, "Accept": line.accept}
+            samples = []
+            for _ in range(steady_runs + 1):
                 t0 = time.perf_counter()
                 client.post("/invocations", content=line.body, headers=headers).raise_for_status()
-                first = time.perf_counter() - t0
-                samples = []
-                for _ in range(steady_runs):
-                    t0 = time.perf_counter()
-                    client.post("/invocations", content=line.body, headers=headers).raise_for_status()
-                    samples.append(time.perf_counter() - t0)
-                ratios.setdefault(line.name, {})[mode] = first / statistics.median(samples)
-    print("| shape | warmup on | warmup off |")
-    print("| --- | --- | --- |")
-    for name, r in ratios.items():
-        print(f"| {name} | {r['on']:.2f} | {r['off']:.2f} |")
-    on = [r["on"] for r in ratios.values()]
-    off = [r["off"] for r in ratios.values()]
+                samples.append(time.perf_counter() - t0)
+            ratios[line.name] = samples[0] / statistics.median(samples[1:])
+    return ratios
+
+
+def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int) -> None:
     print(
-        f"| **max / median** | **{max(on):.2f} / {statistics.median(on):.2f}** "
-        f"| **{max(off):.2f} / {statistics.median(off):.2f}** |"
+        f"\n### First request after READY ÷ steady p50, per default prompt-set shape "
+        f"(median over {trials} fresh processes)\n"
     )
+    table: dict[str, dict[str, float]] = {}
+    columns = []
+    for backend in ("onnx", "torch"):
+        for warmup in (True, False):
+            column = f"{backend} warmup {'on' if warmup else 'off'}"
+            columns.append(column)
+            runs = [first_ratios(dirs[backend], backend, warmup, steady_runs) for _ in range(trials)]
+            for name in runs[0]:
+                table.setdefault(name, {})[column] = statistics.median(r[name] for r in runs)
+    print("| shape | " + " | ".join(columns) + " |")
+    print("| --- |" + " --- |" * len(columns))
+    for name, row in table.items():
+        print(f"| {name} | " + " | ".join(f"{row[c]:.2f}" for c in columns) + " |")
+    summary = []
+    for c in columns:
+        values = [row[c] for row in table.values()]
+        summary.append(f"**{max(values):.2f} / {statistics.median(values):.2f}**")
+    print("| **max / median** | " + " | ".join(summary) + " |")
 
 
 def main() -> None:
@@ -220,6 +231,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("which", nargs="*", default=["startup", "ping", "throughput", "first"])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=3, help="fresh processes per `first` column")
     args = parser.parse_args()
     print(f"Machine: {machine()}")
     dirs = model_dirs()
@@ -228,7 +240,7 @@ def main() -> None:
             "startup": lambda: bench_startup(dirs),
             "ping": lambda: bench_ping(dirs, args.seconds),
             "throughput": lambda: bench_throughput(dirs, args.seconds),
-            "first": lambda: bench_first(dirs, 20),
+            "first": lambda: bench_first(dirs, 20, args.trials),
         }[name]()
 
 
