@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from importlib.util import find_spec
 from pathlib import Path
 
 from warmgate.config import Backend, Config
@@ -62,7 +63,13 @@ def build_model(config: Config, model_dir: Path, name: str) -> Model:
         return HandlerModel(model_dir, name=name, program=config.program)
     if layout is Layout.TEXT:
         from warmgate.models.buckets import DEFAULT_SEQ_LENS
-        from warmgate.models.text import load_text_model
+        from warmgate.models.text import choose_backend, load_text_model
+
+        if choose_backend(model_dir, config.backend.value) == "torch" and find_spec("torch") is None:
+            raise ModelLoadError(
+                f"{model_dir} holds safetensors weights, which need torch (pip install 'warmgate[torch]'); "
+                "or export them once with `warmgate export-onnx` and serve model.onnx"
+            )
 
         return load_text_model(
             model_dir,
