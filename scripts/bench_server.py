@@ -156,7 +156,8 @@ def bench_ping(dirs: dict[str, Path], seconds: int, rounds: int = 3) -> None:
     for load_out in loads:
         print(
             f"- load meanwhile: {load_out['rps']:.0f} /invocations per s (wrk -c32), "
-            f"p99 {load_out['p99']:.1f} ms, {load_out['non2xx']:.0f} non-2xx (503 = shed by admission control)"
+            f"p99 {load_out['p99']:.1f} ms, {load_out['non2xx']:.0f} non-2xx "
+            "(503 = shed by admission control)"
         )
 
 
