@@ -8,11 +8,11 @@ mistake raises a ``ClientError`` that names what was wrong.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
 from warmgate.errors import BadRequest, NotAcceptable, UnsupportedMediaType
 from warmgate.models.base import RawPayload, TensorSpec
@@ -64,8 +64,8 @@ def negotiate(accept: str | None, offered: Sequence[str], default: str) -> str:
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from exc
 
 
@@ -211,16 +211,16 @@ def encode_oip(model_name: str, outputs: Mapping[str, np.ndarray]) -> bytes:
             "name": name,
             "datatype": NUMPY_TO_OIP.get(array.dtype.name, "FP32"),
             "shape": list(array.shape),
-            "data": array.reshape(-1).tolist(),
+            "data": array.reshape(-1),
         }
         for name, array in outputs.items()
     ]
-    return json.dumps({"model_name": model_name, "outputs": tensors}).encode()
+    return _dumps({"model_name": model_name, "outputs": tensors})
 
 
 def encode_tensors(outputs: Mapping[str, np.ndarray], accept: str) -> bytes:
     if accept == JSON:
-        return json.dumps({"outputs": {k: v.tolist() for k, v in outputs.items()}}).encode()
+        return _dumps({"outputs": dict(outputs)})
     if accept == NPY:
         if len(outputs) != 1:
             raise NotAcceptable(
@@ -251,8 +251,8 @@ def _texts(value: Any, where: str) -> list[str]:
 
 def _jsonline_text(line: str, number: int) -> str:
     try:
-        value = json.loads(line)
-    except json.JSONDecodeError as exc:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
         raise BadRequest(f"line {number} is not valid JSON: {exc}") from exc
     if isinstance(value, dict):
         value = value.get("inputs", value.get("text"))
@@ -289,13 +289,26 @@ def decode_texts(body: bytes, content_type: str) -> list[str]:
 
 def encode_embeddings(embeddings: np.ndarray, accept: str) -> bytes:
     if accept == JSON:
-        return json.dumps({"embeddings": embeddings.tolist()}).encode()
+        return _dumps({"embeddings": embeddings})
     if accept == JSONLINES:
-        return "".join(json.dumps({"embedding": row}) + "\n" for row in embeddings.tolist()).encode()
+        return b"".join(_dumps({"embedding": row}) + b"\n" for row in embeddings)
     return _npy_bytes(embeddings)
 
 
 TEXT_ACCEPTS = (JSON, JSONLINES, NPY)
+
+
+def _dumps(value: Any) -> bytes:
+    """JSON with numpy arrays serialised natively: the per-request encoding the event loop pays
+    for most (DESIGN §8), about 20× faster than ``json.dumps(array.tolist())``."""
+    return orjson.dumps(value, default=_tolist, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _tolist(value: Any) -> Any:
+    """orjson's fallback: arrays it cannot take directly (strided views, float16, ...)."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
