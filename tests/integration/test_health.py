@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from tests.conftest import serving, wait_settled
@@ -96,3 +97,25 @@ def test_unknown_route_is_json_404(linear_dir: Path) -> None:
         response = client.get("/nope")
         assert response.status_code == 404
         assert response.json()["error"] == "http_error"
+
+
+def test_drain_during_loading_is_a_stop_not_a_failure(linear_dir: Path) -> None:
+    release = threading.Event()
+
+    def held_factory(config: Config, model_dir: Path) -> Model:
+        release.wait(10)
+        return default_model_factory(config, model_dir)
+
+    with serving(linear_dir, held_factory, settle=False, exit_on_failure="1") as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        exits: list[int] = []
+        runtime.request_exit = exits.append
+        assert runtime.begin_drain("SIGTERM received")
+        release.set()
+        deadline = time.monotonic() + 10
+        while runtime.model is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        body = client.get("/ping").json()
+        assert body["phase"] == "draining"
+        assert exits == []  # no exit code 1 for a replica told to stop

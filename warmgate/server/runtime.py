@@ -102,6 +102,8 @@ class Runtime:
     async def _bring_up(self) -> None:
         assert self._batcher is not None
         try:
+            if self.lifecycle.phase is not Phase.STARTING:  # SIGTERM before start-up began
+                return
             self.lifecycle.transition(Phase.LOADING, "loading model")
             t0 = time.perf_counter()
             self.model_dir = await asyncio.to_thread(resolve_model_dir, self.config, self._progress)
@@ -142,8 +144,10 @@ class Runtime:
             self._fail(ModelLoadError(f"{type(exc).__name__}: {exc}"))
 
     def _fail(self, error: WarmgateError) -> None:
-        if self.lifecycle.can(Phase.FAILED):
-            self.lifecycle.transition(Phase.FAILED, error.message)
+        if not self.lifecycle.can(Phase.FAILED):  # draining already: a stop, not a failure
+            log.info("start-up abandoned while %s: %s", self.lifecycle.phase.value, error.message)
+            return
+        self.lifecycle.transition(Phase.FAILED, error.message)
         if self.config.exit_on_failure:
             self.request_exit(1)
 
