@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,3 @@ def two_input_dir(tmp_path: Path) -> Path:
 def slow_dir(tmp_path: Path) -> Path:
     onnx_models.slow(tmp_path / "slow" / "model.onnx")
     return tmp_path / "slow"
-
-
-ServeFn = Callable[..., Any]

@@ -19,28 +19,19 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.e2e.haproxy import requires_haproxy
 from tests.e2e.process import free_port
 from warmgate.autoscaling.fleet.control import Background, ControlLoop
 from warmgate.autoscaling.fleet.fleet import Fleet, ReplicaInfo, Role
-from warmgate.autoscaling.fleet.haproxy import HaproxyError, find_haproxy
 from warmgate.autoscaling.fleet.haproxy_config import HaproxySettings
 from warmgate.autoscaling.fleet.probe import parse_metrics
 from warmgate.autoscaling.fleet.replica import ReplicaSpec
 from warmgate.autoscaling.model import ReplicaPhase, ScalingConfig
 from warmgate.autoscaling.pool import PoolConfig, WarmPool
 
-
-def _have_haproxy() -> bool:
-    try:
-        find_haproxy()
-    except HaproxyError:
-        return False
-    return True
-
-
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not _have_haproxy(), reason="HAProxy is not installed (make system-deps)"),
+    requires_haproxy,
 ]
 
 MakeFleet = Callable[..., Fleet]

@@ -19,19 +19,10 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.e2e.haproxy import requires_haproxy
 from tests.e2e.process import free_port
 from warmgate.autoscaling.fleet.cli import add_fleet_command, run_fleet
-from warmgate.autoscaling.fleet.haproxy import HaproxyError, find_haproxy
 from warmgate.autoscaling.fleet.runtime_api import RuntimeApi
-
-
-def _have_haproxy() -> bool:
-    try:
-        find_haproxy()
-    except HaproxyError:
-        return False
-    return True
-
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +52,7 @@ def _gone(pid: int) -> bool:
     return "\nState:\tZ" in status  # a zombie has exited; only its parent's bookkeeping is left
 
 
-@pytest.mark.skipif(not _have_haproxy(), reason="HAProxy is not installed (make system-deps)")
+@requires_haproxy
 def test_fleet_command_serves_through_haproxy_and_drains_on_sigterm(linear_dir: Path, workdir: Path) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "warmgate.autoscaling.fleet", "--model-dir", str(linear_dir)]

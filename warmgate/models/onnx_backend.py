@@ -8,6 +8,7 @@ requests with different sizes there never share a batch.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -141,8 +142,6 @@ class OnnxModel:
         return outs
 
     def synthetic_request(self, bucket: Bucket) -> SyntheticRequest:
-        import json
-
         inputs = {}
         for spec in self._inputs:
             dims = [d or 1 for d in spec.shape]
