@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,19 +14,48 @@ from starlette.testclient import TestClient
 from tests import onnx_models
 from warmgate.config import load_config
 from warmgate.server.app import create_app
-from warmgate.server.runtime import ModelFactory, default_model_factory
+from warmgate.server.runtime import ModelFactory, Runtime, default_model_factory
 
 SETTLED = {"ready", "failed"}
 
 
-def wait_settled(client: TestClient, timeout_s: float = 60.0) -> dict[str, Any]:
-    """Poll /readyz until the replica is READY or FAILED; return the last body."""
+def wait_settled(client: TestClient, timeout_s: float = 240.0) -> dict[str, Any]:
+    """Poll /readyz until the replica is READY or FAILED; return that body. Fails the test
+    when neither happens within ``timeout_s`` (generous: the machine may be shared)."""
     deadline = time.monotonic() + timeout_s
     while True:
         body: dict[str, Any] = client.get("/readyz").json()
-        if body["phase"] in SETTLED or time.monotonic() > deadline:
+        if body["phase"] in SETTLED:
             return body
-        time.sleep(0.02)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not settled within {timeout_s:g}s: {body}")
+        time.sleep(0.02)  # poll interval; the loop ends on the condition
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout_s:g}s")
+        time.sleep(0.01)
+
+
+@contextmanager
+def serving_runtime(
+    model_dir: Path,
+    factory: ModelFactory = default_model_factory,
+    settle: bool = True,
+    **options: Any,
+) -> Iterator[tuple[TestClient, Runtime]]:
+    """An in-process app (lifespan included) over ``model_dir`` with config ``options``, and the
+    runtime it serves."""
+    config = load_config({"model_dir": str(model_dir), "fetch_default": "0", **options}, env={})
+    runtime = Runtime(config, factory)
+    with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
+        if settle:
+            wait_settled(client)
+        yield client, runtime
 
 
 @contextmanager
@@ -37,10 +66,7 @@ def serving(
     **options: Any,
 ) -> Iterator[TestClient]:
     """An in-process app (lifespan included) over ``model_dir`` with config ``options``."""
-    config = load_config({"model_dir": str(model_dir), "fetch_default": "0", **options}, env={})
-    with TestClient(create_app(config, factory), raise_server_exceptions=False) as client:
-        if settle:
-            wait_settled(client)
+    with serving_runtime(model_dir, factory, settle, **options) as (client, _):
         yield client
 
 

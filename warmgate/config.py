@@ -70,7 +70,10 @@ class Config:
     warmup_max_runs: int = 8
     warmup_tolerance: float = 0.10
     exit_on_failure: bool = False
-    watchdog_s: float = 120.0
+    watchdog_s: float = 30.0
+    stall_fail_s: float = 600.0
+    degrade_after: int = 3
+    canary_interval_s: float = 1.0
     threads: int = 0
     record_shapes: bool = False
     log_format: LogFormat = LogFormat.TEXT
@@ -215,7 +218,25 @@ OPTIONS: tuple[Option, ...] = (
         "watchdog_s",
         ("WARMGATE_WATCHDOG_S",),
         "lifecycle.watchdog_s",
-        "/livez fails when one inference call has run longer than this",
+        "/ping turns 503 (DEGRADED) while one inference call has run longer than this",
+    ),
+    Option(
+        "stall_fail_s",
+        ("WARMGATE_STALL_FAIL_S",),
+        "lifecycle.stall_fail_s",
+        "one inference call running this long is beyond recovery: FAILED, /livez 503",
+    ),
+    Option(
+        "degrade_after",
+        ("WARMGATE_DEGRADE_AFTER",),
+        "lifecycle.degrade_after",
+        "this many batches in a row failing with a server-side error make /ping 503 (DEGRADED)",
+    ),
+    Option(
+        "canary_interval_s",
+        ("WARMGATE_CANARY_INTERVAL_S",),
+        "lifecycle.canary_interval_s",
+        "while DEGRADED by failures, seconds between canary batches that test for recovery",
     ),
     Option(
         "threads",
@@ -331,6 +352,9 @@ def _validate(config: Config) -> None:
         "warmup_timeout_s",
         "warmup_max_runs",
         "watchdog_s",
+        "stall_fail_s",
+        "degrade_after",
+        "canary_interval_s",
     )
     for name in positive:
         if getattr(config, name) <= 0:

@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import serving, wait_settled
+from tests.conftest import serving, serving_runtime, wait_settled, wait_until
 from warmgate.config import Config
 from warmgate.models.base import Model
 from warmgate.server.runtime import default_model_factory
@@ -106,16 +106,11 @@ def test_drain_during_loading_is_a_stop_not_a_failure(linear_dir: Path) -> None:
         release.wait(10)
         return default_model_factory(config, model_dir)
 
-    with serving(linear_dir, held_factory, settle=False, exit_on_failure="1") as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        exits: list[int] = []
-        runtime.request_exit = exits.append
+    with serving_runtime(linear_dir, held_factory, settle=False, exit_on_failure="1") as (client, runtime):
         assert runtime.begin_drain("SIGTERM received")
         release.set()
-        deadline = time.monotonic() + 10
-        while runtime.model is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.2)
+        wait_until(lambda: not runtime.starting, what="start-up ended")
+        assert runtime.model is not None  # the load finished, and start-up stopped after it
         body = client.get("/ping").json()
         assert body["phase"] == "draining"
-        assert exits == []  # no exit code 1 for a replica told to stop
+        assert runtime.exit_code is None  # no exit code 1 for a replica told to stop

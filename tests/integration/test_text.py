@@ -39,7 +39,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 def test_served_embeddings_match_reference(minilm: Any, reference: dict[str, np.ndarray]) -> None:
     texts = [t for t in reference if len(t) < 200][:4]
     response = minilm.post("/invocations", json={"inputs": texts})
-    assert response.status_code == 200
+    assert response.status_code == 200, response.text
     got = np.asarray(response.json()["embeddings"], np.float32)
     assert got.shape == (len(texts), 384)
     for text, row in zip(texts, got, strict=True):

@@ -14,7 +14,12 @@ The request path is then::
 
 ``Item.key`` is what the batcher groups by (normally the shape :class:`Bucket`), ``Item.size``
 is the rows the item adds to a batch. ``infer`` receives only items with equal keys and a total
-size no larger than ``max_batch``. Models know nothing of HTTP.
+size no larger than ``max_batch`` (a single larger item runs alone); when ``fixed_batch`` is true
+it receives exactly one item per call. The server builds its batcher from these two limits after
+``load()``. Models know nothing of HTTP.
+
+Every hook the server calls is declared here: ``load``, ``warmup_hook`` and ``seal`` run on the
+inference thread, in that order, before the replica is READY.
 """
 
 from __future__ import annotations
@@ -116,7 +121,12 @@ class Model(Protocol):
     def outputs(self) -> Sequence[TensorSpec]: ...
 
     @property
-    def max_batch(self) -> int: ...
+    def max_batch(self) -> int:
+        """Most rows one ``infer`` call takes; valid after ``load()``."""
+
+    @property
+    def fixed_batch(self) -> bool:
+        """True when the batch axis is fixed: ``infer`` takes one item per call; valid after ``load()``."""
 
     def buckets(self) -> Sequence[Bucket]:
         """Every padded shape ``infer`` can run with; warmup covers each one."""
@@ -129,6 +139,9 @@ class Model(Protocol):
 
     def synthetic_request(self, bucket: Bucket) -> SyntheticRequest:
         """A body that, decoded and prepared, lands in ``bucket``."""
+
+    def warmup_hook(self) -> None:
+        """Model-specific warmup (e.g. a user's ``model_warmup_fn``) before the synthetic shapes."""
 
     def seal(self) -> None:
         """Warmup is over: close CUDA graph capture; later unseen shapes count as misses."""

@@ -182,6 +182,10 @@ class HandlerModel:
     def max_batch(self) -> int:
         return 1
 
+    @property
+    def fixed_batch(self) -> bool:
+        return False
+
     def buckets(self) -> Sequence[Bucket]:
         return [Bucket(1)]
 

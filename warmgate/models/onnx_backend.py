@@ -98,6 +98,11 @@ class OnnxModel:
     def max_batch(self) -> int:
         return self._plan.max_batch
 
+    @property
+    def fixed_batch(self) -> bool:
+        """A model whose inputs do not all have a dynamic first axis runs one request per call."""
+        return not self._batchable
+
     def buckets(self) -> Sequence[Bucket]:
         return self._plan.buckets()
 
@@ -150,6 +155,9 @@ class OnnxModel:
             inputs[spec.name] = np.zeros(dims, dtype=spec.dtype).tolist()
         body = json.dumps({"inputs": inputs}).encode()
         return SyntheticRequest(f"synthetic-{bucket.label()}", body, "application/json")
+
+    def warmup_hook(self) -> None:
+        """Nothing beyond the synthetic shapes the warmup runner sends."""
 
     def seal(self) -> None:
         """ONNX Runtime keeps no capture state of ours; nothing to close."""

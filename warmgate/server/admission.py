@@ -6,17 +6,20 @@ grow without bound and a load balancer can send the request elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from warmgate.errors import Unavailable
 
 
 class Admission:
-    def __init__(self, limit: int, retry_after_s: int = 1) -> None:
+    def __init__(
+        self, limit: int, retry_after_s: int = 1, on_reject: Callable[[], None] = lambda: None
+    ) -> None:
         self.limit = limit
         self.retry_after_s = retry_after_s
         self.admitted = 0
+        self._on_reject = on_reject
 
     @contextmanager
     def admit(self) -> Iterator[None]:
@@ -25,6 +28,7 @@ class Admission:
         Runs on the event loop only, so a plain counter is race-free.
         """
         if self.admitted >= self.limit:
+            self._on_reject()
             raise Unavailable(
                 f"server is at capacity ({self.limit} requests in progress); retry shortly",
                 retry_after_s=self.retry_after_s,

@@ -17,11 +17,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from warmgate import __version__
-from warmgate.config import Config
 from warmgate.errors import NotFound, PayloadTooLarge, Unavailable, WarmgateError, http_status
 from warmgate.server import codecs
 from warmgate.server.pipeline import Pipeline, Protocol
-from warmgate.server.runtime import ModelFactory, Runtime, default_model_factory
+from warmgate.server.runtime import Runtime
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -36,8 +35,9 @@ def error_response(exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "internal_error", "message": f"{type(exc).__name__}: {exc}"}, 500)
 
 
-def create_app(config: Config, model_factory: ModelFactory = default_model_factory) -> Starlette:
-    rt = Runtime(config, model_factory)
+def create_app(rt: Runtime) -> Starlette:
+    """The app over ``rt``; the lifespan starts and stops the runtime."""
+    config = rt.config
 
     def timed(route: str, handler: Handler) -> Handler:
         histogram = rt.metrics.request_seconds
@@ -184,6 +184,4 @@ def create_app(config: Config, model_factory: ModelFactory = default_model_facto
     async def http_error(request: Request, exc: Exception) -> Response:
         return error_response(exc)
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
-    app.state.runtime = rt
-    return app
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})

@@ -1,38 +1,31 @@
-"""Dynamic batching on one dedicated inference thread.
+"""Dynamic batching: requests wait briefly to share a batch with others of the same bucket.
 
-Requests are grouped by ``Item.key`` (their shape bucket). A batch closes when it reaches
-``max_rows`` or when its oldest request has waited ``max_delay_s``; while the inference thread is
-busy, new requests accumulate, so batches grow with load. The event loop never runs inference.
+Requests are grouped by ``Item.key`` (their shape bucket). A batch closes when it is full (see
+:mod:`warmgate.server.grouping`, sized from the loaded model's own limits) or when its oldest
+request has waited ``max_delay_s``; while a batch runs, new requests accumulate, so batches grow
+with load. Batches are handed to ``execute`` (the inference thread); the event loop never runs
+inference. A request whose caller timed out or went away while queued is dropped; its
+batch-mates are unaffected.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-import threading
+import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from warmgate.errors import InferenceTimeout
+from warmgate.errors import InferenceTimeout, ModelError
 from warmgate.models.base import Item
+from warmgate.server import grouping
+from warmgate.server.grouping import BatchLimits
 
-InferFn = Callable[[Sequence[Item]], list[Any]]
-
-# The inference thread runs at a lower CPU priority than the event loop, so that on a small
-# machine a saturated model never delays /ping: the scheduler runs the loop first when both wait.
-INFERENCE_NICENESS = 10
-
-
-def _lower_thread_priority() -> None:
-    """Linux: nice only the calling (inference) thread; elsewhere leave priorities alone."""
-    if sys.platform.startswith("linux"):
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + INFERENCE_NICENESS)
+Execute = Callable[[Sequence[Item]], Awaitable[list[Any]]]
+# Called after every batch with its items and the error it raised (None when it succeeded).
+Outcome = Callable[[Sequence[Item], BaseException | None], None]
 
 
 @dataclass
@@ -45,29 +38,29 @@ class _Pending:
 class Batcher:
     def __init__(
         self,
-        infer: InferFn,
-        max_rows: int,
+        execute: Execute,
+        limits: BatchLimits,
         max_delay_s: float,
         on_batch: Callable[[int], None] = lambda rows: None,
+        on_outcome: Outcome = lambda items, error: None,
     ) -> None:
-        self._infer = infer
-        self._max_rows = max_rows
+        self._execute = execute
+        self.limits = limits
         self._max_delay_s = max_delay_s
         self._on_batch = on_batch
+        self._on_outcome = on_outcome
         self._queues: dict[Hashable, deque[_Pending]] = {}
-        self._executor = ThreadPoolExecutor(
-            1, thread_name_prefix="warmgate-infer", initializer=_lower_thread_priority
-        )
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
-        self.busy_since: float | None = None
 
     # --- public -------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self) -> asyncio.Task[None]:
+        """Start the loop; the caller watches the returned task (it ends only by a bug)."""
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="warmgate-batcher")
+        return self._task
 
     @property
     def depth(self) -> int:
@@ -98,65 +91,57 @@ class Batcher:
             )
         return pending.future.result()
 
-    async def run_now(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on the inference thread (load, warmup hooks) and wait for it."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
-    def wedged(self, limit_s: float) -> bool:
-        busy = self.busy_since
-        return busy is not None and time.monotonic() - busy > limit_s
-
-    async def drain(self) -> None:
-        """Wait until every queued request has been served, then stop."""
-        await self._idle.wait()
-        if self._task is not None:
+    async def drain(self, timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) until every queued request has been served, then stop the loop."""
+        if self._task is not None and not self._task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout_s)
             self._task.cancel()
-        self._executor.shutdown(wait=True)
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _oldest(self) -> _Pending | None:
-        heads = [q[0] for q in self._queues.values() if q]
-        return min(heads, key=lambda p: p.enqueued) if heads else None
-
-    def _rows(self, key: Hashable) -> int:
-        return sum(p.item.size for p in self._queues.get(key, ()) if not p.future.done())
+    def _live(self, key: Hashable) -> list[_Pending]:
+        """The key's queue without requests whose callers have gone (dropped here)."""
+        queue = self._queues.get(key)
+        if queue is None:
+            return []
+        alive = deque(p for p in queue if not p.future.done())
+        if alive:
+            self._queues[key] = alive
+        else:
+            del self._queues[key]
+        return list(alive)
 
     def _take(self, key: Hashable) -> list[_Pending]:
-        queue, rows = self._queues[key], 0
-        batch: list[_Pending] = []
-        while queue:
-            head = queue[0]
-            if head.future.done():  # timed out or cancelled while queued
+        live = self._live(key)
+        count = grouping.take([p.item.size for p in live], self.limits)
+        batch = live[:count]
+        queue = self._queues.get(key)
+        if queue is not None:
+            for _ in range(count):
                 queue.popleft()
-                continue
-            if batch and rows + head.item.size > self._max_rows:
-                break
-            batch.append(queue.popleft())
-            rows += head.item.size
-        if not queue:
-            del self._queues[key]
+            if not queue:
+                del self._queues[key]
         return batch
 
-    def _run(self, items: Sequence[Item]) -> list[Any]:
-        self.busy_since = time.monotonic()
-        try:
-            return self._infer(items)
-        finally:
-            self.busy_since = None
+    def _full(self, key: Hashable) -> bool:
+        return grouping.full([p.item.size for p in self._live(key)], self.limits)
+
+    def _next_key(self) -> Hashable | None:
+        for key in list(self._queues):
+            self._live(key)
+        return grouping.oldest({key: q[0].enqueued for key, q in self._queues.items()})
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            oldest = self._oldest()
-            if oldest is None:
+            key = self._next_key()
+            if key is None:
                 self._idle.set()
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            key = oldest.item.key
-            deadline = oldest.enqueued + self._max_delay_s
-            while self._rows(key) < self._max_rows:
+            deadline = self._queues[key][0].enqueued + self._max_delay_s
+            while key in self._queues and not self._full(key):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -166,16 +151,23 @@ class Batcher:
                 except TimeoutError:
                     break
             batch = self._take(key)
-            if not batch:
-                continue
-            self._on_batch(sum(p.item.size for p in batch))
-            try:
-                outputs = await loop.run_in_executor(self._executor, self._run, [p.item for p in batch])
-            except Exception as exc:  # the model's error belongs to every request of the batch
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                continue
-            for p, out in zip(batch, outputs, strict=True):
+            if batch:
+                await self._run(batch)
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        items = [p.item for p in batch]
+        self._on_batch(sum(it.size for it in items))
+        try:
+            outputs = await self._execute(items)
+            if len(outputs) != len(batch):
+                raise ModelError(f"the model returned {len(outputs)} outputs for a batch of {len(batch)}")
+        except Exception as exc:  # the model's error belongs to every request of the batch
+            self._on_outcome(items, exc)
+            for p in batch:
                 if not p.future.done():
-                    p.future.set_result(out)
+                    p.future.set_exception(exc)
+            return
+        self._on_outcome(items, None)
+        for p, out in zip(batch, outputs, strict=True):
+            if not p.future.done():
+                p.future.set_result(out)

@@ -1,37 +1,32 @@
 """The replica's lifecycle: one enum, one transition table, one ``transition()``.
 
 ``STARTING → LOADING → WARMING → READY → DRAINING → STOPPED``, and ``LOADING|WARMING → FAILED``.
+After READY, ``READY ⇄ DEGRADED`` (not ready but recoverable: a stalled inference call, repeated
+server-side failures) and ``READY|DEGRADED → FAILED`` (unrecoverable: the batcher's loop ended).
 Draining may also start before READY (SIGTERM during load), and a failed replica may stop.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from warmgate.errors import WarmgateError
+from warmgate.phases import Phase
+
+__all__ = ["TRANSITIONS", "IllegalTransition", "Lifecycle", "Phase", "WarmupProgress"]
 
 log = logging.getLogger("warmgate.lifecycle")
-
-
-class Phase(enum.Enum):
-    STARTING = "starting"
-    LOADING = "loading"
-    WARMING = "warming"
-    READY = "ready"
-    DRAINING = "draining"
-    STOPPED = "stopped"
-    FAILED = "failed"
 
 
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.STARTING: frozenset({Phase.LOADING, Phase.DRAINING}),
     Phase.LOADING: frozenset({Phase.WARMING, Phase.FAILED, Phase.DRAINING}),
     Phase.WARMING: frozenset({Phase.READY, Phase.FAILED, Phase.DRAINING}),
-    Phase.READY: frozenset({Phase.DRAINING}),
+    Phase.READY: frozenset({Phase.DEGRADED, Phase.FAILED, Phase.DRAINING}),
+    Phase.DEGRADED: frozenset({Phase.READY, Phase.FAILED, Phase.DRAINING}),
     Phase.DRAINING: frozenset({Phase.STOPPED}),
     Phase.FAILED: frozenset({Phase.STOPPED}),
     Phase.STOPPED: frozenset(),
@@ -90,8 +85,14 @@ class Lifecycle:
         return self.phase is Phase.READY
 
     @property
+    def live(self) -> bool:
+        """``/livez``: false only when the process should be restarted (FAILED is terminal)."""
+        return self.phase is not Phase.FAILED
+
+    @property
     def serving(self) -> bool:
-        """Inference requests are accepted while READY and during the drain window."""
+        """Inference requests are accepted while READY and during the drain window; a DEGRADED
+        replica refuses them at once (503 + Retry-After) so a load balancer retries elsewhere."""
         return self.phase in (Phase.READY, Phase.DRAINING)
 
     def to_json(self) -> dict[str, object]:

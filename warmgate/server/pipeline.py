@@ -34,11 +34,12 @@ class Pipeline:
         model: Model,
         batcher: Batcher,
         timeout_s: float,
+        observe: ShapeObserver | None = None,
     ) -> None:
         self.model = model
         self._batcher = batcher
         self._timeout_s = timeout_s
-        self.observe: ShapeObserver | None = None  # shape sampling for `warmgate record`; set once READY
+        self._observe = observe  # shape sampling for `warmgate record`
 
     async def handle(
         self,
@@ -52,9 +53,9 @@ class Pipeline:
             raise BadRequest("request body is empty")
         payload, out_type = self._decode(body, ctype, accept, protocol)
         item = self.model.prepare(payload)
-        if self.observe is not None:
+        if self._observe is not None:
             tokens = item.key if isinstance(item.key, int) else 0
-            self.observe(ctype, out_type, item.size, tokens)
+            self._observe(ctype, out_type, item.size, tokens)
         output = await self._batcher.submit(item, self._timeout_s)
         return Reply(*self._encode(output, out_type, protocol), item)
 

@@ -1,24 +1,34 @@
-"""The replica's runtime: lifecycle, model, batcher and pipeline, and the background start-up
-(load → warmup → READY) that runs after the listener has opened."""
+"""The replica's runtime: lifecycle, inference thread, model, batcher, pipeline and health, and the
+background start-up (load → warmup → READY) that runs after the listener has opened.
+
+Start-up order matters: the model is loaded on the inference thread first, and only then is the
+batcher built, from the model's own limits (its max batch, and whether its batch axis is fixed).
+After READY a health monitor keeps readiness honest (READY ⇄ DEGRADED), and the batcher's loop
+task carries a done-callback: a loop that ends is FAILED, with its traceback in the log.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from warmgate.config import Config
 from warmgate.errors import ModelLoadError, WarmgateError, WarmupError
-from warmgate.models.base import Model, ModelKind
+from warmgate.models.base import Item, Model, ModelKind
 from warmgate.models.loader import resolve_model_dir
 from warmgate.server.admission import Admission
 from warmgate.server.batcher import Batcher
+from warmgate.server.grouping import BatchLimits
+from warmgate.server.health import BatchRecord, HealthMonitor, HealthPolicy
+from warmgate.server.inference import InferenceThread
 from warmgate.server.lifecycle import Lifecycle, Phase
 from warmgate.server.metrics import Metrics
-from warmgate.server.pipeline import Pipeline, Reply
+from warmgate.server.pipeline import Pipeline, Reply, ShapeObserver
+from warmgate.warmup.record import ShapeRecorder
 from warmgate.warmup.runner import ShapeResult, WarmupDeadline, WarmupPolicy, run_warmup
 
 log = logging.getLogger("warmgate.runtime")
@@ -39,41 +49,41 @@ class Runtime:
         self.model: Model | None = None
         self.model_dir = config.model_dir
         self.pipeline: Pipeline | None = None
+        self.batcher: Batcher | None = None
         self.warmup_results: list[ShapeResult] = []
         self.metrics = Metrics(lambda: self.model.stats if self.model else None)
         self.lifecycle = Lifecycle(on_change=lambda old, new: self.metrics.set_phase(new))
-        self.admission = Admission(config.max_queue)
-        self.recorder: Any = None
-        if config.record_shapes:
-            from warmgate.warmup.record import ShapeRecorder
-
-            self.recorder = ShapeRecorder()
-        self.request_exit: Callable[[int], None] = lambda code: None
-        self._batcher: Batcher | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.admission = Admission(config.max_queue, on_reject=self.metrics.rejected.labels("full").inc)
+        self.recorder = ShapeRecorder() if config.record_shapes else None
+        self.inference = InferenceThread()
+        self.batches = BatchRecord()
+        # Set when the process should end with this code (--exit-on-failure); the server's
+        # main loop reads it. Nothing outside the runtime writes it.
+        self.exit_code: int | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._startup: asyncio.Task[None] | None = None
         self.metrics.in_flight.set_function(lambda: self.admission.admitted)
-        self.metrics.queue_depth.set_function(lambda: self._batcher.depth if self._batcher else 0)
+        self.metrics.queue_depth.set_function(lambda: self.batcher.depth if self.batcher else 0)
 
     # --- lifespan ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._batcher = Batcher(
-            self._infer,
-            max_rows=self.config.bucket_plan().max_batch,
-            max_delay_s=self.config.batch_delay_ms / 1000,
-            on_batch=self.metrics.batch_size.observe,
-        )
-        self._batcher.start()
-        self._task = asyncio.get_running_loop().create_task(self._bring_up(), name="warmgate-start")
+        self._startup = self._spawn(self._bring_up(), "warmgate-start")
+
+    @property
+    def starting(self) -> bool:
+        """True while the start-up task (load → warmup → READY) is still running."""
+        return self._startup is None or not self._startup.done()
 
     async def stop(self) -> None:
         """Lifespan shutdown: uvicorn has already finished in-flight requests."""
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-        if self._batcher is not None:
-            await self._batcher.drain()
-        if self.lifecycle.phase in (Phase.READY, Phase.STARTING, Phase.LOADING, Phase.WARMING):
+        if self.lifecycle.can(Phase.DRAINING):
             self.lifecycle.transition(Phase.DRAINING, "shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+        if self.batcher is not None:
+            await self.batcher.drain(self.config.timeout_s)
+        self.inference.shutdown()
         if self.lifecycle.can(Phase.STOPPED):
             self.lifecycle.transition(Phase.STOPPED, "shutdown complete")
 
@@ -85,22 +95,22 @@ class Runtime:
         return True
 
     def healthy(self) -> bool:
-        """Liveness: not FAILED, and the inference thread is not wedged."""
-        wedged = self._batcher is not None and self._batcher.wedged(self.config.watchdog_s)
-        return self.lifecycle.phase is not Phase.FAILED and not wedged
+        """Liveness: false only when the process should be restarted (FAILED)."""
+        return self.lifecycle.live
 
     # --- start-up ----------------------------------------------------------------------------
 
-    def _infer(self, items: Any) -> list[Any]:
-        assert self.model is not None
-        return self.model.infer(items)
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _progress(self, message: str) -> None:
         log.info("%s", message)
         self.lifecycle.reason = message
 
     async def _bring_up(self) -> None:
-        assert self._batcher is not None
         try:
             if self.lifecycle.phase is not Phase.STARTING:  # SIGTERM before start-up began
                 return
@@ -108,10 +118,14 @@ class Runtime:
             t0 = time.perf_counter()
             self.model_dir = await asyncio.to_thread(resolve_model_dir, self.config, self._progress)
             model = await asyncio.to_thread(self._model_factory, self.config, self.model_dir)
-            await self._batcher.run_now(model.load)
+            await self.inference.run_now(model.load)
             self.metrics.model_load_seconds.set(time.perf_counter() - t0)
             self.model = model
-            self.pipeline = Pipeline(model, self._batcher, self.config.timeout_s)
+            if self.lifecycle.phase is not Phase.LOADING:  # SIGTERM while loading: stop here
+                log.info("start-up abandoned while %s", self.lifecycle.phase.value)
+                return
+            self.batcher = self._build_batcher(model)
+            self.pipeline = Pipeline(model, self.batcher, self.config.timeout_s, self._observer())
             self.lifecycle.transition(
                 Phase.WARMING, f"model {model.name} loaded in {time.perf_counter() - t0:.2f}s"
             )
@@ -121,15 +135,16 @@ class Runtime:
                 # The runner checks the deadline between requests; wait_for is the backstop for
                 # a single request that hangs.
                 await asyncio.wait_for(self._warm(model, deadline), self.config.warmup_timeout_s + 1)
-            await self._batcher.run_now(model.seal)
-            if self.recorder is not None:  # record traffic's shapes, not warmup's own
-                self.pipeline.observe = self.recorder.observe
+            await self.inference.run_now(model.seal)
+            if not self.lifecycle.can(Phase.READY):  # draining, or the loop died during warmup
+                return
             self.lifecycle.transition(
                 Phase.READY,
                 f"warmed {len(self.warmup_results)} shapes in {time.perf_counter() - t1:.2f}s"
                 if self.config.warmup
                 else "warmup disabled",
             )
+            self._spawn(self._monitor().run(), "warmgate-health")
         except (TimeoutError, WarmupDeadline):
             self._fail(
                 WarmupError(
@@ -143,22 +158,74 @@ class Runtime:
             log.exception("start-up failed")
             self._fail(ModelLoadError(f"{type(exc).__name__}: {exc}"))
 
+    def _build_batcher(self, model: Model) -> Batcher:
+        limits = BatchLimits(max(1, model.max_batch), fixed=model.fixed_batch)
+        log.info("batcher: at most %d rows a batch%s", limits.max_rows, " (fixed batch axis)" * limits.fixed)
+
+        async def execute(items: Sequence[Item]) -> list[Any]:
+            return await self.inference.run_now(model.infer, items)
+
+        batcher = Batcher(
+            execute,
+            limits,
+            max_delay_s=self.config.batch_delay_ms / 1000,
+            on_batch=self.metrics.batch_size.observe,
+            on_outcome=self.batches,
+        )
+        batcher.start().add_done_callback(self._batcher_ended)
+        return batcher
+
+    def _batcher_ended(self, task: asyncio.Task[None]) -> None:
+        """The batcher's loop runs until shutdown cancels it; any other end is terminal."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        log.error("the batcher's loop ended", exc_info=exc)
+        self._fail(WarmgateError(f"the batcher's loop ended: {type(exc).__name__}: {exc}"))
+
+    def _observer(self) -> ShapeObserver | None:
+        recorder = self.recorder
+        if recorder is None:
+            return None
+
+        def observe(content_type: str, accept: str, rows: int, tokens: int) -> None:
+            if self.lifecycle.phase is not Phase.WARMING:  # traffic's shapes, not warmup's own
+                recorder.observe(content_type, accept, rows, tokens)
+
+        return observe
+
+    def _monitor(self) -> HealthMonitor:
+        c = self.config
+        policy = HealthPolicy(c.watchdog_s, c.degrade_after, c.stall_fail_s, c.canary_interval_s)
+
+        async def canary(item: Item) -> object:
+            assert self.batcher is not None
+            return await self.batcher.submit(item, c.timeout_s)
+
+        return HealthMonitor(
+            self.lifecycle,
+            policy,
+            self.inference.busy_for,
+            self.batches,
+            canary,
+            lambda reason: self._fail(WarmgateError(reason)),
+            time.monotonic,
+        )
+
     def _fail(self, error: WarmgateError) -> None:
         if not self.lifecycle.can(Phase.FAILED):  # draining already: a stop, not a failure
-            log.info("start-up abandoned while %s: %s", self.lifecycle.phase.value, error.message)
+            log.info("failure while %s (not recorded): %s", self.lifecycle.phase.value, error.message)
             return
         self.lifecycle.transition(Phase.FAILED, error.message)
         if self.config.exit_on_failure:
-            self.request_exit(1)
+            self.exit_code = 1
 
     async def _warm(self, model: Model, deadline: float) -> None:
         from warmgate.warmup.promptset import default_prompt_set, load_prompt_sets
 
-        assert self._batcher is not None and self.pipeline is not None
+        assert self.pipeline is not None
         pipeline = self.pipeline
-        hook = getattr(model, "warmup_hook", None)
-        if callable(hook):
-            await self._batcher.run_now(hook)
+        await self.inference.run_now(model.warmup_hook)
         paths = self._prompt_paths()
         if paths or model.kind is not ModelKind.TEXT:
             prompts = load_prompt_sets(paths)

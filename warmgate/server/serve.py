@@ -54,17 +54,19 @@ class DrainingServer(uvicorn.Server):
         log.info("drain window over: closing the listener, finishing in-flight requests")
         self.should_exit = True
 
-    def request_exit(self, code: int) -> None:
-        self.exit_code = code
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(setattr, self, "should_exit", True)
+    async def on_tick(self, counter: int) -> bool:
+        """uvicorn's main loop asks this every tick; the runtime may want the process to end
+        (FAILED with ``--exit-on-failure``): then stop with its exit code."""
+        if self._runtime.exit_code is not None:
+            self.exit_code = self._runtime.exit_code
+            return True
+        return await super().on_tick(counter)
 
 
 def serve(config: Config) -> int:
-    app = create_app(config)
-    runtime: Runtime = app.state.runtime
+    runtime = Runtime(config)
     uv_config = uvicorn.Config(
-        app,
+        create_app(runtime),
         host=config.host,
         port=config.port,
         log_config=None,
@@ -74,6 +76,5 @@ def serve(config: Config) -> int:
         lifespan="on",
     )
     server = DrainingServer(uv_config, runtime, config.drain_delay_s)
-    runtime.request_exit = server.request_exit
     server.run()
     return server.exit_code

@@ -132,6 +132,10 @@ class TextEmbeddingModel(abc.ABC):
     def max_batch(self) -> int:
         return self.plan.max_batch
 
+    @property
+    def fixed_batch(self) -> bool:
+        return False
+
     def buckets(self) -> Sequence[Bucket]:
         return self.plan.buckets()
 
@@ -183,6 +187,9 @@ class TextEmbeddingModel(abc.ABC):
         return SyntheticRequest(
             name=f"synthetic-{bucket.label()}", body=body, content_type="application/json"
         )
+
+    def warmup_hook(self) -> None:  # noqa: B027 - a hook with a sensible no-op default
+        """Nothing beyond the synthetic shapes the warmup runner sends."""
 
     def seal(self) -> None:  # noqa: B027 - a hook with a sensible no-op default
         """Nothing to close by default; the torch backend closes CUDA graph capture."""
