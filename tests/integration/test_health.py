@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from tests.conftest import serving, serving_runtime, wait_settled, wait_until

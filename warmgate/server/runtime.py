@@ -121,7 +121,7 @@ class Runtime:
             await self.inference.run_now(model.load)
             self.metrics.model_load_seconds.set(time.perf_counter() - t0)
             self.model = model
-            if self.lifecycle.phase is not Phase.LOADING:  # SIGTERM while loading: stop here
+            if not self.lifecycle.can(Phase.WARMING):  # SIGTERM while loading: stop here
                 log.info("start-up abandoned while %s", self.lifecycle.phase.value)
                 return
             self.batcher = self._build_batcher(model)

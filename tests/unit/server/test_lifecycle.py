@@ -38,11 +38,32 @@ def test_every_move_outside_the_table_is_rejected(start: Phase) -> None:
             assert life.phase is start
 
 
-def test_failed_only_from_loading_or_warming() -> None:
+def test_failed_from_start_up_or_after_ready_never_from_draining() -> None:
     assert {p for p, targets in TRANSITIONS.items() if Phase.FAILED in targets} == {
         Phase.LOADING,
         Phase.WARMING,
+        Phase.READY,
+        Phase.DEGRADED,
     }
+
+
+def test_degraded_is_a_recoverable_not_ready_state_after_ready() -> None:
+    life = Lifecycle(phase=Phase.READY)
+    life.transition(Phase.DEGRADED, "inference call running for 31.0s")
+    assert not life.ready and not life.serving and life.live
+    assert life.to_json()["reason"] == "inference call running for 31.0s"
+    life.transition(Phase.READY, "recovered")
+    assert life.ready
+    assert {p for p, targets in TRANSITIONS.items() if Phase.DEGRADED in targets} == {Phase.READY}
+    with pytest.raises(IllegalTransition):
+        Lifecycle(phase=Phase.WARMING).transition(Phase.DEGRADED, "not before READY")
+
+
+def test_failed_is_terminal_and_not_live() -> None:
+    life = Lifecycle(phase=Phase.DEGRADED)
+    life.transition(Phase.FAILED, "the batcher's loop ended")
+    assert not life.live and not life.ready
+    assert TRANSITIONS[Phase.FAILED] == frozenset({Phase.STOPPED})
 
 
 def test_readiness_and_serving_flags() -> None:
