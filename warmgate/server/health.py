@@ -146,9 +146,7 @@ class HealthMonitor:
         if self._canary_task is not None and not self._canary_task.done():
             return
         self._next_canary = now + self._policy.canary_interval_s
-        self._canary_task = asyncio.get_running_loop().create_task(
-            self._try(item), name="warmgate-canary"
-        )
+        self._canary_task = asyncio.get_running_loop().create_task(self._try(item), name="warmgate-canary")
 
     async def _try(self, item: Item) -> None:
         # Its outcome reaches BatchRecord through the batcher like any batch's; a failure here

@@ -65,7 +65,9 @@ def test_record_counts_server_errors_only_and_resets_on_success() -> None:
     assert record.failures == 0 and record.canary is ITEM
 
 
-def _monitor(life: Lifecycle, busy: list[float | None], record: BatchRecord, canaries: list[Item]) -> HealthMonitor:
+def _monitor(
+    life: Lifecycle, busy: list[float | None], record: BatchRecord, canaries: list[Item]
+) -> HealthMonitor:
     failures: list[str] = []
 
     async def canary(item: Item) -> object:
