@@ -1,6 +1,7 @@
 """CUDA graphs: one per bucket during warmup, replayed afterwards, capture closed by seal().
 
-Marked ``gpu`` and skipped without CUDA. Uses a tiny random BERT with an offline-built
+Marked ``gpu`` and skipped without CUDA; an error (not a skip) where a CUDA device is visible but
+torch cannot use it (see ``tests/gpu/cuda.py``). Uses a tiny random BERT with an offline-built
 tokenizer, so it needs no network (the GPU machine reaches no registry).
 """
 
@@ -8,16 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.gpu.cuda import require_cuda_torch
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-]
+torch = require_cuda_torch()
+
+pytestmark = [pytest.mark.gpu]
 
 from tests.unit.models.bert_dirs import TINY_CONFIG, write_bert_dir  # noqa: E402
 from warmgate.models.base import Bucket, ModelStats  # noqa: E402
@@ -96,7 +97,47 @@ def test_after_seal_a_captured_shape_replays_and_an_unseen_one_misses(bert_dir: 
     assert model.stats.graphs_missed == 1
 
 
-def test_pool_shares_memory_and_keeps_outputs_apart() -> None:
+def _reserved_growth(capture: Any) -> int:
+    """Bytes the CUDA caching allocator reserves while ``capture()`` runs."""
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    before = int(torch.cuda.memory_reserved())
+    capture()
+    torch.cuda.synchronize()
+    return int(torch.cuda.memory_reserved()) - before
+
+
+def test_graphs_share_one_memory_pool() -> None:
+    """Four captured graphs on one pool reserve far less than four graphs on four pools: their
+    large intermediates (64x the input) reuse the same blocks."""
+    device = torch.device("cuda")
+
+    def fn(x: Any) -> Any:
+        return x.repeat(1, 64).exp().sum(dim=1, keepdim=True)
+
+    buckets = [Bucket(1, n) for n in range(1, 5)]
+    x = torch.ones(1, 1 << 16)  # 256 KiB in, 16 MiB intermediates
+
+    def shared() -> None:
+        pool = CudaGraphPool(fn, ModelStats(), device)
+        keep.append(pool)
+        for bucket in buckets:
+            pool.run(bucket, [x])
+
+    def separate() -> None:
+        for bucket in buckets:
+            pool = CudaGraphPool(fn, ModelStats(), device)
+            keep.append(pool)
+            pool.run(bucket, [x])
+
+    keep: list[CudaGraphPool] = []  # graphs stay alive while memory is measured
+    one_pool = _reserved_growth(shared)
+    four_pools = _reserved_growth(separate)
+    assert four_pools > 0
+    assert one_pool < four_pools / 2, (one_pool, four_pools)
+
+
+def test_pool_keeps_outputs_apart() -> None:
     stats = ModelStats()
     device = torch.device("cuda")
     pool = CudaGraphPool(lambda x: x * 2 + 1, stats, device)
