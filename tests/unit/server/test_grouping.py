@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -39,7 +41,7 @@ def test_a_batch_never_exceeds_max_rows_unless_one_item_does(queue: list[int], l
 @given(sizes, limits)
 def test_batches_are_as_large_as_the_limit_allows(queue: list[int], lim: BatchLimits) -> None:
     batches = partition(list(queue), lim)
-    for batch, following in zip(batches, batches[1:], strict=False):
+    for batch, following in itertools.pairwise(batches):
         if not lim.fixed:  # the next item would not have fitted
             assert sum(batch) + following[0] > lim.max_rows
 
