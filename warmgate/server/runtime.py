@@ -62,6 +62,7 @@ class Runtime:
         self.exit_code: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._startup: asyncio.Task[None] | None = None
+        self._health: HealthMonitor | None = None
         self.metrics.in_flight.set_function(lambda: self.admission.admitted)
         self.metrics.queue_depth.set_function(lambda: self.batcher.depth if self.batcher else 0)
 
@@ -144,7 +145,8 @@ class Runtime:
                 if self.config.warmup
                 else "warmup disabled",
             )
-            self._spawn(self._monitor().run(), "warmgate-health")
+            self._health = self._monitor()
+            self._spawn(self._health.run(), "warmgate-health")
         except (TimeoutError, WarmupDeadline):
             self._fail(
                 WarmupError(
@@ -170,10 +172,15 @@ class Runtime:
             limits,
             max_delay_s=self.config.batch_delay_ms / 1000,
             on_batch=self.metrics.batch_size.observe,
-            on_outcome=self.batches,
+            on_outcome=self._on_outcome,
         )
         batcher.start().add_done_callback(self._batcher_ended)
         return batcher
+
+    def _on_outcome(self, items: Sequence[Item], error: BaseException | None) -> None:
+        self.batches(items, error)
+        if self._health is not None and self.lifecycle.phase in (Phase.READY, Phase.DEGRADED):
+            self._health.tick()  # at once: the batch that crosses the limit is the last one routed here
 
     def _batcher_ended(self, task: asyncio.Task[None]) -> None:
         """The batcher's loop runs until shutdown cancels it; any other end is terminal."""
