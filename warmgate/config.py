@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import enum
 import os
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from warmgate.errors import ConfigError
 from warmgate.models.buckets import BucketPlan, powers_of_two

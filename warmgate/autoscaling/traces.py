@@ -13,7 +13,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
@@ -180,7 +180,7 @@ def load_azure_llm_csv(path: Path, prefill_speedup: float = 8.0, time_scale: flo
         for line_no, row in enumerate(csv.DictReader(f), start=2):
             try:
                 when = datetime.fromisoformat(row["TIMESTAMP"])
-                stamp = when.replace(tzinfo=timezone.utc).timestamp()
+                stamp = when.replace(tzinfo=UTC).timestamp()
                 tokens = int(row["ContextTokens"]) / prefill_speedup + int(row["GeneratedTokens"])
             except (KeyError, TypeError, ValueError) as e:
                 raise ConfigError(
