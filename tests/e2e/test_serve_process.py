@@ -13,7 +13,7 @@ import pytest
 
 from tests import onnx_models
 from tests.e2e.process import Replica, replica
-from tests.e2e.reliability import wait_until
+from tests.e2e.reliability import switch_model, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -148,3 +148,23 @@ def test_a_fixed_batch_onnx_model_serves_64_concurrent_same_shape_requests(
             expected = x @ onnx_models.WEIGHT + onnx_models.BIAS
             np.testing.assert_allclose(r.json()["outputs"]["y"], expected, rtol=1e-5)
         assert server.get("/ping").status_code == 200  # and the replica is still healthy
+
+
+def test_a_stall_beyond_recovery_fails_and_exit_on_failure_exits_non_zero(tmp_path: Path) -> None:
+    model_dir = switch_model(tmp_path / "switch")
+    args = ("--watchdog-s", "0.2", "--stall-fail-s", "1", "--timeout-s", "2", "--exit-on-failure")
+    with replica(model_dir, tmp_path, *args) as server:
+        server.wait_for("/ping", 200)
+        (model_dir / "stall").touch()  # never released: the call is wedged for good
+
+        def call() -> int:
+            return httpx.post(server.url + "/invocations", json=[[1, 2]], timeout=30).status_code
+
+        with ThreadPoolExecutor(1) as pool:
+            stuck = pool.submit(call)
+            assert server.wait_for("/ping", 503, timeout_s=10).json()["phase"] in ("degraded", "failed")
+            assert server.proc.wait(60) == 1  # exits although the inference thread never returns
+            assert stuck.result(30) == 504
+        log = server.log.read_text()
+        assert "phase ready -> degraded" in log and "phase degraded -> failed" in log
+        assert "WARMGATE_STALL_FAIL_S" in log
