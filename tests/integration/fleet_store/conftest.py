@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -50,19 +51,34 @@ def postgres_conninfo(request: pytest.FixtureRequest) -> Iterator[str]:
         admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+@dataclass(frozen=True)
+class StoreSpec:
+    """Where a test's database is; picklable, so a child process can open it too."""
+
+    kind: str  # "sqlite" or "postgres"
+    where: str  # the SQLite file, or the PostgreSQL conninfo
+
+    def open(self, config: PoolConfig | None = None, lease_ttl_s: float = 30.0) -> PoolStore:
+        config = config or PoolConfig()
+        if self.kind == "postgres":
+            return PostgresPoolStore(self.where, config, lease_ttl_s=lease_ttl_s)
+        return SqlitePoolStore(self.where, config, lease_ttl_s=lease_ttl_s)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
-    """Open stores on one database: SQLite file or PostgreSQL schema; all closed afterwards."""
+def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
+    if request.param == "postgres":
+        return StoreSpec("postgres", request.getfixturevalue("postgres_conninfo"))
+    return StoreSpec("sqlite", str(tmp_path / "pool.db"))
+
+
+@pytest.fixture
+def open_store(store_spec: StoreSpec) -> Iterator[OpenStore]:
+    """Open stores on the test's database (each its own connection); all closed afterwards."""
     opened: list[PoolStore] = []
-    conninfo = request.getfixturevalue("postgres_conninfo") if request.param == "postgres" else ""
 
     def open_(config: PoolConfig | None = None, lease_ttl_s: float = 30.0) -> PoolStore:
-        config = config or PoolConfig()
-        store: PoolStore
-        if conninfo:
-            store = PostgresPoolStore(conninfo, config, lease_ttl_s=lease_ttl_s)
-        else:
-            store = SqlitePoolStore(tmp_path / "pool.db", config, lease_ttl_s=lease_ttl_s)
+        store = store_spec.open(config, lease_ttl_s)
         opened.append(store)
         return store
 

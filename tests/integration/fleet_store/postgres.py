@@ -29,9 +29,7 @@ def find_server_bin() -> Path:
     on_path = shutil.which("initdb")
     if on_path and shutil.which("pg_ctl"):
         return Path(os.path.realpath(on_path)).parent
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3])
-    )
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     if not candidates:
         raise PostgresUnavailable(f"PostgreSQL server binaries not found; {INSTALL_HINT}")
     return Path(candidates[-1]).parent
@@ -56,9 +54,7 @@ class Cluster:
         if done.returncode:
             log = self.root / "server.log"
             tail = log.read_text()[-2000:] if log.exists() else ""
-            raise RuntimeError(
-                f"{argv[0]} exited {done.returncode}: {done.stderr.strip()}\n{tail}".strip()
-            )
+            raise RuntimeError(f"{argv[0]} exited {done.returncode}: {done.stderr.strip()}\n{tail}".strip())
 
     def start(self) -> None:
         data = self.root / "data"

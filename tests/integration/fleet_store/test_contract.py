@@ -105,6 +105,7 @@ def test_a_standby_with_any_other_key_is_never_promoted(open_store: OpenStore, s
         ((D,), R),  # draining is terminal
         ((D,), E),
     ],
+    ids=lambda value: "-".join(s.value for s in value) if isinstance(value, tuple) else f"to-{value.value}",
 )
 def test_illegal_moves_are_refused_as_the_pure_pool_refuses_them(
     open_store: OpenStore, path: tuple[MemberState, ...], illegal: MemberState
