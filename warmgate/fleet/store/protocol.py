@@ -45,8 +45,8 @@ class PoolStore(Protocol):
         ...
 
     def leave(self, controller_id: str) -> tuple[StoredMember, ...]:
-        """End a lease: the controller's live members drain and its books go; return them
-        so the caller stops their processes."""
+        """End a lease and delete every member the controller owns; return them (as they
+        stood) so the caller stops their processes. For a clean shutdown."""
         ...
 
     # -- members -------------------------------------------------------------------------

@@ -195,7 +195,7 @@ class SqlPoolStore(ABC):
     def register(self, member_id: str, key: MatchKey, controller_id: str, now: float) -> StoredMember:
         with self._tx() as tx:
             self._require_lease(tx, controller_id, now)
-            if self._pool_mode(tx, key, lock=False) is PoolMode.DRAINING:
+            if self._pool_mode(tx, key, self._dialect.for_share) is PoolMode.DRAINING:
                 raise PoolDraining(f"the pool for {key} is draining; activate it before registering")
             if tx.rows("SELECT 1 FROM warmgate_pool_members WHERE member_id = ?", (member_id,)):
                 raise DuplicateMember(f"pool member {member_id!r} is already registered")
@@ -205,7 +205,7 @@ class SqlPoolStore(ABC):
         want = min(max(target, self._config.min_size), self._config.max_size)
         with self._tx() as tx:
             self._require_lease(tx, controller_id, now)
-            if self._pool_mode(tx, key, lock=True) is PoolMode.DRAINING:
+            if self._pool_mode(tx, key, self._dialect.for_update) is PoolMode.DRAINING:
                 return ()
             standby = self._count(tx, key, _STANDBY)
             started = [f"{self._id_prefix}-{uuid.uuid4().hex[:12]}" for _ in range(want - standby)]
@@ -348,14 +348,14 @@ class SqlPoolStore(ABC):
             f"controller {controller_id!r}: its lease {when}; stop its replicas and join again"
         )
 
-    def _pool_mode(self, tx: Tx, key: MatchKey, *, lock: bool) -> PoolMode:
+    def _pool_mode(self, tx: Tx, key: MatchKey, lock: str) -> PoolMode:
+        """The key's mode, its row locked with ``lock`` so a drain cannot slip in between."""
         tx.run(
             "INSERT INTO warmgate_pools (match_key, match_json, mode) VALUES (?, ?, ?) "
             "ON CONFLICT (match_key) DO NOTHING",
             (key.digest, key.canonical(), PoolMode.ACTIVE.value),
         )
-        suffix = self._dialect.for_update if lock else ""
-        rows = tx.rows(f"SELECT mode FROM warmgate_pools WHERE match_key = ?{suffix}", (key.digest,))
+        rows = tx.rows(f"SELECT mode FROM warmgate_pools WHERE match_key = ?{lock}", (key.digest,))
         return PoolMode(rows[0][0])
 
     def _set_mode(self, tx: Tx, key: MatchKey, mode: PoolMode) -> None:
