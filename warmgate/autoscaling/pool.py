@@ -109,11 +109,6 @@ class ReapReport:
     removed: tuple[str, ...] = ()
 
 
-def allowed_moves(state: MemberState) -> frozenset[MemberState]:
-    """The states a member in ``state`` may move to (empty for the terminal ones)."""
-    return _TRANSITIONS[state]
-
-
 def check_move(member: Member, state: MemberState) -> None:
     """Raise :class:`IllegalTransition` unless ``member`` may move to ``state``."""
     if state not in _TRANSITIONS[member.state]:
