@@ -109,6 +109,34 @@ class ReapReport:
     removed: tuple[str, ...] = ()
 
 
+def check_move(member: Member, state: MemberState) -> None:
+    """Raise :class:`IllegalTransition` unless ``member`` may move to ``state``."""
+    if state not in _TRANSITIONS[member.state]:
+        raise IllegalTransition(
+            f"pool member {member.member_id}: {member.state.value} -> {state.value} is not "
+            f"allowed; from {member.state.value} it may go to "
+            f"{sorted(s.value for s in _TRANSITIONS[member.state]) or 'nothing (terminal)'}"
+        )
+
+
+def expiry(member: Member, config: PoolConfig, now: float) -> tuple[MemberState, str] | None:
+    """The reaper's rule for one member: ``(new state, reason)``, or ``None`` to keep it.
+
+    A WARMING member past ``warm_timeout_s`` errors; a READY one idle past its keep-alive TTL,
+    or older than ``max_age_s``, drains (is recycled). Every other member is left alone.
+    """
+    age = now - member.created_at
+    if member.state is MemberState.WARMING and age > config.warm_timeout_s:
+        return MemberState.ERRORED, "warmup timed out"
+    if member.state is MemberState.READY:
+        idle = now - (member.ready_at if member.ready_at is not None else now)
+        if idle > config.keep_alive_ttl_s:
+            return MemberState.DRAINING, "keep-alive TTL expired"
+        if age > config.max_age_s:
+            return MemberState.DRAINING, "maximum age reached"
+    return None
+
+
 class WarmPool:
     """Thread-safe books of warm standbys. See the module docstring for the state machine."""
 
@@ -202,18 +230,12 @@ class WarmPool:
             errored: list[str] = []
             recycled: list[str] = []
             for member in list(self._members.values()):
-                age = now - member.created_at
-                if member.state is MemberState.WARMING and age > cfg.warm_timeout_s:
-                    self._set(member, MemberState.ERRORED, reason="warmup timed out")
-                    errored.append(member.member_id)
-                elif member.state is MemberState.READY:
-                    idle = now - (member.ready_at if member.ready_at is not None else now)
-                    if idle > cfg.keep_alive_ttl_s:
-                        self._set(member, MemberState.DRAINING, reason="keep-alive TTL expired")
-                        recycled.append(member.member_id)
-                    elif age > cfg.max_age_s:
-                        self._set(member, MemberState.DRAINING, reason="maximum age reached")
-                        recycled.append(member.member_id)
+                verdict = expiry(member, cfg, now)
+                if verdict is None:
+                    continue
+                state, reason = verdict
+                self._set(member, state, reason=reason)
+                (errored if state is MemberState.ERRORED else recycled).append(member.member_id)
             removed = [
                 m.member_id
                 for m in self._members.values()
@@ -259,12 +281,7 @@ class WarmPool:
         claimed_at: float | None = None,
         reason: str = "",
     ) -> Member:
-        if state not in _TRANSITIONS[member.state]:
-            raise IllegalTransition(
-                f"pool member {member.member_id}: {member.state.value} -> {state.value} is not "
-                f"allowed; from {member.state.value} it may go to "
-                f"{sorted(s.value for s in _TRANSITIONS[member.state]) or 'nothing (terminal)'}"
-            )
+        check_move(member, state)
         updated = dataclasses.replace(
             member,
             state=state,

@@ -1,0 +1,87 @@
+"""One contract, two stores: every test taking ``open_store`` runs on SQLite and PostgreSQL.
+
+``open_store(config)`` opens another connection to the test's own database, so one test can
+play several controllers. PostgreSQL runs for real (see :mod:`.postgres`); without its
+binaries those cases skip, except under CI, where that is a missing install step.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.integration.fleet_store.postgres import Cluster, PostgresUnavailable, start_cluster
+from warmgate.autoscaling.pool import PoolConfig
+from warmgate.fleet.store.postgres import PostgresPoolStore
+from warmgate.fleet.store.protocol import PoolStore
+from warmgate.fleet.store.sqlite import SqlitePoolStore
+
+OpenStore = Callable[..., PoolStore]
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    try:
+        cluster = start_cluster()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL store tests: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_conninfo(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh schema of the throwaway cluster, first on the search path of every connection."""
+    cluster: Cluster = request.getfixturevalue("postgres_cluster")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(cluster.conninfo, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    yield f"{cluster.conninfo} options='-c search_path={schema}'"
+    with psycopg.connect(cluster.conninfo, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """Where a test's database is; picklable, so a child process can open it too."""
+
+    kind: str  # "sqlite" or "postgres"
+    where: str  # the SQLite file, or the PostgreSQL conninfo
+
+    def open(self, config: PoolConfig | None = None, lease_ttl_s: float = 30.0) -> PoolStore:
+        config = config or PoolConfig()
+        if self.kind == "postgres":
+            return PostgresPoolStore(self.where, config, lease_ttl_s=lease_ttl_s)
+        return SqlitePoolStore(self.where, config, lease_ttl_s=lease_ttl_s)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
+    if request.param == "postgres":
+        return StoreSpec("postgres", request.getfixturevalue("postgres_conninfo"))
+    return StoreSpec("sqlite", str(tmp_path / "pool.db"))
+
+
+@pytest.fixture
+def open_store(store_spec: StoreSpec) -> Iterator[OpenStore]:
+    """Open stores on the test's database (each its own connection); all closed afterwards."""
+    opened: list[PoolStore] = []
+
+    def open_(config: PoolConfig | None = None, lease_ttl_s: float = 30.0) -> PoolStore:
+        store = store_spec.open(config, lease_ttl_s)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()

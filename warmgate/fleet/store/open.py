@@ -1,0 +1,38 @@
+"""Open a pool store from a URL: ``postgresql://…`` (shared) or a SQLite path (embedded)."""
+
+from __future__ import annotations
+
+from warmgate.autoscaling.pool import PoolConfig
+from warmgate.errors import ConfigError
+from warmgate.fleet.store.protocol import PoolStore
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def open_store(url: str, config: PoolConfig, *, lease_ttl_s: float = 30.0) -> PoolStore:
+    """``postgresql://user@host/db`` → :class:`PostgresPoolStore` (needs the ``postgres``
+    extra); ``sqlite:///pool.db`` (relative), ``sqlite:////abs/pool.db``, ``sqlite://``
+    (in memory) or a plain path →
+    :class:`SqlitePoolStore`."""
+    if url.startswith(_POSTGRES_SCHEMES):
+        try:
+            from warmgate.fleet.store.postgres import PostgresPoolStore
+        except ImportError as exc:
+            raise ConfigError(
+                f"pool store {url.split('@')[-1]!r} is PostgreSQL, but psycopg is not installed: "
+                "pip install 'warmgate[postgres]'"
+            ) from exc
+        return PostgresPoolStore(url, config, lease_ttl_s=lease_ttl_s)
+    from warmgate.fleet.store.sqlite import SqlitePoolStore
+
+    if url.startswith("sqlite:///"):  # SQLAlchemy's form: sqlite:///rel.db, sqlite:////abs.db
+        path = url.removeprefix("sqlite:///")
+    elif url == "sqlite://":
+        path = ":memory:"
+    elif url.startswith("sqlite:"):
+        raise ConfigError(f"pool store URL {url!r}: write sqlite:///PATH (three slashes) or sqlite://")
+    else:
+        path = url
+    if not path:
+        raise ConfigError(f"pool store URL {url!r} names no SQLite file")
+    return SqlitePoolStore(path, config, lease_ttl_s=lease_ttl_s)
