@@ -21,13 +21,13 @@ import pytest
 
 from tests.e2e.haproxy import requires_haproxy
 from tests.e2e.process import free_port
-from warmgate.autoscaling.fleet.control import Background, ControlLoop
-from warmgate.autoscaling.fleet.fleet import Fleet, ReplicaInfo, Role
-from warmgate.autoscaling.fleet.haproxy_config import HaproxySettings
-from warmgate.autoscaling.fleet.probe import parse_metrics
-from warmgate.autoscaling.fleet.replica import ReplicaSpec
 from warmgate.autoscaling.model import ReplicaPhase, ScalingConfig
 from warmgate.autoscaling.pool import PoolConfig, WarmPool
+from warmgate.fleet.control import Background, ControlLoop
+from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role
+from warmgate.fleet.haproxy_config import HaproxySettings
+from warmgate.fleet.probe import parse_metrics
+from warmgate.fleet.replica import ReplicaSpec
 
 pytestmark = [
     pytest.mark.e2e,

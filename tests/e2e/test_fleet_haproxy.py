@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from warmgate.autoscaling.fleet.control import RateMeter, observe
-from warmgate.autoscaling.fleet.fleet import ReplicaInfo, Role
-from warmgate.autoscaling.fleet.haproxy import HaproxyError, find_haproxy
-from warmgate.autoscaling.fleet.haproxy_config import (
+from warmgate.autoscaling.model import ReplicaPhase
+from warmgate.errors import ConfigError
+from warmgate.fleet.control import RateMeter, observe
+from warmgate.fleet.fleet import ReplicaInfo, Role
+from warmgate.fleet.haproxy import HaproxyError, find_haproxy
+from warmgate.fleet.haproxy_config import (
     AdminState,
     HaproxySettings,
     ServerLine,
     render_config,
     slot_names,
 )
-from warmgate.autoscaling.fleet.probe import Load, parse_metrics, phase_of
-from warmgate.autoscaling.fleet.runtime_api import parse_show_stat
-from warmgate.autoscaling.model import ReplicaPhase
-from warmgate.errors import ConfigError
+from warmgate.fleet.probe import Load, parse_metrics, phase_of
+from warmgate.fleet.runtime_api import parse_show_stat
 
 pytestmark = pytest.mark.e2e
 
@@ -161,7 +161,7 @@ def test_observation_counts_in_flight_on_hot_replicas_and_queue() -> None:
 
 def test_the_fleet_imports_nothing_of_server_or_models() -> None:
     code = (
-        "import sys, warmgate.autoscaling.fleet.cli, warmgate.autoscaling.fleet.control; "
+        "import sys, warmgate.fleet.cli, warmgate.fleet.control; "
         "print(sorted(m for m in sys.modules if m.startswith(('warmgate.server', 'warmgate.models', "
         "'warmgate.config'))))"
     )

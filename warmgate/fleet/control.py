@@ -22,8 +22,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from warmgate.autoscaling.fleet.fleet import Fleet, ReplicaInfo, Role
-from warmgate.autoscaling.fleet.slots import NoFreeSlot
 from warmgate.autoscaling.model import (
     Decision,
     Observation,
@@ -34,6 +32,8 @@ from warmgate.autoscaling.model import (
 )
 from warmgate.autoscaling.policy import decide
 from warmgate.autoscaling.pool import MemberState, PoolEmpty, ReapReport, WarmPool
+from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role
+from warmgate.fleet.slots import NoFreeSlot
 
 log = logging.getLogger("warmgate.fleet")
 

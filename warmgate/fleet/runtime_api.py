@@ -19,8 +19,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from warmgate.autoscaling.fleet.haproxy_config import BACKEND, AdminState
 from warmgate.errors import WarmgateError
+from warmgate.fleet.haproxy_config import BACKEND, AdminState
 
 
 class HaproxyCommandError(WarmgateError):

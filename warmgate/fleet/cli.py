@@ -1,7 +1,7 @@
 """``warmgate fleet``: real replicas behind HAProxy, kept at the policy's floor, until a signal.
 
 ``warmgate/cli.py`` registers it with :func:`add_fleet_command`; ``python -m
-warmgate.autoscaling.fleet ARGS`` runs the same command on its own. Nothing runs at import.
+warmgate.fleet ARGS`` runs the same command on its own. Nothing runs at import.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from warmgate.autoscaling.fleet.control import ControlLoop
-from warmgate.autoscaling.fleet.fleet import Fleet, Role
-from warmgate.autoscaling.fleet.haproxy_config import HaproxySettings
-from warmgate.autoscaling.fleet.replica import ReplicaSpec
 from warmgate.autoscaling.model import ScalingConfig
 from warmgate.autoscaling.pool import PoolConfig, WarmPool
+from warmgate.fleet.control import ControlLoop
+from warmgate.fleet.fleet import Fleet, Role
+from warmgate.fleet.haproxy_config import HaproxySettings
+from warmgate.fleet.replica import ReplicaSpec
 
 log = logging.getLogger("warmgate.fleet")
 
@@ -124,7 +124,7 @@ def run_fleet(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m warmgate.autoscaling.fleet ARGS`` is ``warmgate fleet ARGS``."""
+    """``python -m warmgate.fleet ARGS`` is ``warmgate fleet ARGS``."""
     parser = argparse.ArgumentParser(prog="warmgate")
     add_fleet_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["fleet", *(sys.argv[1:] if argv is None else argv)])
