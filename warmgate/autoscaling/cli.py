@@ -110,15 +110,26 @@ def _add_render(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--name", default=defaults.name)
     p.add_argument("--image", default=defaults.image)
     p.add_argument("--port", type=int, default=defaults.port)
-    p.add_argument("--min-hot", type=int, default=defaults.min_hot)
-    p.add_argument("--max-replicas", type=int, default=defaults.max_replicas)
+    p.add_argument("--min-hot", type=int, default=DEFAULT_SCALING.min_hot)
+    p.add_argument("--max-replicas", type=int, default=DEFAULT_SCALING.max_replicas)
+    p.add_argument(
+        "--scale-in-window-s",
+        type=float,
+        default=DEFAULT_SCALING.scale_in_window_s,
+        help="the policy's scale-in window: the engines' scale-in cooldown / stabilisation window",
+    )
     p.add_argument(
         "--invocations-per-replica",
         type=float,
-        default=defaults.invocations_per_replica,
+        default=DEFAULT_SCALING.target_per_replica,
         help="requests per second per replica (SageMaker/ALB targets are this x 60)",
     )
-    p.add_argument("--in-flight-per-replica", type=float, default=defaults.in_flight_per_replica)
+    p.add_argument(
+        "--in-flight-per-replica",
+        type=float,
+        default=defaults.in_flight_per_replica,
+        help="in-flight requests per replica (the Kubernetes HPA's custom metric target)",
+    )
     p.add_argument("--startup-s", type=int, default=defaults.startup_s)
     p.add_argument("--drain-delay", type=int, default=defaults.drain_delay_s)
     p.add_argument("--timeout", type=int, default=defaults.timeout_s)
@@ -194,13 +205,18 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    options = RenderOptions(
+    scaling = dataclasses.replace(
+        DEFAULT_SCALING,
+        min_hot=args.min_hot,
+        max_replicas=args.max_replicas,
+        target_per_replica=args.invocations_per_replica,
+        scale_in_window_s=args.scale_in_window_s,
+    )
+    options = RenderOptions.from_scaling(
+        scaling,
         name=args.name,
         image=args.image,
         port=args.port,
-        min_hot=args.min_hot,
-        max_replicas=args.max_replicas,
-        invocations_per_replica=args.invocations_per_replica,
         in_flight_per_replica=args.in_flight_per_replica,
         startup_s=args.startup_s,
         drain_delay_s=args.drain_delay,
