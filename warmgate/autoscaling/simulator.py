@@ -75,7 +75,8 @@ class Simulation:
         self.last = 0.0
         self.next_id = 0
         self.latencies: list[float] = []
-        self.refused = self.crashed = self.late = self.met_no_ready = 0
+        self.refused = self.crashed = self.late = self.slow = self.met_no_ready = 0
+        self.service: dict[int, float] = {}
         self.claims = self.cold_starts = 0
         self.hot_hours = self.warming_hours = self.pooled_hours = 0.0
         self.below_floor_s = 0.0
@@ -135,6 +136,7 @@ class Simulation:
     def begin(self, replica: _Replica, request: int) -> None:
         replica.in_service.add(request)
         service = self.model.service_s * self.trace.sizes[request]
+        self.service[request] = service
         self.push(self.now + service, _Event.COMPLETE, replica.replica_id, request)
 
     def arrive(self, request: int) -> None:
@@ -168,7 +170,10 @@ class Simulation:
         latency = self.now - self.trace.arrivals[request]
         self.latencies.append(latency)
         self.tick_latencies.append(latency)
+        waited = latency - self.service.pop(request)
         if latency > self.cfg.latency_budget_s:
+            self.slow += 1
+        if waited > self.cfg.latency_budget_s:
             self.late += 1
             self.miss()
         if replica.queue:
@@ -337,6 +342,7 @@ class Simulation:
             refused=self.refused,
             crashed=self.crashed,
             late=self.late,
+            slow=self.slow,
             met_no_ready=self.met_no_ready,
             below_floor_s=self.below_floor_s,
             hot_hours=self.hot_hours,
