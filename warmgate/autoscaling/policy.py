@@ -91,7 +91,7 @@ def decide(
         excess_over_cap = alive - config.max_replicas
         if scale_in_allowed or excess_over_cap > 0:
             count = alive - desired if scale_in_allowed else excess_over_cap
-            drain = _pick_drain(observation.replicas, min(count, ready - config.min_hot))
+            drain = pick_drain(observation.replicas, min(count, ready - config.min_hot))
     target = alive + start - len(drain)
 
     decision = Decision(
@@ -147,7 +147,8 @@ def _next_mode(
     return ScalingMode.STABLE, None
 
 
-def _pick_drain(replicas: tuple[ReplicaView, ...], count: int) -> tuple[str, ...]:
+def pick_drain(replicas: tuple[ReplicaView, ...], count: int) -> tuple[str, ...]:
+    """The ``count`` READY replicas with the least in flight (ties by id)."""
     if count <= 0:
         return ()
     ready = [r for r in replicas if r.phase is ReplicaPhase.READY]

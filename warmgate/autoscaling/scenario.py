@@ -12,6 +12,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 
+from warmgate.autoscaling.engines import (
+    AwsTargetTracking,
+    EngineModel,
+    KnativeStyle,
+    KubernetesHpa,
+    describe,
+)
 from warmgate.autoscaling.model import ScalingConfig, TargetMetric
 from warmgate.autoscaling.pool import PoolConfig
 from warmgate.errors import ConfigError
@@ -69,6 +76,7 @@ class SimConfig:
     router_timeout_s: float = 30.0
     floor: int = 2
     initial_hot: int | None = None
+    engine: EngineModel = field(default_factory=KnativeStyle)
 
     def __post_init__(self) -> None:
         if self.tick_s <= 0 or self.latency_budget_s <= 0 or self.router_timeout_s < 0:
@@ -79,9 +87,10 @@ class SimConfig:
 
 
 class Strategy(Enum):
-    SCALE_TO_ZERO = "scale-to-zero"
-    MIN_1 = "target-tracking-min-1"
-    MIN_2 = "target-tracking-min-2"
+    SCALE_TO_ZERO = "knative-scale-to-zero"
+    MIN_1 = "aws-target-tracking-min-1"
+    MIN_2 = "aws-target-tracking-min-2"
+    HPA_MIN_2 = "k8s-hpa-min-2"
     MIN_2_POOL = "min-2-warm-pool"
 
 
@@ -91,11 +100,30 @@ DEFAULT_POOL = PoolConfig(target_size=1, min_size=0, max_size=8, max_prepared=3)
 
 
 def for_strategy(strategy: Strategy, base: SimConfig, pool: PoolConfig = DEFAULT_POOL) -> SimConfig:
-    """``base`` with the floor and pool that ``strategy`` names; everything else unchanged."""
+    """``base`` with the engine, floor and pool that ``strategy`` names; the rest unchanged."""
     if strategy is Strategy.MIN_2_POOL:
-        return dataclasses.replace(base, scaling=_floor(base.scaling, 2), pool=pool)
-    floors = {Strategy.SCALE_TO_ZERO: 0, Strategy.MIN_1: 1, Strategy.MIN_2: 2}
-    return dataclasses.replace(base, scaling=_floor(base.scaling, floors[strategy]), pool=None)
+        return dataclasses.replace(base, scaling=_floor(base.scaling, 2), pool=pool, engine=KnativeStyle())
+    engines: dict[Strategy, tuple[EngineModel, int]] = {
+        Strategy.SCALE_TO_ZERO: (KnativeStyle(), 0),
+        Strategy.MIN_1: (AwsTargetTracking(), 1),
+        Strategy.MIN_2: (AwsTargetTracking(), 2),
+        Strategy.HPA_MIN_2: (KubernetesHpa(), 2),
+    }
+    engine, floor = engines[strategy]
+    return dataclasses.replace(base, scaling=_floor(base.scaling, floor), pool=None, engine=engine)
+
+
+def strategy_parameters(strategy: Strategy, base: SimConfig, pool: PoolConfig = DEFAULT_POOL) -> str:
+    """One line naming what ``strategy`` runs with, for the table header."""
+    config = for_strategy(strategy, base, pool)
+    line = f"{strategy.value}: {type(config.engine).__name__}, {describe(config.engine, config.scaling)}"
+    if config.pool is not None:
+        p = config.pool
+        line += (
+            f"; warm pool target {p.target_size} (max prepared {p.max_prepared}), "
+            f"claim {base.replica.claim_s:g} s"
+        )
+    return line
 
 
 def _floor(scaling: ScalingConfig, min_hot: int) -> ScalingConfig:

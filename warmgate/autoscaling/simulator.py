@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from warmgate.autoscaling.actuation import Actuation, actuate
-from warmgate.autoscaling.model import Decision, Observation, PolicyState, ReplicaPhase, ReplicaView
-from warmgate.autoscaling.policy import decide
+from warmgate.autoscaling.engines import EngineState, step
+from warmgate.autoscaling.model import Decision, Observation, ReplicaPhase, ReplicaView
 from warmgate.autoscaling.pool import WarmPool
 from warmgate.autoscaling.report import SimReport, TimelinePoint
 from warmgate.autoscaling.scenario import SimConfig
@@ -70,7 +70,7 @@ class Simulation:
         self.events: list[tuple[float, int, _Event, str, int]] = []
         self.seq = 0
         self.held: deque[int] = deque()
-        self.state = PolicyState()
+        self.state: EngineState | None = None
         self.now = 0.0
         self.last = 0.0
         self.next_id = 0
@@ -260,7 +260,7 @@ class Simulation:
 
     def tick(self) -> None:
         self.flush_held()
-        decision, self.state = decide(self.observe(), self.state, self.cfg.scaling, self.now)
+        decision, self.state = step(self.cfg.engine, self.observe(), self.state, self.cfg.scaling, self.now)
         self.apply(decision)
         self.record()
         if self.now + self.cfg.tick_s < self.trace.duration_s:

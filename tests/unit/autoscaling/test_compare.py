@@ -37,4 +37,4 @@ def test_table_has_one_row_per_strategy(on_spike: Comparison) -> None:
     table = on_spike.table()
     for strategy in Strategy:
         assert f"| {strategy.value} |" in table
-    assert "| target-tracking-min-2 |" in table and "| 1.00 |" in table
+    assert "| aws-target-tracking-min-2 |" in table and "| 1.00 |" in table
