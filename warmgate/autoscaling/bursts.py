@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from warmgate.autoscaling.scenario import SimConfig
+from warmgate.autoscaling.simulator import simulate
 from warmgate.autoscaling.traces import RateFn, Trace, poisson_arrivals
 
 
@@ -20,8 +22,8 @@ class BurstFamily:
     hold_s: float
     base_rate: float = 2.0
     max_rise_s: float = 10.0
-    lead_s: tuple[float, float] = (300.0, 600.0)  # the onset is drawn from this range
-    tail_s: float = 600.0
+    lead_s: tuple[float, float] = (120.0, 300.0)  # the onset is drawn from this range
+    tail_s: float = 300.0
 
     @property
     def name(self) -> str:
@@ -59,3 +61,56 @@ def burst_trace(family: BurstFamily, seed: int) -> Trace:
     rate = burst_rate(base, family.factor, at_s, rise_s, family.hold_s)
     arrivals = poisson_arrivals(rate, base * family.factor, duration, rng)
     return Trace(f"{family.name}/seed{seed}", duration, arrivals, (1.0,) * len(arrivals))
+
+
+@dataclass(frozen=True)
+class FamilyResult:
+    """The worst seed of one family, per goal figure, for one strategy against a baseline."""
+
+    family: BurstFamily
+    seeds: int
+    worst_miss_ratio: float
+    worst_latency_miss_ratio: float
+    refused: int
+    met_no_ready: int
+    worst_cost_ratio: float
+
+    def meets_goal(self, max_miss: float = 0.005, max_cost: float = 1.3) -> bool:
+        return self.worst_miss_ratio <= max_miss and self.refused == 0 and self.worst_cost_ratio <= max_cost
+
+
+def evaluate_family(
+    family: BurstFamily, strategy: SimConfig, baseline: SimConfig | None, seeds: tuple[int, ...] = SEEDS
+) -> FamilyResult:
+    """Run ``strategy`` (and ``baseline`` for the cost ratio) over every seed of ``family``."""
+    misses: list[float] = []
+    latency: list[float] = []
+    costs: list[float] = []
+    refused = no_ready = 0
+    for seed in seeds:
+        trace = burst_trace(family, seed)
+        report = simulate(trace, strategy, random.Random(seed))
+        misses.append(report.sla_miss_ratio)
+        latency.append(report.latency_miss_ratio)
+        refused += report.refused
+        no_ready += report.met_no_ready
+        if baseline is not None:
+            base = simulate(trace, baseline, random.Random(seed))
+            costs.append(report.replica_hours / base.replica_hours)
+    return FamilyResult(
+        family, len(seeds), max(misses), max(latency), refused, no_ready, max(costs, default=float("nan"))
+    )
+
+
+def format_families(results: list[FamilyResult]) -> str:
+    head = (
+        "| family | seeds | worst miss % | worst latency miss % | refused | no ready | worst x min-2 | goal |"
+    )
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        lines.append(
+            f"| {r.family.name} | {r.seeds} | {100 * r.worst_miss_ratio:.2f} | "
+            f"{100 * r.worst_latency_miss_ratio:.2f} | {r.refused} | {r.met_no_ready} | "
+            f"{r.worst_cost_ratio:.2f} | {'met' if r.meets_goal() else 'NOT met'} |"
+        )
+    return "\n".join(lines)

@@ -177,6 +177,7 @@ class KnativeStyle:
             f"{config.metric.value} target {config.target_per_replica:g}/replica, "
             f"{config.metric_window_s:g} s stable / {config.panic_window_s:g} s panic window, "
             f"panic at {config.panic_threshold:g} x hot, scale-in window {config.scale_in_window_s:g} s"
+            + (f", fast path at a backlog of {config.fast_path_backlog}" if config.fast_path_backlog else "")
         )
 
 

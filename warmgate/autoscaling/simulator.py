@@ -256,7 +256,8 @@ class Simulation:
     def observe(self) -> Observation:
         views = tuple(ReplicaView(r.replica_id, r.phase, r.outstanding) for r in self.replicas.values())
         rate = self.tick_arrivals / self.cfg.tick_s
-        return Observation(views, request_rate=rate, queued=len(self.held))
+        waiting = sum(len(r.queue) for r in self.replicas.values() if r.phase is ReplicaPhase.READY)
+        return Observation(views, request_rate=rate, queued=len(self.held), waiting=waiting)
 
     def tick(self) -> None:
         self.flush_held()
