@@ -12,6 +12,7 @@ import random
 import sys
 from pathlib import Path
 
+from warmgate.autoscaling.calibrate import replica_from_metrics
 from warmgate.autoscaling.compare import compare
 from warmgate.autoscaling.model import TargetMetric
 from warmgate.autoscaling.pool import PoolConfig
@@ -86,7 +87,25 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument("--warmup-s", type=float, default=replica.warmup_s)
     p.add_argument("--claim-s", type=float, default=replica.claim_s)
     p.add_argument("--start-failure-rate", type=float, default=replica.start_failure_rate)
-    p.add_argument("--latency-budget", type=float, default=SimConfig().latency_budget_s)
+    p.add_argument(
+        "--latency-budget",
+        type=float,
+        default=SimConfig().latency_budget_s,
+        help="the SLA: longest a request may wait (latency minus its own service time)",
+    )
+    p.add_argument(
+        "--cold-start-sigma",
+        type=float,
+        default=0.0,
+        help="log-normal spread of every start time (0: constant)",
+    )
+    p.add_argument(
+        "--replica-metrics",
+        type=Path,
+        default=None,
+        help="a READY replica's /metrics text (curl URL/metrics > FILE): load, warmup and "
+        "service times per batch size replace the flags'",
+    )
     p.add_argument("--pool-size", type=int, default=pool.target_size)
     p.add_argument(
         "--max-prepared",
@@ -163,7 +182,10 @@ def sim_config(args: argparse.Namespace) -> SimConfig:
         warmup_s=args.warmup_s,
         claim_s=args.claim_s,
         start_failure_rate=args.start_failure_rate,
+        cold_start_sigma=args.cold_start_sigma,
     )
+    if args.replica_metrics is not None:
+        replica = replica_from_metrics(args.replica_metrics.read_text(), replica)
     scaling = dataclasses.replace(
         DEFAULT_SCALING,
         metric=TargetMetric(args.metric),

@@ -2,8 +2,10 @@
 
 The defaults describe one GPU-less replica of a small model behind warmgate: four requests
 at once, 0.5 s each, an admission queue of eight, and a cold start of 30 s to provision,
-15 s to load and 20 s to warm up. :class:`Strategy` names the four policies that
-``warmgate simulate --compare`` puts side by side.
+15 s to load and 20 s to warm up. ``cold_start_sigma`` spreads every start (a log-normal
+factor with median 1); ``service_curve`` makes service time depend on how many requests a
+replica serves together (a batch); :mod:`.calibrate` fills both from a live replica.
+:class:`Strategy` names the policies that ``warmgate simulate --compare`` puts side by side.
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ class ReplicaModel:
     claim_s: float = 3.0
     drain_s: float = 10.0
     start_failure_rate: float = 0.0
+    cold_start_sigma: float = 0.0
+    service_curve: tuple[tuple[int, float], ...] = ()
+
+    def service_at(self, together: int) -> float:
+        """Seconds a request of size 1 takes when ``together`` are served at once: the first
+        point of ``service_curve`` at or above ``together`` (its last beyond), or ``service_s``."""
+        for served, seconds in self.service_curve:
+            if served >= together:
+                return seconds
+        return self.service_curve[-1][1] if self.service_curve else self.service_s
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.queue_depth < 0:
@@ -44,6 +56,11 @@ class ReplicaModel:
             )
         if self.service_s <= 0:
             raise ConfigError(f"service_s must be > 0, got {self.service_s}")
+        if self.cold_start_sigma < 0 or any(n < 1 or t <= 0 for n, t in self.service_curve):
+            raise ConfigError(
+                "cold_start_sigma must be >= 0 and service_curve points (requests >= 1, seconds > 0), "
+                f"got {self.cold_start_sigma} and {self.service_curve}"
+            )
         if not 0.0 <= self.start_failure_rate <= 1.0:
             raise ConfigError(f"start_failure_rate must be in [0, 1], got {self.start_failure_rate}")
 

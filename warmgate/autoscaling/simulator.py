@@ -135,7 +135,7 @@ class Simulation:
 
     def begin(self, replica: _Replica, request: int) -> None:
         replica.in_service.add(request)
-        service = self.model.service_s * self.trace.sizes[request]
+        service = self.model.service_at(len(replica.in_service)) * self.trace.sizes[request]
         self.service[request] = service
         self.push(self.now + service, _Event.COMPLETE, replica.replica_id, request)
 
@@ -222,16 +222,22 @@ class Simulation:
 
     def cold_start(self, now: float) -> str | None:
         self.cold_starts += 1
-        replica = self.new_replica(ReplicaPhase.WARMING, self.model.cold_start_s)
+        replica = self.new_replica(ReplicaPhase.WARMING, self.start_time())
         replica.fails_on_start = self.rng.random() < self.model.start_failure_rate
         return replica.replica_id
 
     def start_standby(self, member_id: str, now: float) -> bool:
-        self.push(now + self.model.cold_start_s, _Event.POOL_READY, member_id)
+        self.push(now + self.start_time(), _Event.POOL_READY, member_id)
         return True
 
     def retire_standby(self, member_id: str, now: float) -> None:
         """A virtual standby is only the pool's books: nothing runs to stop."""
+
+    def start_time(self) -> float:
+        """Provision + load + warmup, spread log-normally when ``cold_start_sigma`` > 0."""
+        sigma = self.model.cold_start_sigma
+        spread = self.rng.lognormvariate(0.0, sigma) if sigma > 0 else 1.0
+        return self.model.cold_start_s * spread
 
     def serving(self) -> dict[str, ReplicaPhase]:
         """Serving replicas (standbys excluded) by id: what the property test compares."""
