@@ -19,17 +19,22 @@ def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--strategy", choices=[s.value for s in Strategy], default=Strategy.MIN_2_POOL.value)
-    parser.add_argument("--fast-path-backlog", type=int, default=None, help="override the strategy's")
+    parser.add_argument("--fast-path-backlog", type=int, default=None, help="turn the fast path on")
+    parser.add_argument("--tick-s", type=float, default=None, help="observation interval")
     args = parser.parse_args(argv)
     strategy = Strategy(args.strategy)
     config = for_strategy(strategy, SimConfig())
     if args.fast_path_backlog is not None:
         scaling = dataclasses.replace(config.scaling, fast_path_backlog=args.fast_path_backlog)
         config = dataclasses.replace(config, scaling=scaling)
+    if args.tick_s is not None:
+        config = dataclasses.replace(config, tick_s=args.tick_s)
     baseline = for_strategy(Strategy.MIN_2, SimConfig())
     print(f"- {strategy_parameters(strategy, SimConfig())}")
     if args.fast_path_backlog is not None:
-        print(f"- fast path backlog overridden: {args.fast_path_backlog}")
+        print(f"- fast path at a backlog of {args.fast_path_backlog}")
+    if args.tick_s is not None:
+        print(f"- observed every {args.tick_s:g} s")
     print(f"- baseline {strategy_parameters(Strategy.MIN_2, SimConfig())}\n")
     seeds = tuple(range(args.seeds))
     print(format_families([evaluate_family(f, config, baseline, seeds) for f in FAMILIES]), flush=True)

@@ -93,6 +93,13 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         default=SimConfig().latency_budget_s,
         help="the SLA: longest a request may wait (latency minus its own service time)",
     )
+    p.add_argument("--tick-s", type=float, default=SimConfig().tick_s, help="how often the policy observes")
+    p.add_argument(
+        "--fast-path-backlog",
+        type=int,
+        default=0,
+        help="warmgate's policy panics at once when this many requests wait and the backlog grew (0: off)",
+    )
     p.add_argument(
         "--cold-start-sigma",
         type=float,
@@ -191,8 +198,11 @@ def sim_config(args: argparse.Namespace) -> SimConfig:
         metric=TargetMetric(args.metric),
         target_per_replica=args.target,
         max_replicas=args.max_replicas,
+        fast_path_backlog=args.fast_path_backlog,
     )
-    return SimConfig(scaling=scaling, replica=replica, latency_budget_s=args.latency_budget)
+    return SimConfig(
+        scaling=scaling, replica=replica, latency_budget_s=args.latency_budget, tick_s=args.tick_s
+    )
 
 
 def _pool(args: argparse.Namespace) -> PoolConfig:

@@ -88,7 +88,7 @@ class SimConfig:
     scaling: ScalingConfig = field(default_factory=lambda: DEFAULT_SCALING)
     replica: ReplicaModel = field(default_factory=ReplicaModel)
     pool: PoolConfig | None = None
-    tick_s: float = 0.5  # the observation interval: one probe of every replica
+    tick_s: float = 2.0  # the observation interval (the live fleet probes every 0.25 s)
     latency_budget_s: float = 2.0
     router_timeout_s: float = 30.0
     floor: int = 2
@@ -111,9 +111,6 @@ class Strategy(Enum):
     MIN_2_POOL = "min-2-warm-pool"
 
 
-# The pooled strategy's fast path: panic as soon as two requests wait and the backlog grows.
-FAST_PATH_BACKLOG = 0
-
 # One standby while the fleet sits on its floor of two; none while it is larger (the
 # fleet's own headroom covers a burst then), refilled when it scales back in.
 DEFAULT_POOL = PoolConfig(target_size=1, min_size=0, max_size=8, max_prepared=3)
@@ -122,7 +119,7 @@ DEFAULT_POOL = PoolConfig(target_size=1, min_size=0, max_size=8, max_prepared=3)
 def for_strategy(strategy: Strategy, base: SimConfig, pool: PoolConfig = DEFAULT_POOL) -> SimConfig:
     """``base`` with the engine, floor and pool that ``strategy`` names; the rest unchanged."""
     if strategy is Strategy.MIN_2_POOL:
-        scaling = dataclasses.replace(base.scaling, min_hot=2, fast_path_backlog=FAST_PATH_BACKLOG)
+        scaling = dataclasses.replace(base.scaling, min_hot=2)
         return dataclasses.replace(base, scaling=scaling, pool=pool, engine=KnativeStyle())
     engines: dict[Strategy, tuple[EngineModel, int]] = {
         Strategy.SCALE_TO_ZERO: (KnativeStyle(), 0),
