@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from prometheus_client import start_http_server
+
 from warmgate.autoscaling.model import ScalingConfig
 from warmgate.autoscaling.pool import PoolConfig, WarmPool
 from warmgate.fleet.control import ControlLoop
@@ -57,6 +59,12 @@ def add_fleet_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         help="HAProxy maxconn per replica; beyond it requests queue in HAProxy (counted as demand)",
     )
     p.add_argument("--stats-port", type=int, default=None, help="also serve HAProxy's stats page here")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve the fleet's and pool's Prometheus metrics on this port (docs/fleet.md)",
+    )
     p.add_argument("--tick-s", type=float, default=0.25, help="control loop period")
     p.add_argument(
         "--workdir", type=Path, default=None, help="haproxy.cfg, socket and logs (default: a temp dir)"
@@ -111,6 +119,9 @@ def run_fleet(args: argparse.Namespace) -> int:
         with Fleet(spec, settings, workdir, slots=slots, haproxy_binary=args.haproxy) as fleet:
             log.info("fleet on %s; work directory %s", fleet.url, workdir)
             loop = ControlLoop(fleet, scaling, pool, tick_s=args.tick_s)
+            if args.metrics_port is not None:
+                start_http_server(args.metrics_port, args.bind, registry=loop.metrics.registry)
+                log.info("fleet metrics on http://%s:%s/metrics", args.bind, args.metrics_port)
             for _ in range(args.replicas):
                 fleet.launch(Role.SERVING, loop.clock())
             loop.run(stop)

@@ -36,6 +36,7 @@ from warmgate.autoscaling.policy import decide
 from warmgate.autoscaling.pool import MemberState, ReapReport, WarmPool
 from warmgate.fleet.actuator import FleetActuator
 from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role
+from warmgate.fleet.metrics import FleetMetrics
 
 log = logging.getLogger("warmgate.fleet")
 
@@ -60,7 +61,8 @@ class RateMeter:
 def observe(serving: Iterable[ReplicaInfo], request_rate: float, queued: int) -> Observation:
     """The policy's view of the SERVING replicas (standbys are the pool's business)."""
     views = tuple(ReplicaView(r.replica_id, r.phase, r.load.in_flight) for r in serving)
-    return Observation(views, request_rate=request_rate, queued=queued)
+    waiting = sum(r.load.waiting for r in serving if r.phase is ReplicaPhase.READY)
+    return Observation(views, request_rate=request_rate, queued=queued, waiting=waiting)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class ControlLoop:
         self.state = PolicyState()
         self._rate = RateMeter()
         self._actuator = FleetActuator(fleet)
+        self.metrics = FleetMetrics()
 
     def tick(self) -> TickReport:
         now = self.clock()
@@ -104,11 +107,19 @@ class ControlLoop:
         serving = [r for r in replicas if r.role is Role.SERVING]
         if self.pool is not None:
             self._sync_pool(self.pool, replicas, now)
+        backend = self.fleet.backend()
+        members = self.pool.members() if self.pool is not None else ()
+        self.metrics.update(replicas, members, backend, now)
         rate = self._rate.update({r.replica_id: r.load.invocations for r in serving}, now)
-        observation = observe(serving, rate, self.fleet.backend().queued)
+        observation = observe(serving, rate, backend.queued)
         decision, self.state = decide(observation, self.state, self.config, now)
 
         done = self.apply(decision, now)
+        if done.claimed:
+            admitted = self.clock()
+            served = {r.replica_id: r.load.invocations for r in replicas}
+            for rid in done.claimed:
+                self.metrics.claimed(rid, now, admitted, served.get(rid, 0))
         if decision.start or decision.drain or decision.replace:
             log.info(
                 "decision: %s (hot %d, warming %d, target %d): claimed %s, cold-started %s, drained %s",

@@ -65,6 +65,7 @@ class ReplicaInfo:
     slot: str
     load: Load
     started_at: float
+    ready_at: float | None = None  # first probe that saw it READY
 
 
 @dataclass
@@ -76,11 +77,20 @@ class _Tracked:
     started_at: float
     load: Load = field(default_factory=Load)
     draining_since: float | None = None
+    ready_at: float | None = None
 
     def info(self) -> ReplicaInfo:
         p = self.process
         return ReplicaInfo(
-            p.replica_id, self.role, self.phase, p.pid, p.port, self.slot, self.load, self.started_at
+            p.replica_id,
+            self.role,
+            self.phase,
+            p.pid,
+            p.port,
+            self.slot,
+            self.load,
+            self.started_at,
+            self.ready_at,
         )
 
 
@@ -280,6 +290,8 @@ class Fleet:
             if t.phase is not ReplicaPhase.DRAINING or seen.phase is ReplicaPhase.DRAINING:
                 if seen.phase is not t.phase:
                     log.info("%s is %s (%s)", rid, seen.phase.value, seen.reported)
+                if seen.phase is ReplicaPhase.READY and t.ready_at is None:
+                    t.ready_at = now
                 t.phase = seen.phase
         if t.draining_since is not None and now - t.draining_since > self.stop_timeout_s:
             log.warning("%s still running %.0fs after SIGTERM: killing it", rid, now - t.draining_since)
