@@ -290,10 +290,12 @@ def test_policy_scale_in_drains_through_haproxy_without_loss(linear_dir: Path, m
     loop = ControlLoop(fleet, quick, tick_s=0.1)
     with Traffic(fleet.url, LINEAR_BODY, workers=1) as traffic:
         drained: list[str] = []
+        deadline = time.monotonic() + 30.0
         while not drained:
+            assert time.monotonic() < deadline, f"no scale-in within 30 s\n{_describe(fleet)}"
             drained += loop.tick().drained
             assert traffic.errors == [] and len(drained) <= 1
-            time.sleep(0.1)
+            time.sleep(0.1)  # the control loop's period, not a synchronisation
         process = fleet.process(drained[0])
         exit_code = process.wait(30)
         _until(lambda: len(fleet.in_rotation()) == 2, "two left in rotation", fleet)
