@@ -101,6 +101,16 @@ def test_show_stat_rows_become_server_stats() -> None:
     assert backend.queued == 4
     assert backend.server("s1").current_sessions == 2
     assert backend.server("s2").check_status == "L7STS"
+    assert backend.no_server_503 == 0  # no hrsp_5xx column: nothing counted
+
+
+def test_503s_haproxy_answered_itself_are_the_backends_minus_the_servers() -> None:
+    text = """# pxname,svname,qcur,scur,stot,status,check_status,addr,hrsp_5xx,
+replicas,s1,0,0,30,UP,L7OK,127.0.0.1:9001,2,
+replicas,s2,0,0,10,DOWN,L7STS,127.0.0.1:9002,1,
+replicas,BACKEND,0,0,40,UP,,,10,
+"""
+    assert parse_show_stat(text).no_server_503 == 7  # 10 at the backend, 3 from the replicas
 
 
 def test_metrics_give_in_flight_and_invocations_of_every_status() -> None:
