@@ -39,6 +39,7 @@ class ReplicaModel:
     start_failure_rate: float = 0.0
     cold_start_sigma: float = 0.0
     service_curve: tuple[tuple[int, float], ...] = ()
+    host_cores: int | None = None  # replicas share this many cores (one machine); None: their own
 
     def service_at(self, together: int) -> float:
         """Seconds a request of size 1 takes when ``together`` are served at once: the first

@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
             claim_s=args.claim_s,
         ),
     )
-    model = dataclasses.replace(model, service_s=service_s, service_curve=())
+    model = dataclasses.replace(model, service_s=service_s, service_curve=(), host_cores=args.host_cores)
     sim_config = SimConfig(
         scaling=scaling, replica=model, pool=pool_config, tick_s=args.tick_s, latency_budget_s=args.budget_s
     )
@@ -228,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--queue-depth", type=int, default=64)
     p.add_argument("--provision-s", type=float, default=0.5, help="process start before loading")
     p.add_argument("--claim-s", type=float, default=0.2, help="HAProxy check interval")
+    p.add_argument("--host-cores", type=int, default=None, help="cores every replica shares (simulator)")
     p.add_argument("--replica-arg", action="append", default=[])
     p.add_argument("--seed", type=int, default=0)
     return run(p.parse_args(argv))
