@@ -73,3 +73,17 @@ def test_cold_starts_spread_when_sigma_is_set() -> None:
     ]
     assert fixed.below_floor_s == pytest.approx(ReplicaModel().cold_start_s, abs=0.6)
     assert len({round(x, 3) for x in spread}) == 4  # a distribution, not a constant
+
+
+def test_replicas_sharing_a_hosts_cores_slow_each_other_down() -> None:
+    # 4 requests at once on two replicas (2 each); each alone takes 1 s.
+    four = Trace("four", 10.0, (0.0, 0.0, 0.0, 0.0), (1.0,) * 4)
+    two = ScalingConfig(min_hot=2, max_replicas=2)
+    own = simulate(
+        four, SimConfig(scaling=two, replica=ReplicaModel(concurrency=2, service_s=1.0)), random.Random(0)
+    )
+    shared = ReplicaModel(concurrency=2, service_s=1.0, host_cores=2)
+    one_host = simulate(four, SimConfig(scaling=two, replica=shared), random.Random(0))
+    assert own.p99_latency_s == pytest.approx(1.0)
+    # the 3rd and 4th start with 3 and 4 in service on 2 cores: 1.0 x 3/2 and 1.0 x 4/2
+    assert one_host.p99_latency_s == pytest.approx(2.0)
