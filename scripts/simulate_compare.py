@@ -14,7 +14,7 @@ from pathlib import Path
 from warmgate.autoscaling.cli import main as autoscaling_main
 
 ROOT = Path(__file__).resolve().parent.parent
-AZURE = ROOT.parent / "shared" / "traces" / "azure-llm-conv-2023.csv"
+AZURE = ROOT / "tests" / "fixtures" / "azure-llm-conv-2023.csv.gz"
 LLM_REPLICA = [
     "--service-s", "4", "--concurrency", "16", "--queue-depth", "16", "--target", "2.5",
     "--latency-budget", "20", "--provision-s", "60", "--load-s", "45", "--warmup-s", "30",
@@ -30,7 +30,7 @@ RUNS = [
 
 def run() -> int:
     for argv in RUNS:
-        shown = " ".join(a.replace(str(ROOT.parent), "..") for a in argv)
+        shown = " ".join(a.replace(str(ROOT) + "/", "") for a in argv)
         print(f"\n$ python -m warmgate.autoscaling {shown}", flush=True)
         code = autoscaling_main(argv)
         if code != 0:

@@ -105,7 +105,7 @@ def _export(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     import warmgate
     from warmgate.autoscaling.cli import add_commands as add_autoscaling
-    from warmgate.autoscaling.fleet.cli import add_fleet_command
+    from warmgate.fleet.cli import add_fleet_command
     from warmgate.warmup.cli import add_commands as add_warmup
 
     parser = argparse.ArgumentParser(prog="warmgate", description=(warmgate.__doc__ or "").strip())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from warmgate.autoscaling.fleet.haproxy import HaproxyError, find_haproxy
+from warmgate.fleet.haproxy import HaproxyError, find_haproxy
 
 
 def _have_haproxy() -> bool:

@@ -18,16 +18,18 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.haproxy import requires_haproxy
 from tests.e2e.process import free_port
-from warmgate.autoscaling.fleet.control import Background, ControlLoop
-from warmgate.autoscaling.fleet.fleet import Fleet, ReplicaInfo, Role
-from warmgate.autoscaling.fleet.haproxy_config import HaproxySettings
-from warmgate.autoscaling.fleet.probe import parse_metrics
-from warmgate.autoscaling.fleet.replica import ReplicaSpec
 from warmgate.autoscaling.model import ReplicaPhase, ScalingConfig
 from warmgate.autoscaling.pool import PoolConfig, WarmPool
+from warmgate.fleet.control import Background, ControlLoop
+from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role
+from warmgate.fleet.haproxy_config import HaproxySettings
+from warmgate.fleet.probe import parse_metrics
+from warmgate.fleet.replica import ReplicaSpec
 
 pytestmark = [
     pytest.mark.e2e,
@@ -288,10 +290,12 @@ def test_policy_scale_in_drains_through_haproxy_without_loss(linear_dir: Path, m
     loop = ControlLoop(fleet, quick, tick_s=0.1)
     with Traffic(fleet.url, LINEAR_BODY, workers=1) as traffic:
         drained: list[str] = []
+        deadline = time.monotonic() + 30.0
         while not drained:
+            assert time.monotonic() < deadline, f"no scale-in within 30 s\n{_describe(fleet)}"
             drained += loop.tick().drained
             assert traffic.errors == [] and len(drained) <= 1
-            time.sleep(0.1)
+            time.sleep(0.1)  # the control loop's period, not a synchronisation
         process = fleet.process(drained[0])
         exit_code = process.wait(30)
         _until(lambda: len(fleet.in_rotation()) == 2, "two left in rotation", fleet)
@@ -302,3 +306,49 @@ def test_policy_scale_in_drains_through_haproxy_without_loss(linear_dir: Path, m
     assert traffic.errors == []
     assert set(traffic.statuses) == {200}
     assert drained[0] not in {r.replica_id for r in fleet.replicas()}
+
+
+def _samples(loop: ControlLoop) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the fleet's registry, read back from its Prometheus text."""
+    text = generate_latest(loop.metrics.registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_fleet_metrics_time_the_claim_and_the_claimed_replicas_first_request(
+    linear_dir: Path, make_fleet: MakeFleet
+) -> None:
+    fleet = make_fleet(linear_dir)
+    pool = WarmPool(PoolConfig(target_size=1, max_size=1), id_prefix="standby")
+    loop = ControlLoop(fleet, ScalingConfig(min_hot=2, max_replicas=3), pool, tick_s=0.1)
+    background = Background(loop).start()
+    try:
+        _until(
+            lambda: (
+                _samples(loop).get(("warmgate_pool_members", (("state", "ready"),))) == 1
+                and len(fleet.in_rotation()) == 2
+            ),
+            "two hot and one READY standby in the metrics",
+            fleet,
+        )
+        with Traffic(fleet.url, LINEAR_BODY, workers=2) as traffic:
+            _until(lambda: traffic.sent > 20, "traffic", fleet)
+            os.kill(fleet.in_rotation()[0].pid, signal.SIGKILL)
+            _until(
+                lambda: _samples(loop).get(("warmgate_pool_claim_to_first_request_seconds_count", ())) == 1,
+                "the claimed standby's first request, in the metrics",
+                fleet,
+            )
+        samples = _samples(loop)
+        assert samples[("warmgate_pool_claim_seconds_count", ())] == 1
+        first = samples[("warmgate_pool_claim_to_first_request_seconds_sum", ())]
+        assert 0 < first < 1.0, f"claim to first request took {first:.3f} s (goal < 1 s)"
+        assert samples[("warmgate_replica_start_to_ready_seconds_count", ())] >= 3  # 2 serving + standby
+        assert samples[("warmgate_fleet_replicas", (("phase", "ready"), ("role", "serving")))] >= 2
+        # SIGKILL loses what was in flight on the victim (one request per client at most), no more
+        assert set(traffic.statuses) <= {200, 502} and traffic.statuses.count(502) <= 2
+    finally:
+        background.stop()

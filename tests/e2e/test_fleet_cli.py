@@ -21,8 +21,8 @@ import pytest
 
 from tests.e2e.haproxy import requires_haproxy
 from tests.e2e.process import free_port
-from warmgate.autoscaling.fleet.cli import add_fleet_command, run_fleet
-from warmgate.autoscaling.fleet.runtime_api import RuntimeApi
+from warmgate.fleet.cli import add_fleet_command, run_fleet
+from warmgate.fleet.runtime_api import RuntimeApi
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +55,7 @@ def _gone(pid: int) -> bool:
 @requires_haproxy
 def test_fleet_command_serves_through_haproxy_and_drains_on_sigterm(linear_dir: Path, workdir: Path) -> None:
     port = free_port()
-    cmd = [sys.executable, "-m", "warmgate.autoscaling.fleet", "--model-dir", str(linear_dir)]
+    cmd = [sys.executable, "-m", "warmgate.fleet", "--model-dir", str(linear_dir)]
     cmd += [
         "--port",
         str(port),

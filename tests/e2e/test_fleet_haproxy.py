@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from warmgate.autoscaling.fleet.control import RateMeter, observe
-from warmgate.autoscaling.fleet.fleet import ReplicaInfo, Role
-from warmgate.autoscaling.fleet.haproxy import HaproxyError, find_haproxy
-from warmgate.autoscaling.fleet.haproxy_config import (
+from warmgate.autoscaling.model import ReplicaPhase
+from warmgate.errors import ConfigError
+from warmgate.fleet.control import RateMeter, observe
+from warmgate.fleet.fleet import ReplicaInfo, Role
+from warmgate.fleet.haproxy import HaproxyError, find_haproxy
+from warmgate.fleet.haproxy_config import (
     AdminState,
     HaproxySettings,
     ServerLine,
     render_config,
     slot_names,
 )
-from warmgate.autoscaling.fleet.probe import Load, parse_metrics, phase_of
-from warmgate.autoscaling.fleet.runtime_api import parse_show_stat
-from warmgate.autoscaling.model import ReplicaPhase
-from warmgate.errors import ConfigError
+from warmgate.fleet.probe import Load, parse_metrics, phase_of
+from warmgate.fleet.runtime_api import parse_show_stat
 
 pytestmark = pytest.mark.e2e
 
@@ -101,6 +101,16 @@ def test_show_stat_rows_become_server_stats() -> None:
     assert backend.queued == 4
     assert backend.server("s1").current_sessions == 2
     assert backend.server("s2").check_status == "L7STS"
+    assert backend.no_server_503 == 0  # no hrsp_5xx column: nothing counted
+
+
+def test_503s_haproxy_answered_itself_are_the_backends_minus_the_servers() -> None:
+    text = """# pxname,svname,qcur,scur,stot,status,check_status,addr,hrsp_5xx,
+replicas,s1,0,0,30,UP,L7OK,127.0.0.1:9001,2,
+replicas,s2,0,0,10,DOWN,L7STS,127.0.0.1:9002,1,
+replicas,BACKEND,0,0,40,UP,,,10,
+"""
+    assert parse_show_stat(text).no_server_503 == 7  # 10 at the backend, 3 from the replicas
 
 
 def test_metrics_give_in_flight_and_invocations_of_every_status() -> None:
@@ -161,7 +171,7 @@ def test_observation_counts_in_flight_on_hot_replicas_and_queue() -> None:
 
 def test_the_fleet_imports_nothing_of_server_or_models() -> None:
     code = (
-        "import sys, warmgate.autoscaling.fleet.cli, warmgate.autoscaling.fleet.control; "
+        "import sys, warmgate.fleet.cli, warmgate.fleet.control; "
         "print(sorted(m for m in sys.modules if m.startswith(('warmgate.server', 'warmgate.models', "
         "'warmgate.config'))))"
     )

@@ -12,6 +12,7 @@ import random
 import sys
 from pathlib import Path
 
+from warmgate.autoscaling.calibrate import replica_from_metrics
 from warmgate.autoscaling.compare import compare
 from warmgate.autoscaling.model import TargetMetric
 from warmgate.autoscaling.pool import PoolConfig
@@ -86,7 +87,32 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument("--warmup-s", type=float, default=replica.warmup_s)
     p.add_argument("--claim-s", type=float, default=replica.claim_s)
     p.add_argument("--start-failure-rate", type=float, default=replica.start_failure_rate)
-    p.add_argument("--latency-budget", type=float, default=SimConfig().latency_budget_s)
+    p.add_argument(
+        "--latency-budget",
+        type=float,
+        default=SimConfig().latency_budget_s,
+        help="the SLA: longest a request may wait (latency minus its own service time)",
+    )
+    p.add_argument("--tick-s", type=float, default=SimConfig().tick_s, help="how often the policy observes")
+    p.add_argument(
+        "--fast-path-backlog",
+        type=int,
+        default=0,
+        help="warmgate's policy panics at once when this many requests wait and the backlog grew (0: off)",
+    )
+    p.add_argument(
+        "--cold-start-sigma",
+        type=float,
+        default=0.0,
+        help="log-normal spread of every start time (0: constant)",
+    )
+    p.add_argument(
+        "--replica-metrics",
+        type=Path,
+        default=None,
+        help="a READY replica's /metrics text (curl URL/metrics > FILE): load, warmup and "
+        "service times per batch size replace the flags'",
+    )
     p.add_argument("--pool-size", type=int, default=pool.target_size)
     p.add_argument(
         "--max-prepared",
@@ -110,15 +136,26 @@ def _add_render(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--name", default=defaults.name)
     p.add_argument("--image", default=defaults.image)
     p.add_argument("--port", type=int, default=defaults.port)
-    p.add_argument("--min-hot", type=int, default=defaults.min_hot)
-    p.add_argument("--max-replicas", type=int, default=defaults.max_replicas)
+    p.add_argument("--min-hot", type=int, default=DEFAULT_SCALING.min_hot)
+    p.add_argument("--max-replicas", type=int, default=DEFAULT_SCALING.max_replicas)
+    p.add_argument(
+        "--scale-in-window-s",
+        type=float,
+        default=DEFAULT_SCALING.scale_in_window_s,
+        help="the policy's scale-in window: the engines' scale-in cooldown / stabilisation window",
+    )
     p.add_argument(
         "--invocations-per-replica",
         type=float,
-        default=defaults.invocations_per_replica,
+        default=DEFAULT_SCALING.target_per_replica,
         help="requests per second per replica (SageMaker/ALB targets are this x 60)",
     )
-    p.add_argument("--in-flight-per-replica", type=float, default=defaults.in_flight_per_replica)
+    p.add_argument(
+        "--in-flight-per-replica",
+        type=float,
+        default=defaults.in_flight_per_replica,
+        help="in-flight requests per replica (the Kubernetes HPA's custom metric target)",
+    )
     p.add_argument("--startup-s", type=int, default=defaults.startup_s)
     p.add_argument("--drain-delay", type=int, default=defaults.drain_delay_s)
     p.add_argument("--timeout", type=int, default=defaults.timeout_s)
@@ -152,14 +189,20 @@ def sim_config(args: argparse.Namespace) -> SimConfig:
         warmup_s=args.warmup_s,
         claim_s=args.claim_s,
         start_failure_rate=args.start_failure_rate,
+        cold_start_sigma=args.cold_start_sigma,
     )
+    if args.replica_metrics is not None:
+        replica = replica_from_metrics(args.replica_metrics.read_text(), replica)
     scaling = dataclasses.replace(
         DEFAULT_SCALING,
         metric=TargetMetric(args.metric),
         target_per_replica=args.target,
         max_replicas=args.max_replicas,
+        fast_path_backlog=args.fast_path_backlog,
     )
-    return SimConfig(scaling=scaling, replica=replica, latency_budget_s=args.latency_budget)
+    return SimConfig(
+        scaling=scaling, replica=replica, latency_budget_s=args.latency_budget, tick_s=args.tick_s
+    )
 
 
 def _pool(args: argparse.Namespace) -> PoolConfig:
@@ -194,13 +237,18 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    options = RenderOptions(
+    scaling = dataclasses.replace(
+        DEFAULT_SCALING,
+        min_hot=args.min_hot,
+        max_replicas=args.max_replicas,
+        target_per_replica=args.invocations_per_replica,
+        scale_in_window_s=args.scale_in_window_s,
+    )
+    options = RenderOptions.from_scaling(
+        scaling,
         name=args.name,
         image=args.image,
         port=args.port,
-        min_hot=args.min_hot,
-        max_replicas=args.max_replicas,
-        invocations_per_replica=args.invocations_per_replica,
         in_flight_per_replica=args.in_flight_per_replica,
         startup_s=args.startup_s,
         drain_delay_s=args.drain_delay,

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 from warmgate.autoscaling.pool import PoolConfig
 from warmgate.autoscaling.report import SimReport, format_table
-from warmgate.autoscaling.scenario import DEFAULT_POOL, SimConfig, Strategy, for_strategy
+from warmgate.autoscaling.scenario import (
+    DEFAULT_POOL,
+    SimConfig,
+    Strategy,
+    for_strategy,
+    strategy_parameters,
+)
 from warmgate.autoscaling.simulator import simulate
 from warmgate.autoscaling.traces import Trace
 
@@ -16,6 +22,7 @@ from warmgate.autoscaling.traces import Trace
 class Comparison:
     trace: str
     rows: tuple[tuple[Strategy, SimReport], ...]
+    parameters: tuple[str, ...] = ()
 
     def report(self, strategy: Strategy) -> SimReport:
         return next(r for s, r in self.rows if s is strategy)
@@ -25,10 +32,12 @@ class Comparison:
 
     def table(self) -> str:
         named = [(s.value, r) for s, r in self.rows]
-        return format_table(named, baseline=Strategy.MIN_2.value)
+        header = "".join(f"- {line}\n" for line in self.parameters)
+        return header + ("\n" if header else "") + format_table(named, baseline=Strategy.MIN_2.value)
 
 
 def compare(trace: Trace, base: SimConfig, seed: int = 0, pool: PoolConfig = DEFAULT_POOL) -> Comparison:
     """Every strategy over the same trace; each run gets its own ``Random(seed)``."""
     rows = tuple((s, simulate(trace, for_strategy(s, base, pool), random.Random(seed))) for s in Strategy)
-    return Comparison(trace.name, rows)
+    parameters = tuple(strategy_parameters(s, base, pool) for s in Strategy)
+    return Comparison(trace.name, rows, parameters)

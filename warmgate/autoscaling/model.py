@@ -50,11 +50,14 @@ class Observation:
 
     ``queued`` counts requests held in front of the fleet (a router or activator buffer)
     because no hot replica had room; they are demand just as in-flight requests are.
+    ``waiting`` counts requests hot replicas admitted but have not started (the server's
+    ``warmgate_queue_depth``): a replica's own backlog, the first sign of a burst.
     """
 
     replicas: tuple[ReplicaView, ...]
     request_rate: float = 0.0
     queued: int = 0
+    waiting: int = 0
     latency_p99_s: float | None = None
 
     def count(self, phase: ReplicaPhase) -> int:
@@ -84,6 +87,11 @@ class ScalingConfig:
     times the hot replicas. Scale-out follows the lowest recommendation of the last
     ``scale_out_window_s``; scale-in the highest of the last ``scale_in_window_s``, and
     only once that long has passed since the last change.
+
+    ``fast_path_backlog`` > 0 turns on the fast path: when the backlog (``waiting`` +
+    ``queued``) has reached it and grew since the previous observation, the policy panics
+    at once, without waiting for the panic window's average, and asks for the replicas the
+    latest sample alone needs (at least one more than are hot).
     """
 
     min_hot: int = 2
@@ -95,6 +103,7 @@ class ScalingConfig:
     panic_threshold: float = 1.5
     scale_out_window_s: float = 0.0
     scale_in_window_s: float = 180.0
+    fast_path_backlog: int = 0
 
     def __post_init__(self) -> None:
         if self.min_hot < 0:
@@ -106,6 +115,8 @@ class ScalingConfig:
             )
         if self.target_per_replica <= 0:
             raise ConfigError(f"target_per_replica must be > 0, got {self.target_per_replica}")
+        if self.fast_path_backlog < 0:
+            raise ConfigError(f"fast_path_backlog must be >= 0 (0: off), got {self.fast_path_backlog}")
         if self.panic_threshold < 1.0:
             raise ConfigError(f"panic_threshold must be >= 1.0, got {self.panic_threshold}")
         _check_non_negative(
@@ -148,6 +159,7 @@ class PolicyState:
     panic_since: float | None = None
     target: int | None = None
     last_change_at: float | None = None
+    backlog: int = 0
 
 
 @dataclass(frozen=True)

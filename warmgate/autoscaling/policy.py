@@ -8,7 +8,9 @@ Steps, in order:
 
 1. Record the metric sample; average it over the stable and the panic windows.
 2. Recommend ``ceil(average / target_per_replica)`` replicas for each window.
-3. Enter PANIC when the panic recommendation reaches ``panic_threshold`` x hot; leave it
+3. Fast path (``fast_path_backlog``): a backlog that reached the threshold and grew since the
+   last observation raises the panic recommendation to what the latest sample alone needs.
+   Enter PANIC when the panic recommendation reaches ``panic_threshold`` x hot; leave it
    once a full metric window has passed without that. PANIC scales out to the panic
    recommendation at once and never scales in (Knative's panic mode).
 4. Scale out to the lowest stable recommendation of the scale-out window; scale in to the
@@ -59,6 +61,11 @@ def decide(
         if r.at > now - max(config.scale_in_window_s, config.scale_out_window_s) - _EPSILON
     )
 
+    backlog = observation.waiting + observation.queued
+    fast = 0
+    if config.fast_path_backlog and backlog >= config.fast_path_backlog and backlog > state.backlog:
+        fast = max(_replicas_for(samples[-1].value, config), ready + 1)
+        burst = max(burst, fast)
     mode, panic_since = _next_mode(state, config, now, burst=burst, hot=ready)
     current = state.target if state.target is not None else alive
     last_change = state.last_change_at if state.last_change_at is not None else now
@@ -68,7 +75,7 @@ def decide(
     desired = current
     reason = "hold"
     if mode is ScalingMode.PANIC and burst > desired:
-        desired, reason = burst, "panic: burst window"
+        desired, reason = burst, "panic: backlog grew (fast path)" if fast else "panic: burst window"
     if scale_out_to > desired:
         desired, reason = scale_out_to, "scale out: stable window"
     scale_in_allowed = (
@@ -91,7 +98,7 @@ def decide(
         excess_over_cap = alive - config.max_replicas
         if scale_in_allowed or excess_over_cap > 0:
             count = alive - desired if scale_in_allowed else excess_over_cap
-            drain = _pick_drain(observation.replicas, min(count, ready - config.min_hot))
+            drain = pick_drain(observation.replicas, min(count, ready - config.min_hot))
     target = alive + start - len(drain)
 
     decision = Decision(
@@ -113,6 +120,7 @@ def decide(
         panic_since=panic_since,
         target=target,
         last_change_at=now if changed else last_change,
+        backlog=backlog,
     )
     return decision, new_state
 
@@ -147,7 +155,8 @@ def _next_mode(
     return ScalingMode.STABLE, None
 
 
-def _pick_drain(replicas: tuple[ReplicaView, ...], count: int) -> tuple[str, ...]:
+def pick_drain(replicas: tuple[ReplicaView, ...], count: int) -> tuple[str, ...]:
+    """The ``count`` READY replicas with the least in flight (ties by id)."""
     if count <= 0:
         return ()
     ready = [r for r in replicas if r.phase is ReplicaPhase.READY]

@@ -2,8 +2,10 @@
 
 The defaults describe one GPU-less replica of a small model behind warmgate: four requests
 at once, 0.5 s each, an admission queue of eight, and a cold start of 30 s to provision,
-15 s to load and 20 s to warm up. :class:`Strategy` names the four policies that
-``warmgate simulate --compare`` puts side by side.
+15 s to load and 20 s to warm up. ``cold_start_sigma`` spreads every start (a log-normal
+factor with median 1); ``service_curve`` makes service time depend on how many requests a
+replica serves together (a batch); :mod:`.calibrate` fills both from a live replica.
+:class:`Strategy` names the policies that ``warmgate simulate --compare`` puts side by side.
 """
 
 from __future__ import annotations
@@ -12,6 +14,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 
+from warmgate.autoscaling.engines import (
+    AwsTargetTracking,
+    EngineModel,
+    KnativeStyle,
+    KubernetesHpa,
+    describe,
+)
 from warmgate.autoscaling.model import ScalingConfig, TargetMetric
 from warmgate.autoscaling.pool import PoolConfig
 from warmgate.errors import ConfigError
@@ -28,6 +37,17 @@ class ReplicaModel:
     claim_s: float = 3.0
     drain_s: float = 10.0
     start_failure_rate: float = 0.0
+    cold_start_sigma: float = 0.0
+    service_curve: tuple[tuple[int, float], ...] = ()
+    host_cores: int | None = None  # replicas share this many cores (one machine); None: their own
+
+    def service_at(self, together: int) -> float:
+        """Seconds a request of size 1 takes when ``together`` are served at once: the first
+        point of ``service_curve`` at or above ``together`` (its last beyond), or ``service_s``."""
+        for served, seconds in self.service_curve:
+            if served >= together:
+                return seconds
+        return self.service_curve[-1][1] if self.service_curve else self.service_s
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.queue_depth < 0:
@@ -37,6 +57,11 @@ class ReplicaModel:
             )
         if self.service_s <= 0:
             raise ConfigError(f"service_s must be > 0, got {self.service_s}")
+        if self.cold_start_sigma < 0 or any(n < 1 or t <= 0 for n, t in self.service_curve):
+            raise ConfigError(
+                "cold_start_sigma must be >= 0 and service_curve points (requests >= 1, seconds > 0), "
+                f"got {self.cold_start_sigma} and {self.service_curve}"
+            )
         if not 0.0 <= self.start_failure_rate <= 1.0:
             raise ConfigError(f"start_failure_rate must be in [0, 1], got {self.start_failure_rate}")
 
@@ -64,11 +89,12 @@ class SimConfig:
     scaling: ScalingConfig = field(default_factory=lambda: DEFAULT_SCALING)
     replica: ReplicaModel = field(default_factory=ReplicaModel)
     pool: PoolConfig | None = None
-    tick_s: float = 2.0
+    tick_s: float = 2.0  # the observation interval (the live fleet probes every 0.25 s)
     latency_budget_s: float = 2.0
     router_timeout_s: float = 30.0
     floor: int = 2
     initial_hot: int | None = None
+    engine: EngineModel = field(default_factory=KnativeStyle)
 
     def __post_init__(self) -> None:
         if self.tick_s <= 0 or self.latency_budget_s <= 0 or self.router_timeout_s < 0:
@@ -79,9 +105,10 @@ class SimConfig:
 
 
 class Strategy(Enum):
-    SCALE_TO_ZERO = "scale-to-zero"
-    MIN_1 = "target-tracking-min-1"
-    MIN_2 = "target-tracking-min-2"
+    SCALE_TO_ZERO = "knative-scale-to-zero"
+    MIN_1 = "aws-target-tracking-min-1"
+    MIN_2 = "aws-target-tracking-min-2"
+    HPA_MIN_2 = "k8s-hpa-min-2"
     MIN_2_POOL = "min-2-warm-pool"
 
 
@@ -91,11 +118,31 @@ DEFAULT_POOL = PoolConfig(target_size=1, min_size=0, max_size=8, max_prepared=3)
 
 
 def for_strategy(strategy: Strategy, base: SimConfig, pool: PoolConfig = DEFAULT_POOL) -> SimConfig:
-    """``base`` with the floor and pool that ``strategy`` names; everything else unchanged."""
+    """``base`` with the engine, floor and pool that ``strategy`` names; the rest unchanged."""
     if strategy is Strategy.MIN_2_POOL:
-        return dataclasses.replace(base, scaling=_floor(base.scaling, 2), pool=pool)
-    floors = {Strategy.SCALE_TO_ZERO: 0, Strategy.MIN_1: 1, Strategy.MIN_2: 2}
-    return dataclasses.replace(base, scaling=_floor(base.scaling, floors[strategy]), pool=None)
+        scaling = dataclasses.replace(base.scaling, min_hot=2)
+        return dataclasses.replace(base, scaling=scaling, pool=pool, engine=KnativeStyle())
+    engines: dict[Strategy, tuple[EngineModel, int]] = {
+        Strategy.SCALE_TO_ZERO: (KnativeStyle(), 0),
+        Strategy.MIN_1: (AwsTargetTracking(), 1),
+        Strategy.MIN_2: (AwsTargetTracking(), 2),
+        Strategy.HPA_MIN_2: (KubernetesHpa(), 2),
+    }
+    engine, floor = engines[strategy]
+    return dataclasses.replace(base, scaling=_floor(base.scaling, floor), pool=None, engine=engine)
+
+
+def strategy_parameters(strategy: Strategy, base: SimConfig, pool: PoolConfig = DEFAULT_POOL) -> str:
+    """One line naming what ``strategy`` runs with, for the table header."""
+    config = for_strategy(strategy, base, pool)
+    line = f"{strategy.value}: {type(config.engine).__name__}, {describe(config.engine, config.scaling)}"
+    if config.pool is not None:
+        p = config.pool
+        line += (
+            f"; warm pool target {p.target_size} (max prepared {p.max_prepared}), "
+            f"claim {base.replica.claim_s:g} s"
+        )
+    return line
 
 
 def _floor(scaling: ScalingConfig, min_hot: int) -> ScalingConfig:

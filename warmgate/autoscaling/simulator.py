@@ -5,11 +5,13 @@ Model, in one paragraph: a hot replica serves ``concurrency`` requests at once, 
 sends each arrival to the hot replica with the fewest outstanding requests that still has
 room; when none has room (or none is hot) the request *met no ready replica*: the router
 holds it up to ``router_timeout_s`` for room to appear, then refuses it. Every ``tick_s``
-the policy sees an observation and its decision is applied: failed replicas are removed,
-``start`` replicas are claimed from the warm pool (ready after ``claim_s``) or cold-started
-(ready after provision + load + warmup, or failed with ``start_failure_rate``), and drained
-replicas stop taking work and leave once empty. Crashes in the trace kill a hot replica and
-every request on it. Randomness comes only from the ``random.Random`` passed in.
+the policy sees an observation and its decision is applied by the shared
+:func:`~warmgate.autoscaling.actuation.actuate` through this module's virtual replicas: failed
+replicas are removed, ``start`` replicas are claimed from the warm pool (ready after
+``claim_s``) or cold-started (ready after provision + load + warmup, or failed with
+``start_failure_rate``), and drained replicas stop taking work and leave once empty.
+Crashes in the trace kill a hot replica and every request on it.
+Randomness comes only from the ``random.Random`` passed in.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
-from warmgate.autoscaling.model import Observation, PolicyState, ReplicaPhase, ReplicaView
-from warmgate.autoscaling.policy import decide
-from warmgate.autoscaling.pool import PoolEmpty, WarmPool
+from warmgate.autoscaling.actuation import Actuation, actuate
+from warmgate.autoscaling.engines import EngineState, step
+from warmgate.autoscaling.model import Decision, Observation, ReplicaPhase, ReplicaView
+from warmgate.autoscaling.pool import WarmPool
 from warmgate.autoscaling.report import SimReport, TimelinePoint
 from warmgate.autoscaling.scenario import SimConfig
 from warmgate.autoscaling.traces import Trace
@@ -42,7 +45,6 @@ class _Replica:
     replica_id: str
     phase: ReplicaPhase
     fails_on_start: bool = False
-    pool_member: str | None = None
     in_service: set[int] = field(default_factory=set)
     queue: deque[int] = field(default_factory=deque)
     drain_due: bool = False
@@ -52,25 +54,29 @@ class _Replica:
         return len(self.in_service) + len(self.queue)
 
 
-class _Run:
-    """One simulation's mutable world; :func:`simulate` is the public entry."""
+class Simulation:
+    """One simulation's mutable world and the virtual replicas' :class:`Actuator`.
+
+    :func:`simulate` is the usual entry; :meth:`apply` drives the shared actuation directly.
+    """
 
     def __init__(self, trace: Trace, config: SimConfig, rng: random.Random) -> None:
         self.trace = trace
         self.cfg = config
         self.model = config.replica
         self.rng = rng
-        self.pool = WarmPool(config.pool) if config.pool is not None else None
+        self.pool = WarmPool(config.pool, id_prefix="standby") if config.pool is not None else None
         self.replicas: dict[str, _Replica] = {}
         self.events: list[tuple[float, int, _Event, str, int]] = []
         self.seq = 0
         self.held: deque[int] = deque()
-        self.state = PolicyState()
+        self.state: EngineState | None = None
         self.now = 0.0
         self.last = 0.0
         self.next_id = 0
         self.latencies: list[float] = []
-        self.refused = self.crashed = self.late = self.met_no_ready = 0
+        self.refused = self.crashed = self.late = self.slow = self.met_no_ready = 0
+        self.service: dict[int, float] = {}
         self.claims = self.cold_starts = 0
         self.hot_hours = self.warming_hours = self.pooled_hours = 0.0
         self.below_floor_s = 0.0
@@ -102,7 +108,7 @@ class _Run:
 
     def new_replica(self, phase: ReplicaPhase, ready_in: float | None) -> _Replica:
         self.next_id += 1
-        replica = _Replica(f"r{self.next_id}", phase)
+        replica = _Replica(f"replica-{self.next_id}", phase)
         self.replicas[replica.replica_id] = replica
         if ready_in is not None:
             self.push(self.now + ready_in, _Event.READY, replica.replica_id)
@@ -129,7 +135,11 @@ class _Run:
 
     def begin(self, replica: _Replica, request: int) -> None:
         replica.in_service.add(request)
-        service = self.model.service_s * self.trace.sizes[request]
+        service = self.model.service_at(len(replica.in_service)) * self.trace.sizes[request]
+        if self.model.host_cores is not None:  # processor sharing, sampled when the request starts
+            busy = sum(len(r.in_service) for r in self.replicas.values())
+            service *= max(1.0, busy / self.model.host_cores)
+        self.service[request] = service
         self.push(self.now + service, _Event.COMPLETE, replica.replica_id, request)
 
     def arrive(self, request: int) -> None:
@@ -163,7 +173,10 @@ class _Run:
         latency = self.now - self.trace.arrivals[request]
         self.latencies.append(latency)
         self.tick_latencies.append(latency)
+        waited = latency - self.service.pop(request)
         if latency > self.cfg.latency_budget_s:
+            self.slow += 1
+        if waited > self.cfg.latency_budget_s:
             self.late += 1
             self.miss()
         if replica.queue:
@@ -192,36 +205,53 @@ class _Run:
         replica.queue.clear()
         replica.phase = ReplicaPhase.FAILED
 
-    def remove(self, replica: _Replica) -> None:
-        del self.replicas[replica.replica_id]
-        if self.pool is not None and replica.pool_member is not None:
-            self.pool.release(replica.pool_member)
+    # --- the Actuator protocol (warmgate.autoscaling.actuation) ------------------------
+    def remove(self, replica_id: str, now: float) -> None:
+        self.replicas.pop(replica_id, None)
+
+    def drain(self, replica_id: str, now: float) -> None:
+        replica = self.replicas[replica_id]
+        if replica.phase is ReplicaPhase.DRAINING:
+            return
+        replica.phase = ReplicaPhase.DRAINING
+        self.push(now + self.model.drain_s, _Event.DRAIN_DUE, replica_id)
+
+    def promote(self, member_id: str, now: float) -> None:
+        """A claimed standby takes traffic once the router has seen it: ``claim_s`` later."""
+        self.claims += 1
+        replica = _Replica(member_id, ReplicaPhase.WARMING)
+        self.replicas[member_id] = replica
+        self.push(now + self.model.claim_s, _Event.READY, member_id)
+
+    def cold_start(self, now: float) -> str | None:
+        self.cold_starts += 1
+        replica = self.new_replica(ReplicaPhase.WARMING, self.start_time())
+        replica.fails_on_start = self.rng.random() < self.model.start_failure_rate
+        return replica.replica_id
+
+    def start_standby(self, member_id: str, now: float) -> bool:
+        self.push(now + self.start_time(), _Event.POOL_READY, member_id)
+        return True
+
+    def retire_standby(self, member_id: str, now: float) -> None:
+        """A virtual standby is only the pool's books: nothing runs to stop."""
+
+    def start_time(self) -> float:
+        """Provision + load + warmup, spread log-normally when ``cold_start_sigma`` > 0."""
+        sigma = self.model.cold_start_sigma
+        spread = self.rng.lognormvariate(0.0, sigma) if sigma > 0 else 1.0
+        return self.model.cold_start_s * spread
+
+    def serving(self) -> dict[str, ReplicaPhase]:
+        """Serving replicas (standbys excluded) by id: what the property test compares."""
+        return {rid: r.phase for rid, r in self.replicas.items()}
+
+    def apply(self, decision: Decision) -> Actuation:
+        return actuate(decision, self.pool, self, self.now)
 
     def maybe_remove(self, replica: _Replica) -> None:
         if replica.drain_due and replica.outstanding == 0:
-            self.remove(replica)
-
-    def start_one(self) -> None:
-        if self.pool is not None:
-            try:
-                member = self.pool.claim(self.now)
-            except PoolEmpty:
-                member = None
-            if member is not None:
-                self.claims += 1
-                replica = self.new_replica(ReplicaPhase.WARMING, self.model.claim_s)
-                replica.pool_member = member.member_id
-                return
-        self.cold_starts += 1
-        replica = self.new_replica(ReplicaPhase.WARMING, self.model.cold_start_s)
-        replica.fails_on_start = self.rng.random() < self.model.start_failure_rate
-
-    def reap_pool(self) -> None:
-        if self.pool is None:
-            return
-        report = self.pool.reap(self.now)
-        for member_id in report.started:
-            self.push(self.now + self.model.cold_start_s, _Event.POOL_READY, member_id)
+            del self.replicas[replica.replica_id]
 
     def pool_member_ready(self, member_id: str) -> None:
         if self.pool is None or member_id not in {m.member_id for m in self.pool.members()}:
@@ -235,22 +265,13 @@ class _Run:
     def observe(self) -> Observation:
         views = tuple(ReplicaView(r.replica_id, r.phase, r.outstanding) for r in self.replicas.values())
         rate = self.tick_arrivals / self.cfg.tick_s
-        return Observation(views, request_rate=rate, queued=len(self.held))
+        waiting = sum(len(r.queue) for r in self.replicas.values() if r.phase is ReplicaPhase.READY)
+        return Observation(views, request_rate=rate, queued=len(self.held), waiting=waiting)
 
     def tick(self) -> None:
         self.flush_held()
-        decision, self.state = decide(self.observe(), self.state, self.cfg.scaling, self.now)
-        for replica_id in decision.replace:
-            self.remove(self.replicas[replica_id])
-        for _ in range(decision.start):
-            self.start_one()
-        for replica_id in decision.drain:
-            replica = self.replicas[replica_id]
-            replica.phase = ReplicaPhase.DRAINING
-            self.push(self.now + self.model.drain_s, _Event.DRAIN_DUE, replica_id)
-        if self.pool is not None:
-            self.pool.follow(decision.target)
-        self.reap_pool()
+        decision, self.state = step(self.cfg.engine, self.observe(), self.state, self.cfg.scaling, self.now)
+        self.apply(decision)
         self.record()
         if self.now + self.cfg.tick_s < self.trace.duration_s:
             self.push(self.now + self.cfg.tick_s, _Event.TICK)
@@ -331,6 +352,7 @@ class _Run:
             refused=self.refused,
             crashed=self.crashed,
             late=self.late,
+            slow=self.slow,
             met_no_ready=self.met_no_ready,
             below_floor_s=self.below_floor_s,
             hot_hours=self.hot_hours,
@@ -346,4 +368,4 @@ class _Run:
 
 def simulate(trace: Trace, config: SimConfig, rng: random.Random) -> SimReport:
     """Run ``config``'s policy (and pool) over ``trace``; deterministic for a seeded ``rng``."""
-    return _Run(trace, config, rng).run()
+    return Simulation(trace, config, rng).run()

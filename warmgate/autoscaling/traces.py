@@ -9,6 +9,7 @@ same seed gives the same trace.
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 import random
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
+from typing import TextIO
 
 from warmgate.errors import ConfigError
 
@@ -149,7 +151,7 @@ def load_counts_csv(path: Path, rng: random.Random) -> Trace:
     as long as the one before it (1 s if there is only one row).
     """
     rows: list[tuple[float, int]] = []
-    with path.open(newline="") as f:
+    with _open_text(path) as f:
         for line_no, row in enumerate(csv.DictReader(f), start=2):
             try:
                 rows.append((float(row["timestamp"]), int(row["requests"])))
@@ -167,7 +169,7 @@ def load_counts_csv(path: Path, rng: random.Random) -> Trace:
     for (t, n), end in zip(rows, ends, strict=True):
         arrivals.extend(rng.uniform(t, end) - start for _ in range(n))
     arrivals.sort()
-    return Trace(path.stem, ends[-1] - start, tuple(arrivals), (1.0,) * len(arrivals))
+    return Trace(_name(path), ends[-1] - start, tuple(arrivals), (1.0,) * len(arrivals))
 
 
 def load_azure_llm_csv(path: Path, prefill_speedup: float = 8.0, time_scale: float = 1.0) -> Trace:
@@ -176,7 +178,7 @@ def load_azure_llm_csv(path: Path, prefill_speedup: float = 8.0, time_scale: flo
     normalised to mean 1. ``time_scale`` < 1 compresses time (raising the rate)."""
     stamps: list[float] = []
     work: list[float] = []
-    with path.open(newline="") as f:
+    with _open_text(path) as f:
         for line_no, row in enumerate(csv.DictReader(f), start=2):
             try:
                 when = datetime.fromisoformat(row["TIMESTAMP"])
@@ -196,12 +198,23 @@ def load_azure_llm_csv(path: Path, prefill_speedup: float = 8.0, time_scale: flo
     arrivals = tuple((stamps[i] - start) * time_scale for i in order)
     sizes = tuple(work[i] / mean_work for i in order)
     duration = math.ceil(arrivals[-1] + 1.0)
-    return Trace(path.stem, float(duration), arrivals, sizes)
+    return Trace(_name(path), float(duration), arrivals, sizes)
+
+
+def _open_text(path: Path) -> TextIO:
+    """A CSV file, gzip-compressed when its name ends in ``.gz``."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", newline="")
+    return path.open(newline="")
+
+
+def _name(path: Path) -> str:
+    return path.name.removesuffix(".gz").removesuffix(".csv")
 
 
 def load_csv(path: Path, rng: random.Random) -> Trace:
     """Either format, told apart by the header."""
-    with path.open(newline="") as f:
+    with _open_text(path) as f:
         header = f.readline().strip().split(",")
     if "TIMESTAMP" in header:
         return load_azure_llm_csv(path)

@@ -42,7 +42,9 @@ def test_simulate_a_counts_csv_with_a_plot(tmp_path: Path, capsys: pytest.Captur
     trace = tmp_path / "mine.csv"
     trace.write_text("timestamp,requests\n" + "".join(f"{t},2\n" for t in range(0, 600, 10)))
     png = tmp_path / "plot.png"
-    code = main(["simulate", "--csv", str(trace), "--strategy", "target-tracking-min-2", "--plot", str(png)])
+    code = main(
+        ["simulate", "--csv", str(trace), "--strategy", "aws-target-tracking-min-2", "--plot", str(png)]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "120 requests" in out  # 60 rows x 2

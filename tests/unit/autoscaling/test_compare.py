@@ -37,5 +37,5 @@ def test_table_has_one_row_per_strategy(on_spike: Comparison) -> None:
     table = on_spike.table()
     for strategy in Strategy:
         assert f"| {strategy.value} |" in table
-    baseline = next(r for r in table.splitlines() if r.startswith("| target-tracking-min-2 |"))
+    baseline = next(r for r in table.splitlines() if r.startswith("| aws-target-tracking-min-2 |"))
     assert baseline.split(" | ")[-2] == "1.00"  # its own "x min-2" cost ratio

@@ -35,12 +35,12 @@ def test_one_replica_queue_refusal_and_lateness() -> None:
     report = simulate(trace([0.1, 0.2, 0.3, 5.0], 10.0), config, random.Random(0))
     # 0.1: free slot, served 0.1..1.1, latency 1.0
     # 0.2: slot busy, queue has room (1 outstanding < 1 + 1): starts 1.1, ends 2.1, latency
-    #      1.9 > 1.5 budget -> late
+    #      1.9 > 1.5 budget -> slow, but it waited 1.9 - 1.0 = 0.9 s < 1.5 -> not late
     # 0.3: 2 outstanding = concurrency + queue: met no ready replica, held by the router;
     #      at 1.1 it has waited 0.8 s > 0.5 s timeout -> refused
     # 5.0: served 5.0..6.0, latency 1.0
-    assert (report.served, report.late, report.refused, report.met_no_ready) == (3, 1, 1, 1)
-    assert report.sla_misses == 2
+    assert (report.served, report.late, report.slow, report.refused, report.met_no_ready) == (3, 0, 1, 1, 1)
+    assert report.sla_misses == 1
     assert report.p50_latency_s == pytest.approx(1.0)
     assert report.p99_latency_s == pytest.approx(1.9)
     # one replica hot for the whole 10 s; nothing warming or pooled; never below floor 1
@@ -123,3 +123,21 @@ def test_failed_starts_are_replaced_each_time() -> None:
     assert report.warming_hours == pytest.approx(30 / HOUR)
     assert report.hot_hours == 0
     assert report.below_floor_s == pytest.approx(30.0)
+
+
+def test_a_long_request_is_not_late_for_being_long_only_for_waiting() -> None:
+    config = SimConfig(
+        scaling=ScalingConfig(min_hot=1, max_replicas=1),
+        replica=COLD,
+        tick_s=10.0,
+        latency_budget_s=2.0,
+        router_timeout_s=30.0,
+        floor=1,
+    )
+    # 0.0: size 5 -> served 0..5 s: latency 5 > 2 (slow) but waited 0 s (not late)
+    # 0.5: size 1, queued behind it -> starts at 5.0: waited 4.5 s > 2 -> late
+    work = Trace("long", 20.0, (0.0, 0.5), (5.0, 1.0))
+    report = simulate(work, config, random.Random(0))
+    assert (report.served, report.late, report.slow) == (2, 1, 2)
+    assert report.sla_miss_ratio == pytest.approx(0.5)
+    assert report.latency_miss_ratio == pytest.approx(1.0)

@@ -20,7 +20,7 @@ from warmgate.autoscaling.traces import (
 )
 from warmgate.errors import ConfigError
 
-AZURE = Path(__file__).resolve().parents[3] / ".." / "shared" / "traces" / "azure-llm-conv-2023.csv"
+AZURE = Path(__file__).resolve().parents[2] / "fixtures" / "azure-llm-conv-2023.csv.gz"
 
 
 def test_spike_rate_rises_tenfold_in_thirty_seconds() -> None:
@@ -90,8 +90,7 @@ def test_azure_format(tmp_path: Path) -> None:
     assert load_azure_llm_csv(path, time_scale=0.5).arrivals == pytest.approx((0.0, 0.75))
 
 
-@pytest.mark.skipif(not AZURE.exists(), reason="shared Azure trace not present")
-def test_the_real_azure_trace_loads() -> None:
+def test_the_real_azure_trace_loads_from_its_compressed_fixture() -> None:
     t = load_azure_llm_csv(AZURE)
     assert len(t.arrivals) == 19366  # README: 19,366 requests
     assert 5.0 < t.mean_rate < 6.0  # README: mean 5.5 requests/s

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
+from warmgate.autoscaling.model import ScalingConfig, TargetMetric
+from warmgate.autoscaling.scenario import DEFAULT_SCALING
 from warmgate.errors import ConfigError
+
+# The in-flight target when the policy scales on request rate: ScalingConfig's own default.
+_IN_FLIGHT_DEFAULT = ScalingConfig().target_per_replica
 
 
 class Engine(Enum):
@@ -17,7 +24,10 @@ class Engine(Enum):
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """Defaults match the simulator's tuned policy and the server's own defaults.
+    """Defaults come from the simulator's tuned policy (``DEFAULT_SCALING``) and the server.
+
+    Build it with :meth:`from_scaling` so the engines get the policy's own floor, cap,
+    target and scale-in window rather than a second copy of them.
 
     ``invocations_per_replica`` is per second (the policy's unit); SageMaker and the ALB
     count per minute, so their renderers multiply by 60. ``startup_s`` bounds provision +
@@ -29,12 +39,12 @@ class RenderOptions:
     name: str = "warmgate"
     image: str = "warmgate:latest"
     port: int = 8080
-    min_hot: int = 2
-    max_replicas: int = 20
-    invocations_per_replica: float = 5.0
-    in_flight_per_replica: float = 3.0
-    scale_out_cooldown_s: int = 60
-    scale_in_cooldown_s: int = 180
+    min_hot: int = DEFAULT_SCALING.min_hot
+    max_replicas: int = DEFAULT_SCALING.max_replicas
+    invocations_per_replica: float = DEFAULT_SCALING.target_per_replica
+    in_flight_per_replica: float = _IN_FLIGHT_DEFAULT
+    scale_out_cooldown_s: int = 60  # AWS's own default; the policy has no scale-out cooldown
+    scale_in_cooldown_s: int = math.ceil(DEFAULT_SCALING.scale_in_window_s)
     startup_s: int = 600
     drain_delay_s: int = 5
     timeout_s: int = 60
@@ -56,6 +66,23 @@ class RenderOptions:
             raise ConfigError(
                 "startup_s must be >= 60 (SageMaker's minimum), drain_delay_s >= 0, timeout_s >= 1"
             )
+
+    @classmethod
+    def from_scaling(cls, scaling: ScalingConfig, **engine: Any) -> RenderOptions:
+        """The engines' options for ``scaling``: floor, cap, the target in the policy's metric
+        and the scale-in window; ``engine`` sets everything the policy does not know."""
+        target = (
+            {"invocations_per_replica": scaling.target_per_replica}
+            if scaling.metric is TargetMetric.INVOCATIONS
+            else {"in_flight_per_replica": scaling.target_per_replica}
+        )
+        policy: dict[str, Any] = {
+            "min_hot": scaling.min_hot,
+            "max_replicas": scaling.max_replicas,
+            "scale_in_cooldown_s": math.ceil(scaling.scale_in_window_s),
+            **target,
+        }
+        return dataclasses.replace(cls(), **{**policy, **engine})
 
     @property
     def invocations_per_minute(self) -> float:

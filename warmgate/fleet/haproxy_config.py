@@ -2,7 +2,7 @@
 
 The backend declares a fixed set of ``server`` lines ("slots") up front, all in maintenance
 (``disabled``) on a placeholder address; the fleet points a slot at a replica and admits it
-with the runtime API (see :mod:`warmgate.autoscaling.fleet.runtime_api`) instead of
+with the runtime API (see :mod:`warmgate.fleet.runtime_api`) instead of
 reloading. Every slot carries an active health check: ``GET /ping`` must answer 200, checked
 every ``check_inter_ms``, so a warming or draining replica is out of rotation within one
 interval. A request that meets a refused connection, an empty response or a 503 is retried
@@ -88,7 +88,7 @@ def render_config(settings: HaproxySettings, servers: Sequence[ServerLine]) -> s
         raise ConfigError(f"server names must be unique, got {names}")
     s = settings
     lines = [
-        "# rendered by warmgate.autoscaling.fleet; servers change at run time over the stats socket",
+        "# rendered by warmgate.fleet; servers change at run time over the stats socket",
         "global",
         f"    stats socket {s.socket} mode 600 level admin",
         "    stats timeout 10s",

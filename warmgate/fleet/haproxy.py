@@ -12,8 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from warmgate.autoscaling.fleet.runtime_api import RuntimeApi
 from warmgate.errors import WarmgateError
+from warmgate.fleet.runtime_api import RuntimeApi
 
 DEFAULT_BINARY = "/usr/sbin/haproxy"
 

@@ -7,9 +7,10 @@ One :meth:`ControlLoop.tick`:
 3. build an :class:`~warmgate.autoscaling.model.Observation` of the SERVING replicas
    (request rate from ``/invocations`` counts, HAProxy's backend queue as ``queued``);
 4. ``decide(observation, state, config, now)``;
-5. remove the FAILED replicas it names, drain the ones it picks, and for each start claim a
-   READY standby (promoted into rotation: no cold start), else cold-start a replica;
-6. let the pool follow the target and reap: launch new standbys, retire stale ones.
+5. apply it with the shared :func:`~warmgate.autoscaling.actuation.actuate` through
+   :class:`~warmgate.fleet.actuator.FleetActuator` (the simulator runs the same sequence):
+   replace failed replicas, drain, claim a READY standby (promoted into rotation: no cold
+   start) or cold-start, let the pool follow the target, reap (launch and retire standbys).
 
 The clock is injected; :func:`observe` and :class:`RateMeter` are pure.
 """
@@ -22,8 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from warmgate.autoscaling.fleet.fleet import Fleet, ReplicaInfo, Role
-from warmgate.autoscaling.fleet.slots import NoFreeSlot
+from warmgate.autoscaling.actuation import Actuation, actuate
 from warmgate.autoscaling.model import (
     Decision,
     Observation,
@@ -33,7 +33,10 @@ from warmgate.autoscaling.model import (
     ScalingConfig,
 )
 from warmgate.autoscaling.policy import decide
-from warmgate.autoscaling.pool import MemberState, PoolEmpty, ReapReport, WarmPool
+from warmgate.autoscaling.pool import MemberState, ReapReport, WarmPool
+from warmgate.fleet.actuator import FleetActuator
+from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role
+from warmgate.fleet.metrics import FleetMetrics
 
 log = logging.getLogger("warmgate.fleet")
 
@@ -58,7 +61,8 @@ class RateMeter:
 def observe(serving: Iterable[ReplicaInfo], request_rate: float, queued: int) -> Observation:
     """The policy's view of the SERVING replicas (standbys are the pool's business)."""
     views = tuple(ReplicaView(r.replica_id, r.phase, r.load.in_flight) for r in serving)
-    return Observation(views, request_rate=request_rate, queued=queued)
+    waiting = sum(r.load.waiting for r in serving if r.phase is ReplicaPhase.READY)
+    return Observation(views, request_rate=request_rate, queued=queued, waiting=waiting)
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ class ControlLoop:
         self.tick_s = tick_s
         self.state = PolicyState()
         self._rate = RateMeter()
-        self._claimed: set[str] = set()
+        self._actuator = FleetActuator(fleet)
+        self.metrics = FleetMetrics()
 
     def tick(self) -> TickReport:
         now = self.clock()
@@ -102,16 +107,19 @@ class ControlLoop:
         serving = [r for r in replicas if r.role is Role.SERVING]
         if self.pool is not None:
             self._sync_pool(self.pool, replicas, now)
+        backend = self.fleet.backend()
+        members = self.pool.members() if self.pool is not None else ()
+        self.metrics.update(replicas, members, backend, now)
         rate = self._rate.update({r.replica_id: r.load.invocations for r in serving}, now)
-        observation = observe(serving, rate, self.fleet.backend().queued)
+        observation = observe(serving, rate, backend.queued)
         decision, self.state = decide(observation, self.state, self.config, now)
 
-        for rid in decision.replace:
-            self.fleet.remove(rid)
-        for rid in decision.drain:
-            self.fleet.drain(rid, now)
-        claimed, cold = self._start(decision.start, now)
-        reaped = self._reap(decision.target, now)
+        done = self.apply(decision, now)
+        if done.claimed:
+            admitted = self.clock()
+            served = {r.replica_id: r.load.invocations for r in replicas}
+            for rid in done.claimed:
+                self.metrics.claimed(rid, now, admitted, served.get(rid, 0))
         if decision.start or decision.drain or decision.replace:
             log.info(
                 "decision: %s (hot %d, warming %d, target %d): claimed %s, cold-started %s, drained %s",
@@ -119,11 +127,17 @@ class ControlLoop:
                 decision.hot,
                 decision.warming,
                 decision.target,
-                list(claimed),
-                list(cold),
-                list(decision.drain),
+                list(done.claimed),
+                list(done.cold_started),
+                list(done.drained),
             )
-        return TickReport(observation, decision, claimed, cold, decision.drain, decision.replace, reaped)
+        return TickReport(
+            observation, decision, done.claimed, done.cold_started, done.drained, done.removed, done.pool
+        )
+
+    def apply(self, decision: Decision, now: float) -> Actuation:
+        """The shared actuation sequence, through this fleet's processes and HAProxy."""
+        return actuate(decision, self.pool, self._actuator, now)
 
     def run(self, stop: threading.Event) -> None:
         """Tick every ``tick_s`` until ``stop`` is set."""
@@ -131,28 +145,6 @@ class ControlLoop:
             began = self.clock()
             self.tick()
             stop.wait(max(0.0, self.tick_s - (self.clock() - began)))
-
-    def _start(self, count: int, now: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Claim ``count`` standbys from the pool; cold-start whatever it cannot give."""
-        claimed: list[str] = []
-        cold: list[str] = []
-        for _ in range(count):
-            if self.pool is not None:
-                try:
-                    member = self.pool.claim(now)
-                except PoolEmpty:
-                    pass
-                else:
-                    self.fleet.promote(member.member_id)
-                    self._claimed.add(member.member_id)
-                    claimed.append(member.member_id)
-                    continue
-            try:
-                cold.append(self.fleet.launch(Role.SERVING, now))
-            except NoFreeSlot as exc:
-                log.warning("cannot start a replica: %s", exc)
-                break
-        return tuple(claimed), tuple(cold)
 
     def _sync_pool(self, pool: WarmPool, replicas: Iterable[ReplicaInfo], now: float) -> None:
         """Tell the pool which standbys became READY and which died; release finished claims."""
@@ -169,26 +161,12 @@ class ControlLoop:
                 ReplicaPhase.DRAINING,
             ):
                 pool.mark_errored(rid, f"standby {info.phase.value}")
-        for rid in list(self._claimed):
-            claimed = live.get(rid)
-            if claimed is None or claimed.phase in (ReplicaPhase.DRAINING, ReplicaPhase.FAILED):
-                pool.release(rid)
-                self._claimed.discard(rid)
-
-    def _reap(self, fleet_target: int, now: float) -> ReapReport | None:
-        if self.pool is None:
-            return None
-        self.pool.follow(fleet_target)
-        report = self.pool.reap(now)
-        for rid in report.removed:
-            self.fleet.retire(rid, now)
-        for rid in report.started:
-            try:
-                self.fleet.launch(Role.STANDBY, now, replica_id=rid)
-            except NoFreeSlot as exc:
-                self.pool.mark_errored(rid, str(exc))
-                log.warning("cannot start standby %s: %s", rid, exc)
-        return report
+        for member in books.values():
+            claimed = live.get(member.member_id)
+            if member.state is MemberState.CLAIMED and (
+                claimed is None or claimed.phase in (ReplicaPhase.DRAINING, ReplicaPhase.FAILED)
+            ):
+                pool.release(member.member_id)
 
 
 class Background:

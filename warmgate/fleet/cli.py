@@ -1,7 +1,7 @@
 """``warmgate fleet``: real replicas behind HAProxy, kept at the policy's floor, until a signal.
 
 ``warmgate/cli.py`` registers it with :func:`add_fleet_command`; ``python -m
-warmgate.autoscaling.fleet ARGS`` runs the same command on its own. Nothing runs at import.
+warmgate.fleet ARGS`` runs the same command on its own. Nothing runs at import.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from warmgate.autoscaling.fleet.control import ControlLoop
-from warmgate.autoscaling.fleet.fleet import Fleet, Role
-from warmgate.autoscaling.fleet.haproxy_config import HaproxySettings
-from warmgate.autoscaling.fleet.replica import ReplicaSpec
+from prometheus_client import start_http_server
+
 from warmgate.autoscaling.model import ScalingConfig
 from warmgate.autoscaling.pool import PoolConfig, WarmPool
+from warmgate.fleet.control import ControlLoop
+from warmgate.fleet.fleet import Fleet, Role
+from warmgate.fleet.haproxy_config import HaproxySettings
+from warmgate.fleet.replica import ReplicaSpec
 
 log = logging.getLogger("warmgate.fleet")
 
@@ -57,6 +59,12 @@ def add_fleet_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         help="HAProxy maxconn per replica; beyond it requests queue in HAProxy (counted as demand)",
     )
     p.add_argument("--stats-port", type=int, default=None, help="also serve HAProxy's stats page here")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve the fleet's and pool's Prometheus metrics on this port (docs/fleet.md)",
+    )
     p.add_argument("--tick-s", type=float, default=0.25, help="control loop period")
     p.add_argument(
         "--workdir", type=Path, default=None, help="haproxy.cfg, socket and logs (default: a temp dir)"
@@ -111,6 +119,9 @@ def run_fleet(args: argparse.Namespace) -> int:
         with Fleet(spec, settings, workdir, slots=slots, haproxy_binary=args.haproxy) as fleet:
             log.info("fleet on %s; work directory %s", fleet.url, workdir)
             loop = ControlLoop(fleet, scaling, pool, tick_s=args.tick_s)
+            if args.metrics_port is not None:
+                start_http_server(args.metrics_port, args.bind, registry=loop.metrics.registry)
+                log.info("fleet metrics on http://%s:%s/metrics", args.bind, args.metrics_port)
             for _ in range(args.replicas):
                 fleet.launch(Role.SERVING, loop.clock())
             loop.run(stop)
@@ -124,7 +135,7 @@ def run_fleet(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m warmgate.autoscaling.fleet ARGS`` is ``warmgate fleet ARGS``."""
+    """``python -m warmgate.fleet ARGS`` is ``warmgate fleet ARGS``."""
     parser = argparse.ArgumentParser(prog="warmgate")
     add_fleet_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["fleet", *(sys.argv[1:] if argv is None else argv)])

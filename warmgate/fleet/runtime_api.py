@@ -19,8 +19,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from warmgate.autoscaling.fleet.haproxy_config import BACKEND, AdminState
 from warmgate.errors import WarmgateError
+from warmgate.fleet.haproxy_config import BACKEND, AdminState
 
 
 class HaproxyCommandError(WarmgateError):
@@ -56,6 +56,7 @@ class BackendStat:
 
     servers: tuple[ServerStat, ...]
     queued: int
+    no_server_503: int = 0  # 503s HAProxy answered itself: no server could take the request
 
     def server(self, name: str) -> ServerStat:
         for server in self.servers:
@@ -71,13 +72,15 @@ def parse_show_stat(text: str, backend: str = BACKEND) -> BackendStat:
         raise HaproxyCommandError(f"'show stat' answered something that is not its CSV: {text[:200]!r}")
     rows = csv.DictReader(io.StringIO(body[2:]))
     servers: list[ServerStat] = []
-    queued = 0
+    queued = backend_5xx = servers_5xx = 0
     for row in rows:
         if row.get("pxname") != backend:
             continue
         if row["svname"] == "BACKEND":
             queued = int(row["qcur"] or 0)
+            backend_5xx = int(row.get("hrsp_5xx") or 0)
         elif row["svname"] != "FRONTEND":
+            servers_5xx += int(row.get("hrsp_5xx") or 0)
             servers.append(
                 ServerStat(
                     name=row["svname"],
@@ -88,7 +91,7 @@ def parse_show_stat(text: str, backend: str = BACKEND) -> BackendStat:
                     total_sessions=int(row["stot"] or 0),
                 )
             )
-    return BackendStat(tuple(servers), queued)
+    return BackendStat(tuple(servers), queued, max(0, backend_5xx - servers_5xx))
 
 
 class RuntimeApi:

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from warmgate.autoscaling.model import ReplicaPhase
 
 IN_FLIGHT = "warmgate_requests_in_flight"
+QUEUE_DEPTH = "warmgate_queue_depth"
 DURATION_COUNT = "warmgate_request_duration_seconds_count"
 INVOCATIONS_ROUTE = "/invocations"
 
@@ -35,6 +36,7 @@ class Load:
 
     in_flight: int = 0
     invocations: int = 0  # /invocations responses so far, every status
+    waiting: int = 0  # admitted, not yet started (the server's queue depth)
 
 
 @dataclass(frozen=True)
@@ -51,16 +53,19 @@ def phase_of(word: str) -> ReplicaPhase:
 
 
 def parse_metrics(text: str) -> Load:
-    """In-flight gauge and the ``/invocations`` request count from Prometheus text."""
+    """In-flight and queue-depth gauges and the ``/invocations`` count from Prometheus text."""
     in_flight = 0.0
     invocations = 0.0
+    waiting = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == IN_FLIGHT:
                 in_flight = sample.value
+            elif sample.name == QUEUE_DEPTH:
+                waiting = sample.value
             elif sample.name == DURATION_COUNT and sample.labels.get("route") == INVOCATIONS_ROUTE:
                 invocations += sample.value
-    return Load(int(in_flight), int(invocations))
+    return Load(int(in_flight), int(invocations), int(waiting))
 
 
 def probe(client: httpx.Client, base_url: str) -> Probe:

@@ -4,7 +4,7 @@ This is the actuator and the observer, with no policy of its own. :class:`Fleet`
 replicas (SERVING ones straight into HAProxy's rotation, gated by its ``/ping`` check;
 STANDBY ones parked in ``maint``), promotes standbys, drains and removes replicas, and
 refreshes what it knows by probing each replica over HTTP and polling its process.
-:mod:`warmgate.autoscaling.fleet.control` decides what to call when.
+:mod:`warmgate.fleet.control` decides what to call when.
 
 A replica's state is the policy's own :class:`~warmgate.autoscaling.model.ReplicaPhase`;
 its :class:`Role` says whether HAProxy may route to it.
@@ -24,20 +24,20 @@ from pathlib import Path
 
 import httpx
 
-from warmgate.autoscaling.fleet.haproxy import HaproxyProcess, find_haproxy
-from warmgate.autoscaling.fleet.haproxy_config import (
+from warmgate.autoscaling.model import ReplicaPhase
+from warmgate.errors import WarmgateError
+from warmgate.fleet.haproxy import HaproxyProcess, find_haproxy
+from warmgate.fleet.haproxy_config import (
     AdminState,
     HaproxySettings,
     ServerLine,
     render_config,
     slot_names,
 )
-from warmgate.autoscaling.fleet.probe import Load, Probe, probe
-from warmgate.autoscaling.fleet.replica import HOST, ReplicaProcess, ReplicaSpec, pick_port
-from warmgate.autoscaling.fleet.runtime_api import BackendStat, RuntimeApi
-from warmgate.autoscaling.fleet.slots import Slots
-from warmgate.autoscaling.model import ReplicaPhase
-from warmgate.errors import WarmgateError
+from warmgate.fleet.probe import Load, Probe, probe
+from warmgate.fleet.replica import HOST, ReplicaProcess, ReplicaSpec, pick_port
+from warmgate.fleet.runtime_api import BackendStat, RuntimeApi
+from warmgate.fleet.slots import Slots
 
 log = logging.getLogger("warmgate.fleet")
 
@@ -65,6 +65,7 @@ class ReplicaInfo:
     slot: str
     load: Load
     started_at: float
+    ready_at: float | None = None  # first probe that saw it READY
 
 
 @dataclass
@@ -76,11 +77,20 @@ class _Tracked:
     started_at: float
     load: Load = field(default_factory=Load)
     draining_since: float | None = None
+    ready_at: float | None = None
 
     def info(self) -> ReplicaInfo:
         p = self.process
         return ReplicaInfo(
-            p.replica_id, self.role, self.phase, p.pid, p.port, self.slot, self.load, self.started_at
+            p.replica_id,
+            self.role,
+            self.phase,
+            p.pid,
+            p.port,
+            self.slot,
+            self.load,
+            self.started_at,
+            self.ready_at,
         )
 
 
@@ -280,6 +290,8 @@ class Fleet:
             if t.phase is not ReplicaPhase.DRAINING or seen.phase is ReplicaPhase.DRAINING:
                 if seen.phase is not t.phase:
                     log.info("%s is %s (%s)", rid, seen.phase.value, seen.reported)
+                if seen.phase is ReplicaPhase.READY and t.ready_at is None:
+                    t.ready_at = now
                 t.phase = seen.phase
         if t.draining_since is not None and now - t.draining_since > self.stop_timeout_s:
             log.warning("%s still running %.0fs after SIGTERM: killing it", rid, now - t.draining_since)

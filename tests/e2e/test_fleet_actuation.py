@@ -1,0 +1,140 @@
+"""One actuation path: the simulator and the fleet's control loop, driven by the same random
+decision sequences through the shared ``actuate``, end in the same replica and pool states.
+
+The fleet side is real: HAProxy and ``warmgate serve`` processes launched, promoted, drained
+and killed through the runtime API. Nothing probes them meanwhile, so what is compared is
+what each side's books say after every step, and HAProxy's own view of every slot.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.e2e.haproxy import requires_haproxy
+from tests.e2e.process import free_port
+from warmgate.autoscaling.model import Decision, ReplicaPhase, ScalingConfig, ScalingMode
+from warmgate.autoscaling.pool import MemberState, PoolConfig, WarmPool
+from warmgate.autoscaling.scenario import SimConfig
+from warmgate.autoscaling.simulator import Simulation
+from warmgate.autoscaling.traces import Trace
+from warmgate.fleet.control import ControlLoop
+from warmgate.fleet.fleet import Fleet, Role
+from warmgate.fleet.haproxy_config import HaproxySettings
+from warmgate.fleet.replica import ReplicaSpec
+
+pytestmark = [pytest.mark.e2e, requires_haproxy]
+
+_LIVE = (MemberState.WARMING, MemberState.READY)
+
+
+@dataclass(frozen=True)
+class Decide:
+    start: int
+    drain_picks: tuple[int, ...]
+    replace_picks: tuple[int, ...]
+    target: int  # what the pool follows
+
+
+@dataclass(frozen=True)
+class StandbyReady:
+    pick: int
+
+
+picks = st.lists(st.integers(0, 7), max_size=2).map(tuple)
+step = st.one_of(
+    st.builds(Decide, st.integers(0, 2), picks, picks.map(lambda p: p[:1]), st.integers(1, 5)),
+    st.builds(StandbyReady, st.integers(0, 3)),
+)
+pool_config = st.builds(
+    lambda size, prepared: PoolConfig(target_size=size, max_size=3, max_prepared=prepared),
+    st.integers(0, 2),
+    st.one_of(st.none(), st.integers(2, 4)),
+)
+
+
+def _pool_states(pool: WarmPool) -> dict[str, MemberState]:
+    return {m.member_id: m.state for m in pool.members()}
+
+
+def _pick(ids: list[str], picks: tuple[int, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(ids[i % len(ids)] for i in picks)) if ids else ()
+
+
+@given(config=pool_config, steps=st.lists(step, min_size=1, max_size=5))
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_simulator_and_fleet_end_in_the_same_states(
+    config: PoolConfig, steps: list[Decide | StandbyReady], linear_dir: Path
+) -> None:
+    short = Path(tempfile.mkdtemp(prefix="wg-act-"))
+    settings_ = HaproxySettings(port=free_port(), socket=short / "haproxy.sock")
+    fleet = Fleet(ReplicaSpec(linear_dir, drain_delay_s=0.0), settings_, short / "fleet", slots=40)
+    fleet.start()
+    try:
+        fleet_pool = WarmPool(config, id_prefix="standby")
+        loop = ControlLoop(fleet, ScalingConfig(), fleet_pool)
+        trace = Trace("none", 1000.0, (), ())
+        sim = Simulation(trace, SimConfig(pool=config), random.Random(0))
+        assert sim.pool is not None
+        for _ in range(2):
+            fleet.launch(Role.SERVING, 0.0)
+            sim.cold_start(0.0)
+        for n, action in enumerate(steps, start=1):
+            now = float(n)
+            sim.advance(now)
+            serving = sorted(rid for rid, p in sim.serving().items() if p is not ReplicaPhase.DRAINING)
+            if isinstance(action, StandbyReady):
+                warming = sorted(m.member_id for m in sim.pool.members() if m.state is MemberState.WARMING)
+                if warming:
+                    chosen = warming[action.pick % len(warming)]
+                    sim.pool.mark_ready(chosen, now)
+                    fleet_pool.mark_ready(chosen, now)
+                continue
+            drain = _pick(serving, action.drain_picks)
+            rest = [rid for rid in serving if rid not in drain]
+            replace = _pick(rest, action.replace_picks)
+            decision = Decision(
+                target=action.target,
+                start=action.start,
+                drain=drain,
+                replace=replace,
+                mode=ScalingMode.STABLE,
+                hot=0,
+                warming=len(serving),
+                reason="generated",
+            )
+            simulated = sim.apply(decision)
+            real = loop.apply(decision, now)
+            assert (simulated.claimed, simulated.cold_started) == (real.claimed, real.cold_started)
+
+            fleet_serving = {r.replica_id: r.phase for r in fleet.replicas() if r.role is Role.SERVING}
+            assert fleet_serving == sim.serving()
+            assert _pool_states(fleet_pool) == _pool_states(sim.pool)
+            standby_processes = {
+                r.replica_id
+                for r in fleet.replicas()
+                if r.role is Role.STANDBY and r.phase is not ReplicaPhase.DRAINING
+            }
+            live_members = {m.member_id for m in fleet_pool.members() if m.state in _LIVE}
+            assert standby_processes == live_members
+            backend = fleet.backend()
+            for r in fleet.replicas():
+                status = backend.server(r.slot).status
+                if r.role is Role.STANDBY and r.phase is not ReplicaPhase.DRAINING:
+                    assert status == "MAINT", f"standby {r.replica_id} must stay out of rotation"
+                if r.role is Role.SERVING and r.phase is not ReplicaPhase.DRAINING:
+                    assert status != "MAINT", f"serving {r.replica_id} must be admitted"
+    finally:
+        fleet.close(timeout_s=10.0)
+        shutil.rmtree(short, ignore_errors=True)

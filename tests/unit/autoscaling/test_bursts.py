@@ -1,0 +1,35 @@
+"""The generated burst families have the shape the goal names: x5 to x15 within 10 s, held 30 s to 15 min."""
+
+from __future__ import annotations
+
+import pytest
+
+from warmgate.autoscaling.bursts import FAMILIES, SEEDS, BurstFamily, burst_rate, burst_trace
+
+
+def test_the_grid_spans_the_goal() -> None:
+    assert {f.factor for f in FAMILIES} == {5.0, 10.0, 15.0}
+    assert {f.hold_s for f in FAMILIES} == {30.0, 180.0, 900.0}
+    assert len(SEEDS) >= 8
+
+
+def test_the_rate_reaches_its_factor_within_the_rise_and_holds() -> None:
+    rate = burst_rate(2.0, 12.0, at_s=100.0, rise_s=10.0, hold_s=30.0)
+    assert rate(99.0) == 2.0
+    assert rate(105.0) == pytest.approx(2.0 + 22.0 / 2)
+    assert rate(110.0) == pytest.approx(24.0) and rate(139.9) == pytest.approx(24.0)
+    assert rate(160.0) == 2.0
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f.hold_s == 180.0], ids=lambda f: f.name)
+def test_every_seed_is_a_burst_of_its_family(family: BurstFamily) -> None:
+    for seed in SEEDS:
+        trace = burst_trace(family, seed)
+        assert trace.name == f"{family.name}/seed{seed}"
+        arrivals = trace.arrivals
+        base = sum(1 for t in arrivals if t < 100.0) / 100.0
+        busiest = max(
+            sum(1 for t in arrivals if s <= t < s + 60.0) for s in range(0, int(trace.duration_s), 30)
+        )
+        assert busiest / 60.0 > 0.6 * family.factor * base  # the plateau is there, at about the factor
+        assert burst_trace(family, seed).arrivals == arrivals  # deterministic per (family, seed)

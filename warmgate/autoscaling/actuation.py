@@ -1,0 +1,126 @@
+"""The one actuation sequence: decision → replace → drain → claim or cold-start → follow → reap.
+
+:func:`actuate` applies a :class:`~warmgate.autoscaling.model.Decision` to whatever implements
+:class:`Actuator`: the simulator's virtual replicas and the local fleet's real processes behind
+HAProxy (``warmgate.fleet.control``). Both run these exact steps, so what the simulator shows is
+what the fleet does. The pool's books are kept here too; the actuator only acts.
+
+Steps, in order:
+
+1. **replace**: remove each FAILED replica the decision names (its capacity is in ``start``);
+2. **drain**: take each named replica out of rotation; it finishes in-flight work and leaves;
+3. **claim or cold-start**: for each of ``start``, claim the oldest READY standby and promote
+   it into rotation; when the pool has none, cold-start a replica; stop when the actuator has no
+   room for another;
+4. **follow**: the pool resizes to the fleet's new target (``PoolConfig.max_prepared``);
+5. **reap**: the pool errors stragglers, recycles stale standbys, removes finished members (the
+   actuator stops them) and tops up its deficit (the actuator launches them).
+
+A claimed member whose replica is removed or drained is released to the pool here, so the pool
+never holds a CLAIMED member whose replica is gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from warmgate.autoscaling.model import Decision
+from warmgate.autoscaling.pool import MemberState, PoolEmpty, ReapReport, UnknownMember, WarmPool
+
+
+class Actuator(Protocol):
+    """What a fleet of replicas, virtual or real, must be able to do. Nothing here decides."""
+
+    def remove(self, replica_id: str, now: float) -> None:
+        """Drop a serving replica at once (it failed): stop it and forget it."""
+
+    def drain(self, replica_id: str, now: float) -> None:
+        """Take a serving replica out of rotation; it finishes in-flight work, then leaves."""
+
+    def promote(self, member_id: str, now: float) -> None:
+        """A claimed standby joins the rotation under its own id (no cold start)."""
+
+    def cold_start(self, now: float) -> str | None:
+        """Start a new serving replica; return its id, or None when there is no room for one."""
+
+    def start_standby(self, member_id: str, now: float) -> bool:
+        """Launch a warm-pool member out of rotation; False when there is no room for one."""
+
+    def retire_standby(self, member_id: str, now: float) -> None:
+        """The pool removed this member: stop its replica if one still runs."""
+
+
+@dataclass(frozen=True)
+class Actuation:
+    """What one :func:`actuate` did."""
+
+    removed: tuple[str, ...] = ()
+    drained: tuple[str, ...] = ()
+    claimed: tuple[str, ...] = ()
+    cold_started: tuple[str, ...] = ()
+    pool: ReapReport | None = None
+
+    @property
+    def started(self) -> int:
+        return len(self.claimed) + len(self.cold_started)
+
+
+def actuate(decision: Decision, pool: WarmPool | None, actuator: Actuator, now: float) -> Actuation:
+    """Apply ``decision`` through ``actuator``, keeping ``pool``'s books (see the module doc)."""
+    for replica_id in decision.replace:
+        actuator.remove(replica_id, now)
+        _release(pool, replica_id)
+    for replica_id in decision.drain:
+        actuator.drain(replica_id, now)
+        _release(pool, replica_id)
+    claimed: list[str] = []
+    cold: list[str] = []
+    for _ in range(decision.start):
+        member_id = _claim(pool, now)
+        if member_id is not None:
+            actuator.promote(member_id, now)
+            claimed.append(member_id)
+            continue
+        started = actuator.cold_start(now)
+        if started is None:
+            break
+        cold.append(started)
+    report = _follow_and_reap(pool, actuator, decision.target, now)
+    return Actuation(tuple(decision.replace), tuple(decision.drain), tuple(claimed), tuple(cold), report)
+
+
+def _claim(pool: WarmPool | None, now: float) -> str | None:
+    if pool is None:
+        return None
+    try:
+        return pool.claim(now).member_id
+    except PoolEmpty:
+        return None
+
+
+def _release(pool: WarmPool | None, replica_id: str) -> None:
+    """A claimed member's replica left the rotation: the member is done."""
+    if pool is None:
+        return
+    try:
+        member = pool.get(replica_id)
+    except UnknownMember:
+        return
+    if member.state is MemberState.CLAIMED:
+        pool.release(replica_id)
+
+
+def _follow_and_reap(
+    pool: WarmPool | None, actuator: Actuator, fleet_target: int, now: float
+) -> ReapReport | None:
+    if pool is None:
+        return None
+    pool.follow(fleet_target)
+    report = pool.reap(now)
+    for member_id in report.removed:
+        actuator.retire_standby(member_id, now)
+    for member_id in report.started:
+        if not actuator.start_standby(member_id, now):
+            pool.mark_errored(member_id, "no room to launch a standby")
+    return report

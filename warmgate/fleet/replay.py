@@ -1,0 +1,234 @@
+"""Replay a trace against a real fleet and through the simulator, and print both side by side.
+
+``python scripts/fleet_replay.py --model-dir DIR --body FILE [--trace spike | --csv FILE]``:
+
+1. the trace is compressed in time (``--time-scale``), thinned (``--keep``) and cut
+   (``--duration-s``) to fit this machine;
+2. a fleet (HAProxy + ``warmgate serve`` processes, the policy and a warm pool) starts and
+   waits for its floor and its standbys;
+3. the replica model is calibrated from one READY replica's ``/metrics``
+   (:mod:`warmgate.autoscaling.calibrate`); service time at no load is measured;
+4. :mod:`warmgate.fleet.loadgen` replays the arrivals from its own process, open loop, while
+   a sampler counts replicas every tick (replica-seconds, time below the floor);
+5. the same arrivals and the calibrated model go through the simulator with the same policy
+   and pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from warmgate.autoscaling.calibrate import replica_from_metrics
+from warmgate.autoscaling.model import ReplicaPhase, ScalingConfig, TargetMetric
+from warmgate.autoscaling.pool import MemberState, PoolConfig, WarmPool
+from warmgate.autoscaling.scenario import ReplicaModel, SimConfig
+from warmgate.autoscaling.simulator import simulate
+from warmgate.autoscaling.traces import Trace, TraceKind, load_csv, synthetic
+from warmgate.fleet.control import Background, ControlLoop
+from warmgate.fleet.fleet import Fleet, Role
+from warmgate.fleet.haproxy_config import HaproxySettings
+from warmgate.fleet.replica import ReplicaSpec, pick_port
+
+
+@dataclass(frozen=True)
+class Figures:
+    requests: int
+    sla_misses: int
+    no_ready: int
+    below_floor_s: float
+    replica_s: float
+    p99_s: float | None
+
+    def row(self, name: str) -> str:
+        p99 = f"{self.p99_s:.3f}" if self.p99_s is not None else "-"
+        miss = 100 * self.sla_misses / self.requests if self.requests else 0.0
+        return (
+            f"| {name} | {self.requests} | {self.sla_misses} | {miss:.2f} | {self.no_ready} | "
+            f"{self.below_floor_s:.1f} | {self.replica_s:.0f} | {p99} |"
+        )
+
+
+HEADER = (
+    "| run | requests | SLA miss | miss % | no ready | below floor s | replica-s | p99 s |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def shrink(trace: Trace, time_scale: float, keep: float, duration_s: float, seed: int) -> Trace:
+    rng = random.Random(seed)
+    arrivals = tuple(
+        a * time_scale for a in trace.arrivals if a * time_scale < duration_s and rng.random() < keep
+    )
+    return Trace(f"{trace.name} x{time_scale:g} keep {keep:g}", duration_s, arrivals, (1.0,) * len(arrivals))
+
+
+class Sampler:
+    """Counts serving replicas by phase every ``tick_s`` on a thread."""
+
+    def __init__(self, fleet: Fleet, floor: int, tick_s: float) -> None:
+        self.fleet, self.floor, self.tick_s = fleet, floor, tick_s
+        self.replica_s = self.below_floor_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10.0)
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(self.tick_s):
+            now = time.monotonic()
+            span, last = now - last, now
+            replicas = self.fleet.replicas()
+            live = [r for r in replicas if r.phase is not ReplicaPhase.FAILED]
+            ready = sum(1 for r in live if r.role is Role.SERVING and r.phase is ReplicaPhase.READY)
+            self.replica_s += span * len(live)
+            if ready < self.floor:
+                self.below_floor_s += span
+
+
+def _until(predicate: Callable[[], bool], what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def run(args: argparse.Namespace) -> int:
+    base = (
+        load_csv(args.csv, random.Random(args.seed))
+        if args.csv
+        else synthetic(TraceKind(args.trace), random.Random(args.seed))
+    )
+    trace = shrink(base, args.time_scale, args.keep, args.duration_s, args.seed)
+    scaling = ScalingConfig(
+        min_hot=2,
+        max_replicas=args.max_replicas,
+        metric=TargetMetric.INVOCATIONS,
+        target_per_replica=args.target,
+        metric_window_s=args.metric_window_s,
+        panic_window_s=args.panic_window_s,
+        scale_in_window_s=args.scale_in_window_s,
+    )
+    pool_config = PoolConfig(target_size=args.pool, max_size=max(args.pool, 1))
+    work = Path(tempfile.mkdtemp(prefix="wg-replay-"))
+    settings = HaproxySettings(port=pick_port(), socket=work / "haproxy.sock")
+    spec = ReplicaSpec(args.model_dir, tuple(args.replica_arg), drain_delay_s=0.5)
+    body = args.body.read_bytes()
+    with Fleet(spec, settings, work, slots=2 * args.max_replicas + args.pool) as fleet:
+        pool = WarmPool(pool_config, id_prefix="standby")
+        loop = ControlLoop(fleet, scaling, pool, tick_s=args.tick_s)
+        for _ in range(2):
+            fleet.launch(Role.SERVING, loop.clock())
+        background = Background(loop).start()
+        try:
+            _until(lambda: len(fleet.in_rotation()) >= 2, "two replicas in rotation", 300)
+            _until(lambda: pool.count(MemberState.READY) >= args.pool, "the standbys", 300)
+            first = fleet.in_rotation()[0]
+            url = f"http://127.0.0.1:{first.port}"
+            with httpx.Client(timeout=30) as client:
+                lone = []
+                for _ in range(20):
+                    began = time.monotonic()
+                    client.post(
+                        url + "/invocations", content=body, headers={"Content-Type": "application/x-npy"}
+                    )
+                    lone.append(time.monotonic() - began)
+                metrics = client.get(url + "/metrics").text
+            service_s = sorted(lone)[len(lone) // 2]
+            no_ready_before = fleet.backend().no_server_503
+            arrivals_file, out_file, body_file = work / "arrivals.json", work / "rows.json", work / "body"
+            arrivals_file.write_text(json.dumps(list(trace.arrivals)))
+            body_file.write_bytes(body)
+            command = [sys.executable, "-m", "warmgate.fleet.loadgen", fleet.url + "/invocations"]
+            with Sampler(fleet, 2, args.tick_s) as sampler:
+                subprocess.run([*command, str(body_file), str(arrivals_file), str(out_file)], check=True)
+            rows = json.loads(out_file.read_text())
+            no_ready = fleet.backend().no_server_503 - no_ready_before
+        finally:
+            background.stop()
+    latencies = sorted(r[1] for r in rows if r[2] == 200)
+    misses = sum(1 for r in rows if r[2] != 200 or r[1] - service_s > args.budget_s)
+    real = Figures(
+        len(rows),
+        misses,
+        no_ready,
+        sampler.below_floor_s,
+        sampler.replica_s,
+        latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else None,
+    )
+    model = replica_from_metrics(
+        metrics,
+        ReplicaModel(
+            concurrency=args.concurrency,
+            service_s=service_s,
+            queue_depth=args.queue_depth,
+            provision_s=args.provision_s,
+            claim_s=args.claim_s,
+        ),
+    )
+    model = dataclasses.replace(model, service_s=service_s, service_curve=(), host_cores=args.host_cores)
+    sim_config = SimConfig(
+        scaling=scaling, replica=model, pool=pool_config, tick_s=args.tick_s, latency_budget_s=args.budget_s
+    )
+    report = simulate(trace, sim_config, random.Random(args.seed))
+    sim = Figures(
+        report.requests,
+        report.sla_misses,
+        report.met_no_ready,
+        report.below_floor_s,
+        report.replica_hours * 3600.0,
+        report.p99_latency_s,
+    )
+    print(f"# trace {trace.name}: {len(trace.arrivals)} requests over {trace.duration_s:.0f} s")
+    print(f"# replica model: {model}")
+    print(HEADER)
+    print(real.row("real fleet"))
+    print(sim.row("simulator"))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="scripts/fleet_replay.py", description=__doc__)
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--body", type=Path, required=True, help="one request body (application/x-npy)")
+    p.add_argument("--trace", choices=[k.value for k in TraceKind], default="spike")
+    p.add_argument("--csv", type=Path, default=None)
+    p.add_argument("--time-scale", type=float, default=0.05, help="multiply arrival times by this")
+    p.add_argument("--keep", type=float, default=1.0, help="fraction of arrivals kept")
+    p.add_argument("--duration-s", type=float, default=120.0, help="seconds of compressed trace")
+    p.add_argument("--pool", type=int, default=1)
+    p.add_argument("--max-replicas", type=int, default=4)
+    p.add_argument("--target", type=float, default=20.0, help="requests/s per replica to aim for")
+    p.add_argument("--metric-window-s", type=float, default=5.0)
+    p.add_argument("--panic-window-s", type=float, default=1.0)
+    p.add_argument("--scale-in-window-s", type=float, default=20.0)
+    p.add_argument("--tick-s", type=float, default=0.25)
+    p.add_argument("--budget-s", type=float, default=0.5, help="waiting-time budget of the SLA")
+    p.add_argument("--concurrency", type=int, default=1, help="requests one replica serves at once")
+    p.add_argument("--queue-depth", type=int, default=64)
+    p.add_argument("--provision-s", type=float, default=0.5, help="process start before loading")
+    p.add_argument("--claim-s", type=float, default=0.2, help="HAProxy check interval")
+    p.add_argument("--host-cores", type=int, default=None, help="cores every replica shares (simulator)")
+    p.add_argument("--replica-arg", action="append", default=[])
+    p.add_argument("--seed", type=int, default=0)
+    return run(p.parse_args(argv))
