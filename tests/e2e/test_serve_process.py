@@ -31,12 +31,14 @@ def test_ping_is_503_while_warming_then_200(slow_dir: Path, tmp_path: Path) -> N
         assert early.status_code == 503
         assert early.json()["phase"] in ("loading", "warming")
         server.wait_for("/ping", 200)
-        assert server.get("/readyz").json()["warmup"]["total"] == 6  # b1 … b32
+        # b1 … b32 in-process, then the smallest once more over loopback HTTP
+        assert server.get("/readyz").json()["warmup"]["total"] == 7
         text = server.get("/metrics").text
         assert "warmgate_model_load_seconds" in text
         log = server.log.read_text()
         assert "phase loading -> warming" in log and "phase warming -> ready" in log
         assert "warmup shape synthetic-b32" in log
+        assert "warmup shape http-synthetic-b1:" in log  # the HTTP stack warmed before READY
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_zero(slow_dir: Path, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from warmgate.errors import NotFound, PayloadTooLarge, Unavailable, WarmgateErro
 from warmgate.server import codecs
 from warmgate.server.pipeline import Pipeline, Protocol
 from warmgate.server.runtime import ModelFactory, Runtime, default_model_factory
+from warmgate.warmup.loopback import WARMUP_HEADER
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -134,13 +135,14 @@ def create_app(config: Config, model_factory: ModelFactory = default_model_facto
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def serving_pipeline() -> Pipeline:
-        if not rt.lifecycle.serving or rt.pipeline is None:
+    def serving_pipeline(request: Request) -> Pipeline:
+        warmup = rt.is_warmup_request(request.headers.get(WARMUP_HEADER))
+        if not (rt.lifecycle.serving or warmup) or rt.pipeline is None:
             raise Unavailable(f"not ready: phase {rt.lifecycle.phase.value} ({rt.lifecycle.reason})", 5)
         return rt.pipeline
 
     async def infer(request: Request, protocol: Protocol) -> Response:
-        pipeline = serving_pipeline()
+        pipeline = serving_pipeline(request)
         with rt.admission.admit():
             body = await read_body(request)
             reply = await pipeline.handle(

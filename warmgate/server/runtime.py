@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from warmgate.server.batcher import Batcher
 from warmgate.server.lifecycle import Lifecycle, Phase
 from warmgate.server.metrics import Metrics
 from warmgate.server.pipeline import Pipeline, Reply
+from warmgate.warmup.loopback import LoopbackSender, new_token
 from warmgate.warmup.runner import ShapeResult, WarmupDeadline, WarmupPolicy, run_warmup
 
 log = logging.getLogger("warmgate.runtime")
@@ -49,6 +51,10 @@ class Runtime:
 
             self.recorder = ShapeRecorder()
         self.request_exit: Callable[[int], None] = lambda code: None
+        # Set by the server once it knows its listener: warmup then ends with requests sent over
+        # HTTP to it (warmup/loopback.py), let in before READY by this per-process token.
+        self.loopback_url: str | None = None
+        self._warmup_token = new_token()
         self._batcher: Batcher | None = None
         self._task: asyncio.Task[None] | None = None
         self.metrics.in_flight.set_function(lambda: self.admission.admitted)
@@ -83,6 +89,14 @@ class Runtime:
             return False
         self.lifecycle.transition(Phase.DRAINING, reason)
         return True
+
+    def is_warmup_request(self, token: str | None) -> bool:
+        """A loopback warmup request of this process, while it is warming."""
+        return (
+            token is not None
+            and self.lifecycle.phase is Phase.WARMING
+            and hmac.compare_digest(token, self._warmup_token)
+        )
 
     def healthy(self) -> bool:
         """Liveness: not FAILED, and the inference thread is not wedged."""
@@ -178,9 +192,14 @@ class Runtime:
 
         synthetic = None if model.kind is ModelKind.HANDLER else model.synthetic_request
         policy = WarmupPolicy(self.config.warmup_max_runs, self.config.warmup_tolerance)
-        self.warmup_results = await run_warmup(
-            path, prompts, model.buckets(), synthetic, policy, progress, on_shape, deadline
-        )
+        http = LoopbackSender(self.loopback_url, self._warmup_token) if self.loopback_url else None
+        try:
+            self.warmup_results = await run_warmup(
+                path, prompts, model.buckets(), synthetic, policy, progress, on_shape, deadline, http
+            )
+        finally:
+            if http is not None:
+                await http.aclose()
 
     def _prompt_paths(self) -> list[Path]:
         paths: list[Path] = []

@@ -17,6 +17,7 @@ import uvicorn
 from warmgate.config import Config
 from warmgate.server.app import create_app
 from warmgate.server.runtime import Runtime
+from warmgate.warmup.loopback import loopback_url
 
 log = logging.getLogger("warmgate.serve")
 
@@ -75,5 +76,6 @@ def serve(config: Config) -> int:
     )
     server = DrainingServer(uv_config, runtime, config.drain_delay_s)
     runtime.request_exit = server.request_exit
+    runtime.loopback_url = loopback_url(config.host, config.port)  # warmup ends over HTTP
     server.run()
     return server.exit_code
