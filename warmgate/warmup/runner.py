@@ -69,7 +69,7 @@ class ShapeResult:
     name: str
     runs: int
     seconds: float  # total time spent warming this shape
-    steady_s: float  # the accepted latency: median of the agreeing window, or the matching run
+    steady_s: float  # the accepted latency: the fastest of the agreeing window, or the matching run
     first_s: float  # the first (cold) run
     bucket: Bucket | None
     settled: Settled = Settled.AGREEMENT
@@ -109,9 +109,13 @@ def settle(
 def bucket_covering(buckets: Sequence[Bucket], item: Item) -> Bucket | None:
     """The bucket a request of ``item``'s shape is padded to (``Item.key`` is its sequence
     bucket when it is an int), or None when it is larger than every bucket."""
-    seq = item.key if isinstance(item.key, int) else 0
+    seq = _seq(item)
     fitting = [b for b in buckets if b.batch >= item.size and b.seq >= seq]
     return min(fitting, key=lambda b: (b.batch * max(b.seq, 1), b)) if fitting else None
+
+
+def _seq(item: Item) -> int:
+    return item.key if isinstance(item.key, int) else 0
 
 
 @dataclass(frozen=True)
@@ -138,22 +142,26 @@ class _Warmer:
         self.deadline, self.clock = deadline, clock
         self.predictor = SteadyPredictor()
 
-    async def _in_process(self, shape: _Shape) -> Bucket | None:
+    async def _in_process(self, shape: _Shape) -> tuple[Bucket | None, int]:
+        """One run; the bucket it landed in and the positions it computed (0: unknown)."""
         try:
             reply = await self.path(shape.body, shape.content_type, shape.accept)
         except WarmgateError as exc:
             if exc.status == shape.expect_status:
-                return shape.bucket
+                return shape.bucket, 0
             raise WarmupError(
                 f"warmup request {shape.name!r} failed with {exc.status}: {exc.message}"
             ) from exc
         if shape.expect_status != 200:
             raise WarmupError(f"warmup request {shape.name!r} answered 200, expected {shape.expect_status}")
-        return bucket_covering(self.buckets, reply.item)
+        bucket = bucket_covering(self.buckets, reply.item)
+        # Larger than every bucket: it runs unpadded, rows × its sequence key.
+        return bucket, work(bucket or Bucket(reply.item.size, _seq(reply.item)))
 
     async def warm(self, shape: _Shape, send: HttpSend | None = None) -> ShapeResult:
         latencies: list[float] = []
         bucket = shape.bucket
+        units = 0  # positions one run computes, once known; 0 over HTTP and for expected errors
         predicted: float | None = None
         start = self.clock()
         while True:
@@ -161,7 +169,7 @@ class _Warmer:
                 raise WarmupDeadline(f"warmup deadline passed while warming shape {shape.name!r}")
             t0 = self.clock()
             if send is None:
-                bucket = await self._in_process(shape)
+                bucket, units = await self._in_process(shape)
             else:
                 status = await send(shape.body, shape.content_type, shape.accept)
                 if status != shape.expect_status:
@@ -170,18 +178,17 @@ class _Warmer:
                         f"expected {shape.expect_status}"
                     )
             latencies.append(self.clock() - t0)
-            if bucket is not None and send is None and shape.expect_status == 200:
-                predicted = self.predictor.predict(work(bucket))
+            if units:
+                predicted = self.predictor.predict(units)
             settled = settle(latencies, predicted, shape.min_runs, self.policy)
             if settled is not None:
                 break
         if settled is Settled.PREDICTION:
             steady = latencies[-1]
         else:
-            window = sorted(latencies[-max(self.policy.window, 1) :])
-            steady = window[len(window) // 2] if settled is Settled.AGREEMENT else window[0]
-        if bucket is not None and send is None and shape.expect_status == 200:
-            self.predictor.add(work(bucket), steady)
+            steady = min(latencies[-max(self.policy.window, 1) :])
+        if units and settled is not Settled.MAX_RUNS:
+            self.predictor.add(units, steady)
         return ShapeResult(
             name=shape.name,
             runs=len(latencies),
