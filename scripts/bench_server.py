@@ -215,14 +215,14 @@ def first_ratios(model_dir: Path, backend: str, warmup: bool, steady_runs: int) 
     return ratios
 
 
-def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int) -> None:
+def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int, backends: list[str]) -> None:
     print(
         f"\n### First request after READY ÷ steady p50, per default prompt-set shape "
         f"(median over {trials} fresh processes)\n"
     )
     table: dict[str, dict[str, float]] = {}
     columns = []
-    for backend in ("onnx", "torch"):
+    for backend in backends:
         for warmup in (True, False):
             column = f"{backend} warmup {'on' if warmup else 'off'}"
             columns.append(column)
@@ -249,6 +249,7 @@ def main() -> None:
     parser.add_argument("which", nargs="*", default=["startup", "ping", "throughput", "first"])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--trials", type=int, default=3, help="fresh processes per `first` column")
+    parser.add_argument("--backends", default="onnx,torch", help="backends of the `first` columns")
     args = parser.parse_args()
     print(f"Machine: {machine()}")
     dirs = model_dirs()
@@ -257,7 +258,7 @@ def main() -> None:
             "startup": lambda: bench_startup(dirs),
             "ping": lambda: bench_ping(dirs, args.seconds),
             "throughput": lambda: bench_throughput(dirs, args.seconds),
-            "first": lambda: bench_first(dirs, 20, args.trials),
+            "first": lambda: bench_first(dirs, 20, args.trials, args.backends.split(",")),
         }[name]()
 
 
