@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         loading = server.phase_seconds("loading", "warming") or 0.0
         warming = server.phase_seconds("warming", "ready") or 0.0
         ready_s = server.ready_s
+        warmup = server.warmup_summary()
 
         raw_server = RawSession(model_dir, threads)
         one_pass = sum(steady_pass(raw_server, buckets).values())
@@ -176,4 +177,5 @@ def run(args: argparse.Namespace) -> int:
         f"intra-op threads: {one_pass:.2f} s → warming ÷ pass **{warming / one_pass:.2f}**, "
         f"READY ÷ pass {ready_s / one_pass:.2f}"
     )
+    print(f"\nWarmup: {warmup}")
     return 0

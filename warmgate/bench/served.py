@@ -36,6 +36,26 @@ class Server:
         m = re.search(rf"phase {source} -> {target} after ([\d.]+)s", self.log_text())
         return float(m.group(1)) if m else None
 
+    def warmup_summary(self) -> str:
+        """Runs and time per warmed shape, from the replica's log and its warmup metric."""
+        shapes = re.findall(r"warmup shape (\S+): (\d+) runs, .*?\((\w+)", self.log_text())
+        text = httpx.get(self.url + "/metrics", timeout=10).text
+        seconds = {
+            m.group(1): float(m.group(2))
+            for m in re.finditer(r'^warmgate_warmup_seconds{shape="([^"]+)"} (\S+)$', text, re.M)
+        }
+        settled: dict[str, int] = {}
+        for _, _, how in shapes:
+            settled[how] = settled.get(how, 0) + 1
+        costly = sorted(seconds.items(), key=lambda kv: -kv[1])[:4]
+        return (
+            f"{len(shapes)} shapes, {sum(int(r) for _, r, _ in shapes)} runs, "
+            f"{sum(seconds.values()):.2f} s; settled by "
+            + ", ".join(f"{k} {v}" for k, v in sorted(settled.items()))
+            + "; costliest: "
+            + ", ".join(f"{name} {secs:.2f} s" for name, secs in costly)
+        )
+
     def peak_rss_bytes(self) -> int:
         """The process's peak resident set (VmHWM), Linux only."""
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():

@@ -3,12 +3,13 @@ is steady, so READY means steady-state speed, and spend no more runs on it than 
 
 It is handed the server's request path as a callable (it never imports ``server``). First the
 prompt set (real traffic shapes and media types), then one synthetic request for every bucket the
-prompt set did not cover, cheapest first. A shape is settled, and warming moves on, when
+prompt set did not cover; each group cheapest first. A shape is settled, and warming moves on, when
 
 * its latest run lands within ``tolerance`` of the latency predicted from the shapes already
   warmed (:mod:`warmgate.warmup.predictor`): an expensive shape whose first run is already steady
   runs once; or
-* its last ``window`` runs agree within ``tolerance`` of each other (two runs by default); or
+* its last ``window`` runs agree within ``tolerance`` of each other (two runs by default; the
+  latest may also repeat any earlier run, see :func:`converged`); or
 * it has run ``max_runs`` times (logged as not converged).
 
 A prompt line's ``repeat`` is a floor on its runs. Last, when the server hands over a loopback
@@ -69,7 +70,7 @@ class ShapeResult:
     name: str
     runs: int
     seconds: float  # total time spent warming this shape
-    steady_s: float  # the accepted latency: the fastest of the agreeing window, or the matching run
+    steady_s: float  # the accepted latency: the matching run, or the fastest after the first
     first_s: float  # the first (cold) run
     bucket: Bucket | None
     settled: Settled = Settled.AGREEMENT
@@ -78,11 +79,18 @@ class ShapeResult:
 
 
 def converged(latencies: Sequence[float], policy: WarmupPolicy) -> bool:
-    """True when the last ``window`` latencies lie within ``tolerance`` of each other."""
+    """True when the last ``window`` latencies lie within ``tolerance`` of each other, or (with
+    the default window of two) when the latest run repeats *any* earlier run: on a shared
+    machine one slow outlier between two steady runs must not cost a third and fourth run."""
     if len(latencies) < max(policy.window, 1):
         return False
     last = latencies[-policy.window :]
-    return (max(last) - min(last)) <= policy.tolerance * min(last)
+    if (max(last) - min(last)) <= policy.tolerance * min(last):
+        return True
+    latest = latencies[-1]
+    return policy.window <= 2 and any(
+        abs(latest - x) <= policy.tolerance * min(latest, x) for x in latencies[:-1]
+    )
 
 
 def matches_prediction(latency: float, predicted: float | None, policy: WarmupPolicy) -> bool:
@@ -186,7 +194,7 @@ class _Warmer:
         if settled is Settled.PREDICTION:
             steady = latencies[-1]
         else:
-            steady = min(latencies[-max(self.policy.window, 1) :])
+            steady = min(latencies[1:] or latencies)  # the fastest run after the cold one
         if units and settled is not Settled.MAX_RUNS:
             self.predictor.add(units, steady)
         return ShapeResult(
@@ -261,7 +269,9 @@ async def run_warmup(
         warmed.append(shape)
         on_shape(result)
 
-    for line in prompts:
+    # Cheapest first (the body's size stands in for the cost until a run has shown it), so the
+    # predictor knows the small shapes before the expensive ones come.
+    for line in sorted(prompts, key=lambda p: len(p.body)):
         await warm(
             _Shape(line.name, line.body, line.content_type, line.accept, line.repeat, line.expect_status)
         )

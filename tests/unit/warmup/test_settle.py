@@ -33,7 +33,7 @@ def test_a_first_run_on_the_prediction_settles_at_once() -> None:
 
 
 def test_max_runs_stops_a_shape_that_never_settles() -> None:
-    assert settle([1.0, 2.0, 1.0, 2.0, 1.0, 2.0], None, 1, POLICY) is Settled.MAX_RUNS
+    assert settle([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], None, 1, POLICY) is Settled.MAX_RUNS
 
 
 def test_predictor_recovers_a_linear_cost_and_refuses_to_guess() -> None:
@@ -133,3 +133,10 @@ def test_http_stage_failure_names_the_shape() -> None:
 
     with pytest.raises(WarmupError, match=r"'http-synthetic-b1xs16' over loopback HTTP answered 503"):
         asyncio.run(run_warmup(model, [], BUCKETS, synthetic, POLICY, http=http, clock=model.clock))
+
+
+def test_one_noisy_run_between_two_steady_ones_does_not_restart_the_count() -> None:
+    assert settle([0.015, 0.010, 0.030, 0.0102], None, 1, POLICY) is Settled.AGREEMENT
+    assert settle([0.015, 0.010, 0.030], None, 1, POLICY) is None
+    three = WarmupPolicy(tolerance=0.1, window=3)
+    assert settle([0.015, 0.010, 0.030, 0.0102], None, 1, three) is None  # a wider window is strict
