@@ -191,10 +191,8 @@ class _Warmer:
             settled = settle(latencies, predicted, shape.min_runs, self.policy)
             if settled is not None:
                 break
-        if settled is Settled.PREDICTION:
-            steady = latencies[-1]
-        else:
-            steady = min(latencies[1:] or latencies)  # the fastest run after the cold one
+        # The matching run, or the fastest run after the cold first one.
+        steady = latencies[-1] if settled is Settled.PREDICTION else min(latencies[1:] or latencies)
         if units and settled is not Settled.MAX_RUNS:
             self.predictor.add(units, steady)
         return ShapeResult(
