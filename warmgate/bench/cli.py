@@ -55,6 +55,12 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         metavar="ARG",
         help="extra `warmgate serve` argument (repeat it: --server-arg=--threads --server-arg=2)",
     )
+    parser.add_argument(
+        "--no-ready-pass",
+        dest="ready_pass",
+        action="store_false",
+        help="skip timing one pass over the bucket plan (throughput experiments)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -120,9 +126,11 @@ def run(args: argparse.Namespace) -> int:
         ready_s = server.ready_s
         warmup = server.warmup_summary()
 
-        raw_server = RawSession(model_dir, threads)
-        one_pass = sum(steady_pass(raw_server, buckets).values())
-        del raw_server
+        one_pass = float("nan")
+        if args.ready_pass:
+            raw_server = RawSession(model_dir, threads)
+            one_pass = sum(steady_pass(raw_server, buckets).values())
+            del raw_server
 
         httpx.post(server.url + "/invocations", content=body, timeout=60).raise_for_status()
         served = {8: _saturate(server, body, 8, seconds)}

@@ -70,7 +70,7 @@ def best_batch(raw: RawSession, sentence: str, batches: Sequence[int], seconds: 
     return rates
 
 
-def steady_pass(raw: RawSession, buckets: Sequence[Bucket], max_runs: int = 8) -> dict[Bucket, float]:
+def steady_pass(raw: RawSession, buckets: Sequence[Bucket], max_runs: int = 4) -> dict[Bucket, float]:
     """Each bucket's steady latency: runs until two consecutive agree within 5 % (the faster
     counts), or the fastest of ``max_runs``. Their sum is one pass over the plan."""
     out: dict[Bucket, float] = {}
@@ -85,5 +85,5 @@ def steady_pass(raw: RawSession, buckets: Sequence[Bucket], max_runs: int = 8) -
             a, b = runs[-2:]
             if abs(a - b) <= 0.05 * min(a, b):
                 break
-        out[bucket] = min(runs[-2:])
+        out[bucket] = min(runs[1:])
     return out
