@@ -49,7 +49,8 @@ def create_app(config: Config, model_factory: ModelFactory = default_model_facto
                 response = await handler(request)
             except Exception as exc:  # mapped to a JSON response in one place
                 response = error_response(exc)
-            histogram.labels(route, str(response.status_code)).observe(time.perf_counter() - t0)
+            if not rt.is_warmup_request(request.headers.get(WARMUP_HEADER)):  # warmup is not traffic
+                histogram.labels(route, str(response.status_code)).observe(time.perf_counter() - t0)
             return response
 
         return wrapped
