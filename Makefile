@@ -8,10 +8,10 @@ PORT ?= 8080
 install:
 	$(PIP) install -q -e '.[dev]'
 
-# HAProxy (end-to-end fleet tests) and wrk (benchmarks) come from Debian's packages.
+# HAProxy (end-to-end fleet tests), wrk and hey (benchmarks) come from Debian's packages.
 system-deps:
-	@if ! command -v haproxy >/dev/null || ! command -v wrk >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy wrk >/dev/null; \
+	@if ! command -v haproxy >/dev/null || ! command -v wrk >/dev/null || ! command -v hey >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy wrk hey >/dev/null; \
 	fi
 
 # Serve the built-in default model (all-MiniLM-L6-v2, fetched on first use) on $(PORT).
@@ -27,4 +27,5 @@ test: install system-deps lint
 	$(PYTHON) -m pytest -q -p no:cacheprovider
 
 bench: install system-deps
+	warmgate bench
 	$(PYTHON) scripts/bench_server.py

@@ -1,10 +1,11 @@
 """Server benchmarks for docs/benchmarks.md. Ratios measured in one run, on this machine.
 
-    python scripts/bench_server.py [startup] [ping] [throughput] [first] [--seconds N]
+    python scripts/bench_server.py [startup] [ping] [first] [--seconds N]
+
+Served throughput against raw ONNX Runtime (best batch, every core) is ``warmgate bench``.
 
 * startup    — process start → first /livez 200, → READY (ONNX and torch), with the phase split
 * ping       — /ping p50/p99 (wrk --latency) idle and while /invocations is saturated (wrk)
-* throughput — served embeddings/s (wrk) vs raw in-process encode at the same batch size
 * first      — per prompt-set shape: first request after READY ÷ steady p50, warmup on vs off,
                ONNX and torch, median over --trials fresh processes
 
@@ -161,42 +162,6 @@ def bench_ping(dirs: dict[str, Path], seconds: int, rounds: int = 3) -> None:
         )
 
 
-def raw_encode_rate(model_dir: Path, batch: int, seconds: float) -> float:
-    """Embeddings/s of the same model object the server builds, called in-process."""
-    from warmgate.config import Config
-    from warmgate.models.text import load_text_model
-
-    model = load_text_model(model_dir, "onnx", threads=Config().inference_threads)
-    model.load()
-    texts = [SHORT] * batch
-    for _ in range(10):
-        model.infer([model.prepare(texts)])
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        model.infer([model.prepare(texts)])
-        n += batch
-    return n / (time.perf_counter() - t0)
-
-
-def bench_throughput(dirs: dict[str, Path], seconds: int) -> None:
-    print("\n### Served embeddings/s vs raw in-process encode (ONNX backend)\n")
-    print("Same batch size: the server's largest batch is the request's size, so every batch the")
-    print("server runs has exactly the rows of the raw call; the last row lets dynamic batching merge")
-    print("concurrent single-text requests (batches up to 16) against raw batch-1 calls.\n")
-    print(
-        "| texts per request | server batching | raw in-process emb/s | served emb/s (wrk) | served ÷ raw |"
-    )
-    print("| --- | --- | --- | --- | --- |")
-    for batch, conns, max_batch in ((1, 8, 1), (8, 4, 8), (1, 16, 16)):
-        raw = raw_encode_rate(dirs["onnx"], batch, seconds)
-        args = ("--max-batch", str(max_batch), *SERVER_ARGS)
-        with ready_server(dirs["onnx"], *args) as server:
-            out = wrk(server.url + "/invocations", seconds, conns, json.dumps({"inputs": [SHORT] * batch}))
-        served = out["rps"] * batch
-        mode = f"max batch {max_batch}" + (" (dynamic)" if max_batch > batch else "")
-        print(f"| {batch} | {mode} | {raw:.0f} | {served:.0f} | {served / raw:.2f} |")
-
-
 def first_ratios(model_dir: Path, backend: str, warmup: bool, steady_runs: int) -> dict[str, float]:
     """One fresh server: per prompt-set line, its first request's latency ÷ the median of the next
     ``steady_runs``."""
@@ -215,14 +180,14 @@ def first_ratios(model_dir: Path, backend: str, warmup: bool, steady_runs: int) 
     return ratios
 
 
-def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int) -> None:
+def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int, backends: list[str]) -> None:
     print(
         f"\n### First request after READY ÷ steady p50, per default prompt-set shape "
         f"(median over {trials} fresh processes)\n"
     )
     table: dict[str, dict[str, float]] = {}
     columns = []
-    for backend in ("onnx", "torch"):
+    for backend in backends:
         for warmup in (True, False):
             column = f"{backend} warmup {'on' if warmup else 'off'}"
             columns.append(column)
@@ -246,9 +211,10 @@ def main() -> None:
         print(json.dumps(wrk(url + "/invocations", seconds, 32, body)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", nargs="*", default=["startup", "ping", "throughput", "first"])
+    parser.add_argument("which", nargs="*", default=["startup", "ping", "first"])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--trials", type=int, default=3, help="fresh processes per `first` column")
+    parser.add_argument("--backends", default="onnx,torch", help="backends of the `first` columns")
     args = parser.parse_args()
     print(f"Machine: {machine()}")
     dirs = model_dirs()
@@ -256,8 +222,7 @@ def main() -> None:
         {
             "startup": lambda: bench_startup(dirs),
             "ping": lambda: bench_ping(dirs, args.seconds),
-            "throughput": lambda: bench_throughput(dirs, args.seconds),
-            "first": lambda: bench_first(dirs, 20, args.trials),
+            "first": lambda: bench_first(dirs, 20, args.trials, args.backends.split(",")),
         }[name]()
 
 

@@ -1,4 +1,4 @@
-"""``warmgate serve | fetch-model | export-onnx | replay | record | simulate | render | fleet``.
+"""``warmgate serve | fetch-model | export-onnx | replay | record | simulate | render | fleet | bench``.
 
 Parsers are built when ``main`` runs, never at import. ``serve`` imports only the server;
 model backends load in the background after the listener opens.
@@ -105,6 +105,7 @@ def _export(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     import warmgate
     from warmgate.autoscaling.cli import add_commands as add_autoscaling
+    from warmgate.bench.cli import add_command as add_bench
     from warmgate.fleet.cli import add_fleet_command
     from warmgate.warmup.cli import add_commands as add_warmup
 
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_warmup(sub)
     add_autoscaling(sub)
     add_fleet_command(sub)
+    add_bench(sub)
     return parser
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.e2e.process import Replica, free_port, replica
-from warmgate.autoscaling.fleet.haproxy import HaproxyProcess, find_haproxy
-from warmgate.autoscaling.fleet.haproxy_config import AdminState, HaproxySettings, ServerLine, render_config
-from warmgate.autoscaling.fleet.runtime_api import RuntimeApi
+from warmgate.fleet.haproxy import HaproxyProcess, find_haproxy
+from warmgate.fleet.haproxy_config import AdminState, HaproxySettings, ServerLine, render_config
+from warmgate.fleet.runtime_api import RuntimeApi
 
 REPO = Path(__file__).resolve().parents[2]
 LOAD_SCRIPT = REPO / "scripts" / "steady_load.py"

@@ -65,9 +65,9 @@ def test_warmup_drives_every_bucket_through_the_real_path(linear_dir: Path) -> N
             assert f'warmgate_warmup_seconds{{shape="synthetic-{label}"}}' in text
         # Every warmup request went through admission-free pipeline → batcher → backend.
         batches = [ln for ln in text.splitlines() if ln.startswith("warmgate_batch_size_rows_count")]
-        assert float(batches[0].split()[-1]) >= 3 * 3  # ≥ three runs per bucket until converged
+        assert float(batches[0].split()[-1]) >= 3  # ≥ one run per bucket until settled
         eager = [ln for ln in text.splitlines() if ln.startswith("warmgate_eager_runs_total")]
-        assert float(eager[0].split()[-1]) >= 9
+        assert float(eager[0].split()[-1]) >= 3
 
 
 def test_corrupt_model_is_failed_with_a_readable_reason(tmp_path: Path) -> None:

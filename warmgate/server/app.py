@@ -21,6 +21,7 @@ from warmgate.errors import NotFound, PayloadTooLarge, Unavailable, WarmgateErro
 from warmgate.server import codecs
 from warmgate.server.pipeline import Pipeline, Protocol
 from warmgate.server.runtime import Runtime
+from warmgate.warmup.loopback import WARMUP_HEADER
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -48,7 +49,8 @@ def create_app(rt: Runtime) -> Starlette:
                 response = await handler(request)
             except Exception as exc:  # mapped to a JSON response in one place
                 response = error_response(exc)
-            histogram.labels(route, str(response.status_code)).observe(time.perf_counter() - t0)
+            if not rt.is_warmup_request(request.headers.get(WARMUP_HEADER)):  # warmup is not traffic
+                histogram.labels(route, str(response.status_code)).observe(time.perf_counter() - t0)
             return response
 
         return wrapped
@@ -134,13 +136,14 @@ def create_app(rt: Runtime) -> Starlette:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def serving_pipeline() -> Pipeline:
-        if not rt.lifecycle.serving or rt.pipeline is None:
+    def serving_pipeline(request: Request) -> Pipeline:
+        warmup = rt.is_warmup_request(request.headers.get(WARMUP_HEADER))
+        if not (rt.lifecycle.serving or warmup) or rt.pipeline is None:
             raise Unavailable(f"not ready: phase {rt.lifecycle.phase.value} ({rt.lifecycle.reason})", 5)
         return rt.pipeline
 
     async def infer(request: Request, protocol: Protocol) -> Response:
-        pipeline = serving_pipeline()
+        pipeline = serving_pipeline(request)
         with rt.admission.admit():
             body = await read_body(request)
             reply = await pipeline.handle(

@@ -10,6 +10,7 @@ task carries a done-callback: a loop that ends is FAILED, with its traceback in 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -28,6 +29,7 @@ from warmgate.server.inference import InferenceThread
 from warmgate.server.lifecycle import Lifecycle, Phase
 from warmgate.server.metrics import Metrics
 from warmgate.server.pipeline import Pipeline, Reply, ShapeObserver
+from warmgate.warmup.loopback import LoopbackSender, new_token
 from warmgate.warmup.record import ShapeRecorder
 from warmgate.warmup.runner import ShapeResult, WarmupDeadline, WarmupPolicy, run_warmup
 
@@ -43,7 +45,12 @@ def default_model_factory(config: Config, model_dir: Path) -> Model:
 
 
 class Runtime:
-    def __init__(self, config: Config, model_factory: ModelFactory = default_model_factory) -> None:
+    def __init__(
+        self,
+        config: Config,
+        model_factory: ModelFactory = default_model_factory,
+        loopback_url: str | None = None,
+    ) -> None:
         self.config = config
         self._model_factory = model_factory
         self.model: Model | None = None
@@ -63,6 +70,11 @@ class Runtime:
         self._tasks: set[asyncio.Task[None]] = set()
         self._startup: asyncio.Task[None] | None = None
         self._health: HealthMonitor | None = None
+        # Where this process reaches its own listener (set by `serve`): warmup then ends with
+        # requests sent over HTTP to it (warmup/loopback.py), let in before READY by this
+        # per-process token. In-process apps (tests) leave it unset and skip that stage.
+        self.loopback_url = loopback_url
+        self._warmup_token = new_token()
         self.metrics.in_flight.set_function(lambda: self.admission.admitted)
         self.metrics.queue_depth.set_function(lambda: self.batcher.depth if self.batcher else 0)
 
@@ -94,6 +106,14 @@ class Runtime:
             return False
         self.lifecycle.transition(Phase.DRAINING, reason)
         return True
+
+    def is_warmup_request(self, token: str | None) -> bool:
+        """A loopback warmup request of this process, while it is warming."""
+        return (
+            token is not None
+            and self.lifecycle.phase is Phase.WARMING
+            and hmac.compare_digest(token, self._warmup_token)
+        )
 
     def healthy(self) -> bool:
         """Liveness: false only when the process should be restarted (FAILED)."""
@@ -252,9 +272,14 @@ class Runtime:
 
         synthetic = None if model.kind is ModelKind.HANDLER else model.synthetic_request
         policy = WarmupPolicy(self.config.warmup_max_runs, self.config.warmup_tolerance)
-        self.warmup_results = await run_warmup(
-            path, prompts, model.buckets(), synthetic, policy, progress, on_shape, deadline
-        )
+        http = LoopbackSender(self.loopback_url, self._warmup_token) if self.loopback_url else None
+        try:
+            self.warmup_results = await run_warmup(
+                path, prompts, model.buckets(), synthetic, policy, progress, on_shape, deadline, http
+            )
+        finally:
+            if http is not None:
+                await http.aclose()
 
     def _prompt_paths(self) -> list[Path]:
         paths: list[Path] = []

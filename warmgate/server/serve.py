@@ -17,6 +17,7 @@ import uvicorn
 from warmgate.config import Config
 from warmgate.server.app import create_app
 from warmgate.server.runtime import Runtime
+from warmgate.warmup.loopback import loopback_url
 
 log = logging.getLogger("warmgate.serve")
 
@@ -64,7 +65,7 @@ class DrainingServer(uvicorn.Server):
 
 
 def serve(config: Config) -> int:
-    runtime = Runtime(config)
+    runtime = Runtime(config, loopback_url=loopback_url(config.host, config.port))  # warmup ends over HTTP
     uv_config = uvicorn.Config(
         create_app(runtime),
         host=config.host,

@@ -46,6 +46,7 @@ def test_converged_needs_a_full_window_within_tolerance() -> None:
     assert not converged([1.0, 1.0], policy)
     assert converged([5.0, 1.0, 1.05, 1.0], policy)
     assert not converged([1.0, 1.5, 1.0], policy)
+    assert converged([5.0, 1.0, 1.05], WarmupPolicy(tolerance=0.1))  # default window: two runs
 
 
 def test_bucket_covering_is_the_padded_bucket() -> None:
@@ -81,7 +82,7 @@ def test_expected_error_status_passes() -> None:
             CountingPath(), [PromptLine("refused", b"bad", expect_status=400)], BUCKETS, None, WarmupPolicy()
         )
     )
-    assert results[0].runs >= 3
+    assert results[0].runs >= 2  # two agreeing runs (an expected error is never predicted)
 
 
 def test_deadline_names_the_shape_being_warmed() -> None:

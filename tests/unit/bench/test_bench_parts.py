@@ -1,0 +1,36 @@
+"""The benchmark's own arithmetic: hey's CSV, percentiles, and the batch-size histogram delta."""
+
+from __future__ import annotations
+
+import pytest
+
+from warmgate.bench import hey
+from warmgate.bench.served import histogram_delta
+
+CSV = """response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset
+0.0040,0.0001,0,0,0.0039,0,200,0.0010
+0.0010,0,0,0,0.0010,0,200,0.5000
+0.0020,0,0,0,0.0020,0,503,0.9000
+0.0030,0,0,0,0.0030,0,200,1.9970
+"""
+
+
+def test_hey_csv_gives_rate_errors_and_percentiles() -> None:
+    result = hey.parse_csv(CSV, seconds=2.0)
+    assert result.requests == 4 and result.errors == 1
+    assert result.rps == pytest.approx(4 / 2.0)  # last request ends at 1.997 + 0.003
+    assert result.percentile(50) == 0.002
+    assert result.percentile(99) == 0.004
+    assert hey.parse_csv(CSV.splitlines()[0] + "\n", seconds=1.0).requests == 0
+
+
+def test_hey_command_rate_limits_per_client_and_posts_the_body() -> None:
+    cmd = hey.hey_command("http://x/invocations", 5, 16, b'{"inputs": ["a"]}', rate_per_client=2.5)
+    assert cmd[cmd.index("-q") + 1] == "2.5" and cmd[cmd.index("-c") + 1] == "16"
+    assert cmd[cmd.index("-d") + 1] == '{"inputs": ["a"]}' and cmd[-1] == "http://x/invocations"
+
+
+def test_histogram_delta_counts_batches_formed_between_scrapes() -> None:
+    before = {1.0: 10.0, 2.0: 10.0, 4.0: 12.0, 8.0: 12.0, 16.0: 12.0, float("inf"): 12.0}
+    after = {1.0: 11.0, 2.0: 11.0, 4.0: 13.0, 8.0: 20.0, 16.0: 50.0, float("inf"): 51.0}
+    assert histogram_delta(before, after) == {"1": 1, "5-8": 7, "9-16": 30, "17+": 1}

@@ -1,0 +1,142 @@
+"""When a shape counts as warm: a run on the predicted latency, two agreeing runs, or max runs;
+and the runner spends no more runs than that, cheapest shapes first."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+from warmgate.errors import WarmupError
+from warmgate.models.base import Bucket, Item, SyntheticRequest
+from warmgate.warmup.predictor import SteadyPredictor, work
+from warmgate.warmup.promptset import PromptLine
+from warmgate.warmup.runner import Settled, WarmupPolicy, run_warmup, settle
+
+POLICY = WarmupPolicy(max_runs=6, tolerance=0.1)
+BUCKETS = [Bucket(b, s) for s in (16, 64, 256) for b in (1, 4, 16)]
+
+
+def test_two_agreeing_runs_settle_a_shape() -> None:
+    assert settle([0.010], None, 1, POLICY) is None
+    assert settle([0.015, 0.010], None, 1, POLICY) is None  # cold first run
+    assert settle([0.015, 0.010, 0.0105], None, 1, POLICY) is Settled.AGREEMENT
+
+
+def test_a_first_run_on_the_prediction_settles_at_once() -> None:
+    assert settle([0.100], 0.095, 1, POLICY) is Settled.PREDICTION
+    assert settle([0.150], 0.100, 1, POLICY) is None  # 1.5× the prediction: cold, run again
+    assert settle([0.100], 0.095, 3, POLICY) is None  # a prompt line's repeat is a floor
+    assert settle([0.100], 0.095, 1, WarmupPolicy(predict=False)) is None
+
+
+def test_max_runs_stops_a_shape_that_never_settles() -> None:
+    assert settle([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], None, 1, POLICY) is Settled.MAX_RUNS
+
+
+def test_predictor_recovers_a_linear_cost_and_refuses_to_guess() -> None:
+    predictor = SteadyPredictor()
+    predictor.add(16, 0.002 + 16e-5)
+    assert predictor.predict(64) is None  # one point is no model
+    predictor.add(256, 0.002 + 256e-5)
+    predictor.add(1024, 0.002 + 1024e-5)
+    assert predictor.predict(4096) == pytest.approx(0.002 + 4096e-5)
+    assert predictor.predict(4097 * 4) is None  # past 4× the largest work seen
+
+
+def test_predictor_ignores_noise_that_falls_with_work() -> None:
+    predictor = SteadyPredictor()
+    predictor.add(16, 0.010)
+    predictor.add(64, 0.005)
+    assert predictor.predict(128) is None
+
+
+@dataclass(frozen=True)
+class Reply:
+    item: Item
+
+
+class SimulatedModel:
+    """A request path on a scripted clock: a run of ``rows × seq`` costs 1 ms + 10 µs per
+    position; the first run of each bucket is ``cold`` × that. Bodies are ``b'<rows>x<seq>'``."""
+
+    def __init__(self, cold: float) -> None:
+        self.now = 0.0
+        self.cold = cold
+        self.runs: Counter[Bucket] = Counter()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def __call__(self, body: bytes, content_type: str, accept: str) -> Reply:
+        rows, seq = (int(x) for x in body.split(b"x"))
+        bucket = next(b for b in BUCKETS if b.batch >= rows and b.seq >= seq)
+        cost = 0.001 + 1e-5 * work(bucket)
+        self.now += cost * (self.cold if self.runs[bucket] == 0 else 1.0)
+        self.runs[bucket] += 1
+        return Reply(Item(key=bucket.seq, size=rows, payload=None))
+
+
+def synthetic(bucket: Bucket) -> SyntheticRequest:
+    body = f"{bucket.batch}x{bucket.seq}".encode()
+    return SyntheticRequest(f"synthetic-{bucket.label()}", body, "text/plain")
+
+
+def test_warm_shapes_run_once_once_the_cost_is_predictable() -> None:
+    model = SimulatedModel(cold=1.0)
+    results = asyncio.run(run_warmup(model, [], BUCKETS, synthetic, POLICY, clock=model.clock))
+    works = [work(r.bucket) for r in results if r.bucket]
+    assert works == sorted(works)  # cheapest first: predictions extrapolate from small shapes
+    assert [r.settled for r in results[:2]] == [Settled.AGREEMENT] * 2
+    assert all(r.settled is Settled.PREDICTION and r.runs == 1 for r in results[2:])
+    largest = max(BUCKETS, key=work)
+    assert model.runs[largest] == 1
+
+
+def test_a_cold_first_run_is_not_taken_for_steady() -> None:
+    model = SimulatedModel(cold=1.5)
+    results = asyncio.run(run_warmup(model, [], BUCKETS, synthetic, POLICY, clock=model.clock))
+    for r in results:
+        assert r.runs >= 2 and r.steady_s < r.first_s
+        assert r.bucket is not None
+        assert r.steady_s == pytest.approx(0.001 + 1e-5 * work(r.bucket))
+
+
+def test_http_stage_sends_the_smallest_body_of_each_media_type_pair() -> None:
+    model = SimulatedModel(cold=1.0)
+    sent: list[tuple[bytes, str, str]] = []
+
+    async def http(body: bytes, content_type: str, accept: str) -> int:
+        sent.append((body, content_type, accept))
+        model.now += 0.003
+        return 200
+
+    prompts = [
+        PromptLine("json-big", b"16x64", "application/json"),
+        PromptLine("json-small", b"1x16", "application/json"),
+        PromptLine("plain", b"4x16", "text/plain", accept="application/jsonlines"),
+    ]
+    results = asyncio.run(run_warmup(model, prompts, BUCKETS, None, POLICY, http=http, clock=model.clock))
+    over_http = [r for r in results if r.over_http]
+    assert [r.name for r in over_http] == ["http-json-small", "http-plain"]
+    assert all(r.runs == 2 and r.settled is Settled.AGREEMENT for r in over_http)
+    assert {s[:2] for s in sent} == {(b"1x16", "application/json"), (b"4x16", "text/plain")}
+
+
+def test_http_stage_failure_names_the_shape() -> None:
+    model = SimulatedModel(cold=1.0)
+
+    async def http(body: bytes, content_type: str, accept: str) -> int:
+        return 503
+
+    with pytest.raises(WarmupError, match=r"'http-synthetic-b1xs16' over loopback HTTP answered 503"):
+        asyncio.run(run_warmup(model, [], BUCKETS, synthetic, POLICY, http=http, clock=model.clock))
+
+
+def test_one_noisy_run_between_two_steady_ones_does_not_restart_the_count() -> None:
+    assert settle([0.015, 0.010, 0.030, 0.0102], None, 1, POLICY) is Settled.AGREEMENT
+    assert settle([0.015, 0.010, 0.030], None, 1, POLICY) is None
+    three = WarmupPolicy(tolerance=0.1, window=3)
+    assert settle([0.015, 0.010, 0.030, 0.0102], None, 1, three) is None  # a wider window is strict
