@@ -10,11 +10,14 @@ The request path is then::
 
     item = model.prepare(payload)             # event loop: validate, tokenize, pick the bucket
     outputs = model.infer([item, item2, ...]) # inference thread: items share one ``key``
-    # outputs[i] is dict[str, ndarray] (TENSOR, TEXT) or RawPayload (HANDLER)
+    # outputs[i] is dict[str, ndarray] (TENSOR), an ndarray of embeddings (TEXT)
+    # or RawPayload (HANDLER)
 
 ``Item.key`` is what the batcher groups by (normally the shape :class:`Bucket`), ``Item.size``
-is the rows the item adds to a batch. ``infer`` receives only items with equal keys and a total
-size no larger than ``max_batch``. Models know nothing of HTTP.
+is the rows the item adds to a batch, ``Item.bucket`` the padded shape the item runs at when it
+is alone in its batch (None: larger than every bucket, or no buckets at all). The model picks it
+once in ``prepare``; warmup and the shape recorder read it from there. ``infer`` receives only
+items with equal keys and a total size no larger than ``max_batch``. Models know nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class Item:
     key: Hashable
     size: int
     payload: Any
+    bucket: Bucket | None = None
 
 
 @dataclass(frozen=True)

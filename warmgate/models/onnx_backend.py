@@ -106,14 +106,15 @@ class OnnxModel:
     def prepare(self, payload: Any) -> Item:
         tensors: dict[str, np.ndarray] = payload
         if not self._batchable:
-            return Item(key=_shape_key(tensors), size=1, payload=tensors)
+            return Item(key=_shape_key(tensors), size=1, payload=tensors, bucket=self._plan.select(1))
         rows = {name: int(a.shape[0]) for name, a in tensors.items()}
         if len(set(rows.values())) != 1:
             raise BadRequest(f"inputs disagree on the batch size (axis 0): {rows}")
         size = next(iter(rows.values()))
         if size > self._plan.max_batch and self._oversize is Oversize.REJECT:
             raise PayloadTooLarge(f"batch of {size} rows exceeds the largest bucket ({self._plan.max_batch})")
-        return Item(key=_shape_key(tensors, skip_batch=True), size=size, payload=tensors)
+        key = _shape_key(tensors, skip_batch=True)
+        return Item(key=key, size=size, payload=tensors, bucket=self._plan.select(size))
 
     def infer(self, items: Sequence[Item]) -> list[Any]:
         feeds = {

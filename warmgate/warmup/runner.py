@@ -60,14 +60,6 @@ def converged(latencies: Sequence[float], policy: WarmupPolicy) -> bool:
     return (max(last) - min(last)) <= policy.tolerance * min(last)
 
 
-def bucket_covering(buckets: Sequence[Bucket], item: Item) -> Bucket | None:
-    """The bucket a request of ``item``'s shape is padded to (``Item.key`` is its sequence
-    bucket when it is an int), or None when it is larger than every bucket."""
-    seq = item.key if isinstance(item.key, int) else 0
-    fitting = [b for b in buckets if b.batch >= item.size and b.seq >= seq]
-    return min(fitting, key=lambda b: (b.batch * max(b.seq, 1), b)) if fitting else None
-
-
 async def _warm_shape(
     path: RequestPath,
     name: str,
@@ -76,7 +68,6 @@ async def _warm_shape(
     accept: str,
     min_runs: int,
     policy: WarmupPolicy,
-    buckets: Sequence[Bucket],
     expect_status: int,
     deadline: float,
 ) -> ShapeResult:
@@ -99,7 +90,7 @@ async def _warm_shape(
         if expect_status != 200:
             raise WarmupError(f"warmup request {name!r} answered 200, expected {expect_status}")
         latencies.append(time.perf_counter() - t0)
-        bucket = bucket_covering(buckets, reply.item)
+        bucket = reply.item.bucket
     window = sorted(latencies[-policy.window :])
     return ShapeResult(
         name=name,
@@ -130,7 +121,7 @@ async def run_warmup(
 
     async def warm(name: str, body: bytes, ctype: str, accept: str, runs: int, expect: int) -> None:
         progress(len(results), total, name)
-        result = await _warm_shape(path, name, body, ctype, accept, runs, policy, buckets, expect, deadline)
+        result = await _warm_shape(path, name, body, ctype, accept, runs, policy, expect, deadline)
         log.info(
             "warmup shape %s: %d runs, first %.1f ms, steady %.1f ms, bucket %s",
             name,

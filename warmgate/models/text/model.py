@@ -60,7 +60,8 @@ def default_plan(max_seq_length: int, max_batch: int = DEFAULT_MAX_BATCH) -> Buc
 
 
 class TextEmbeddingModel(abc.ABC):
-    """Texts in, one L2-normalised (per the pooling config) float32 vector per text out."""
+    """Texts in, one L2-normalised (per the pooling config) float32 vector per text out: ``infer``
+    returns one ``(texts, dimension)`` array per item."""
 
     kind: ModelKind = ModelKind.TEXT
     backend: ClassVar[str]
@@ -150,7 +151,8 @@ class TextEmbeddingModel(abc.ABC):
                     f"({self.plan.max_seq}); shorten it"
                 )
             key = tokenized.longest
-        return Item(key=key, size=len(texts), payload=tokenized)
+        bucket = self.plan.select(len(texts), key)
+        return Item(key=key, size=len(texts), payload=tokenized, bucket=bucket)
 
     def infer(self, items: Sequence[Item]) -> list[Any]:
         if not items:
@@ -173,7 +175,7 @@ class TextEmbeddingModel(abc.ABC):
         outputs: list[Any] = []
         start = 0
         for item in items:
-            outputs.append({"embeddings": pooled[start : start + item.size]})
+            outputs.append(pooled[start : start + item.size])
             start += item.size
         return outputs
 
@@ -240,9 +242,9 @@ def _validate_texts(payload: Any) -> list[str]:
     if isinstance(payload, str):
         return [payload]
     if not isinstance(payload, (list, tuple)):
-        raise BadRequest(f"expected a list of strings, got {type(payload).__name__}")
+        raise BadRequest(f"inputs must be a string or a list of strings, got {type(payload).__name__}")
     if not payload:
-        raise BadRequest("no texts: send at least one string in 'inputs'")
+        raise BadRequest("inputs must be a string or a non-empty list of strings; send at least one")
     for i, text in enumerate(payload):
         if not isinstance(text, str):
             raise BadRequest(f"inputs[{i}] must be a string, got {type(text).__name__}")
