@@ -314,7 +314,8 @@ class OipCodec(Codec):
     """Open Inference Protocol tensors (JSON or the binary extension) for a TENSOR model."""
 
     def decode(self, request: Incoming) -> Decoded:
-        parsed = oip.decode_request(request.body, request.header_length, self.model.inputs)
+        names = [s.name for s in self.model.outputs]
+        parsed = oip.decode_request(request.body, request.header_length, self.model.inputs, names)
         return Decoded(named(parsed.values, self.model.inputs), JSON, parsed.reply)
 
     def encode(self, output: Any, decoded: Decoded) -> Encoded:
@@ -331,7 +332,8 @@ class OipTextCodec(OipCodec):
     """A text model over OIP: one ``BYTES`` input of strings in, its embeddings output out."""
 
     def decode(self, request: Incoming) -> Decoded:
-        parsed = oip.decode_request(request.body, request.header_length, None)
+        names = [s.name for s in self.model.outputs]
+        parsed = oip.decode_request(request.body, request.header_length, None, names)
         texts = next(iter(parsed.values.values()))
         if len(parsed.values) != 1 or not isinstance(texts, list):
             raise BadRequest("a text model takes one BYTES input tensor of strings")

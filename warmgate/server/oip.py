@@ -83,11 +83,22 @@ def parse_header_length(value: str | None, body_size: int) -> int | None:
     return length
 
 
-def decode_request(body: bytes, header_length: str | None, specs: Sequence[TensorSpec] | None) -> OipRequest:
+def decode_request(
+    body: bytes,
+    header_length: str | None,
+    specs: Sequence[TensorSpec] | None,
+    output_names: Sequence[str] = (),
+) -> OipRequest:
     """An infer request. With ``specs`` the datatypes are checked against the model's signature;
-    ``BYTES`` tensors come back as lists of strings."""
+    ``BYTES`` tensors come back as lists of strings. Requested outputs must be among
+    ``output_names``."""
     split = parse_header_length(header_length, len(body))
-    doc = loads(body if split is None else body[:split])
+    try:
+        doc = loads(body if split is None else body[:split])
+    except BadRequest as exc:
+        if split is None:  # JSON followed by binary tensors, sent without the header?
+            raise BadRequest(f"{exc.message}; binary tensor data needs the {HEADER_LENGTH} header") from exc
+        raise
     binary = _Binary(None if split is None else memoryview(body)[split:])
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
         raise BadRequest('OIP body must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
@@ -101,7 +112,11 @@ def decode_request(body: bytes, header_length: str | None, specs: Sequence[Tenso
             raise BadRequest(f"inputs[{i}]: input {name!r} is given twice")
         values[name] = value
     binary.finish()
-    return OipRequest(values, _reply_options(doc))
+    reply = _reply_options(doc)
+    unknown = [n for n in reply.outputs or () if n not in output_names]
+    if unknown:
+        raise BadRequest(f"unknown output(s) {unknown}; the model's outputs are {list(output_names)}")
+    return OipRequest(values, reply)
 
 
 def _input(
@@ -254,9 +269,6 @@ def _reply_options(doc: Mapping[str, Any]) -> ReplyOptions:
 def encode_response(model_name: str, outputs: Mapping[str, np.ndarray], reply: ReplyOptions) -> OipResponse:
     """The response body; outputs the client asked for in binary follow the JSON header."""
     names = list(outputs) if reply.outputs is None else list(reply.outputs)
-    unknown = [n for n in names if n not in outputs]
-    if unknown:
-        raise BadRequest(f"unknown output(s) {unknown}; the model's outputs are {list(outputs)}")
     tensors: list[dict[str, Any]] = []
     chunks: list[bytes] = []
     for name in names:
