@@ -34,6 +34,15 @@ class Device(enum.Enum):
     CUDA = "cuda"
 
 
+class Arena(enum.Enum):
+    """ONNX Runtime's CPU memory arena (see ``warmgate.models.ort_session``)."""
+
+    DEFAULT = "default"  # ORT's own: an arena that doubles and keeps its peak
+    SAME = "same"  # grow by what is asked (kSameAsRequested), keep the peak
+    SHRINK = "shrink"  # arena, its free chunks handed back after every run
+    OFF = "off"  # no CPU arena: malloc per run
+
+
 class Oversize(enum.Enum):
     """What happens to a request larger than every bucket."""
 
@@ -72,6 +81,8 @@ class Config:
     exit_on_failure: bool = False
     watchdog_s: float = 120.0
     threads: int = 0
+    ort_arena: Arena = Arena.SHRINK
+    graph_cache: str = ""
     record_shapes: bool = False
     log_format: LogFormat = LogFormat.TEXT
     fetch_default: bool = True
@@ -222,6 +233,18 @@ OPTIONS: tuple[Option, ...] = (
         ("WARMGATE_THREADS",),
         "model.threads",
         "intra-op threads for the backend (0: one fewer than the cores, at least 1)",
+    ),
+    Option(
+        "ort_arena",
+        ("WARMGATE_ORT_ARENA",),
+        "model.ort_arena",
+        "ONNX Runtime CPU arena: shrink (free chunks returned after each run), off, same, default",
+    ),
+    Option(
+        "graph_cache",
+        ("WARMGATE_GRAPH_CACHE",),
+        "model.graph_cache",
+        "directory for ONNX Runtime's optimised graphs ('' : ~/.cache/warmgate/onnxruntime; off: none)",
     ),
     Option(
         "record_shapes",

@@ -22,7 +22,8 @@ from warmgate.config import Device, Oversize
 from warmgate.errors import ModelLoadError
 from warmgate.models.base import Bucket
 from warmgate.models.buckets import BucketPlan
-from warmgate.models.ort_session import CUDA, open_session
+from warmgate.models.memory import rss_bytes
+from warmgate.models.ort_session import CUDA, OrtSettings, Session, open_session
 from warmgate.models.text.model import TextEmbeddingModel
 from warmgate.models.text.pooling import FloatArray, IntArray
 
@@ -48,19 +49,24 @@ class OnnxTextModel(TextEmbeddingModel):
         name: str | None = None,
         threads: int = 0,
         onnx_path: Path | str | None = None,
+        ort: OrtSettings | None = None,
     ) -> None:
-        """``threads``: ONNX Runtime intra-op threads (0: one per core)."""
+        """``threads``: ONNX Runtime intra-op threads (0: one per core); ``ort`` (threads, arena,
+        graph cache) wins over it when given."""
         super().__init__(model_dir, plan=plan, oversize=oversize, device=device, name=name, threads=threads)
         self.onnx_path = Path(onnx_path) if onnx_path is not None else self.files.onnx
-        self._session: Any = None
+        self.ort = ort or OrtSettings(threads=threads)
+        self._session: Session | None = None
         self._input_names: tuple[str, ...] = ()
         self._output_name = ""
         self._providers: list[str] = []
 
     def _load_backend(self) -> int:
         path = self.files.require(self.onnx_path, "model.onnx")
-        session = open_session(path, self.requested_device, self.threads)
-        active = list(session.get_providers())
+        before = rss_bytes()
+        session = open_session(path, self.requested_device, self.ort)
+        self.stats.extra["memory_bytes"] = float(max(0, rss_bytes() - before))
+        active = session.get_providers()
         self._input_names = self._check_inputs(path, [i.name for i in session.get_inputs()])
         self._output_name, dimension = self._pick_output(path, session.get_outputs())
         self._session, self._providers = session, active
@@ -117,6 +123,8 @@ class OnnxTextModel(TextEmbeddingModel):
         return {
             "device": "cuda" if CUDA in self._providers else "cpu",
             "providers": list(self._providers),
-            "intra_op_threads": self.threads,
+            "intra_op_threads": self.ort.threads,
+            "arena": self.ort.arena.value,
+            "graph_cache": self._session.graph_cache if self._session else "off",
             "onnx_path": str(self.onnx_path),
         }
