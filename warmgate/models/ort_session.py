@@ -60,6 +60,7 @@ class OrtSettings:
     arena: Arena = Arena.SHRINK
     opt_level: OptLevel = OptLevel.ALL
     cache_dir: Path | None = None  # graph cache; None: no cache
+    spinning: bool = False  # intra-op threads busy-wait between work (ORT's default; not ours)
 
 
 def graph_cache_dir(setting: str) -> Path | None:
@@ -197,8 +198,9 @@ def _session_options(ort: Any, settings: OrtSettings) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = settings.threads or cpu_count()
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    spin = "1" if settings.spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
     levels = {
         OptLevel.DISABLE: ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         OptLevel.BASIC: ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

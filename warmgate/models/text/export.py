@@ -28,10 +28,16 @@ DEFAULT_OPSET = 17
 
 
 def export_onnx(
-    model_dir: Path | str, out_path: Path | str | None = None, opset: int = DEFAULT_OPSET
+    model_dir: Path | str,
+    out_path: Path | str | None = None,
+    opset: int = DEFAULT_OPSET,
+    quantize: str | None = None,
 ) -> Path:
     """Write the ONNX graph of ``model_dir``'s encoder to ``out_path`` (default
-    ``model_dir/model.onnx``) and return its path."""
+    ``model_dir/model.onnx``) and return its path. ``quantize="int8"`` writes the dynamically
+    quantised copy there instead (see :mod:`warmgate.models.quantize`)."""
+    if quantize is not None:
+        return _export_quantized(model_dir, out_path, opset, quantize)
     files = TextModelFiles(Path(model_dir))
     config = BertConfig.from_file(files.require(files.config, "config.json"))
     encoder = load_encoder(files.require(files.weights, "model.safetensors"), config, "cpu")
@@ -66,3 +72,14 @@ def export_onnx(
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def _export_quantized(model_dir: Path | str, out_path: Path | str | None, opset: int, scheme: str) -> Path:
+    from warmgate.models.quantize import SCHEMES, quantize_int8
+
+    if scheme not in SCHEMES:
+        raise ModelLoadError(f"unknown quantisation {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    target = Path(out_path) if out_path is not None else TextModelFiles(Path(model_dir)).onnx
+    with tempfile.TemporaryDirectory(prefix="warmgate-export-") as tmp:
+        fp32 = export_onnx(model_dir, Path(tmp) / "model.onnx", opset)
+        return quantize_int8(fp32, target)

@@ -32,6 +32,7 @@ from warmgate.models.base import (
     TensorSpec,
 )
 from warmgate.models.buckets import DEFAULT_SEQ_LENS, BucketPlan
+from warmgate.models.memory import rss_bytes
 from warmgate.models.text.layout import TextModelFiles, read_json_object
 from warmgate.models.text.pooling import FloatArray, IntArray, PoolingConfig, pool
 from warmgate.models.text.tokenizer import TextTokenizer, pad_batch
@@ -111,9 +112,11 @@ class TextEmbeddingModel(abc.ABC):
     # -- the Model contract ----------------------------------------------------------------
 
     def load(self) -> None:
+        before = rss_bytes()
         tokenizer_path = self.files.require(self.files.tokenizer, "tokenizer")
         self._tokenizer = TextTokenizer(tokenizer_path, self.pooling.max_seq_length)
         self.dimension = self._load_backend()
+        self.stats.extra["memory_bytes"] = float(max(0, rss_bytes() - before))
 
     @property
     def tokenizer(self) -> TextTokenizer:
