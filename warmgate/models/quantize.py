@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from warmgate.errors import ModelLoadError
@@ -22,8 +23,9 @@ log = logging.getLogger("warmgate.models.quantize")
 SCHEMES = ("int8",)
 
 
-def quantize_int8(src: Path, dst: Path) -> Path:
-    """Write the int8 dynamically quantised copy of ``src`` to ``dst`` (atomically) and return it."""
+def quantize_int8(src: Path, dst: Path, keep_float: Sequence[str] = ()) -> Path:
+    """Write the int8 dynamically quantised copy of ``src`` to ``dst`` (atomically) and return it.
+    Nodes named in ``keep_float`` stay fp32."""
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
@@ -37,7 +39,9 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        quantize_dynamic(src, tmp, weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(
+            src, tmp, weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=list(keep_float)
+        )
         tmp.chmod(0o644)
         tmp.replace(dst)
     except (RuntimeError, ValueError, OSError) as exc:
