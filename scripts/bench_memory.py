@@ -192,7 +192,8 @@ def bench_served(model_dir: Path, seconds: int, arenas: tuple[str, ...]) -> None
         cmd = [sys.executable, "-m", "warmgate", "serve", "--model-dir", str(model_dir), "--port", str(port)]
         cmd += ["--host", "127.0.0.1", "--no-fetch-default", "--ort-arena", arena, "--graph-cache", "off"]
         with tempfile.TemporaryFile() as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            env = {**os.environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT": "600"}  # a shared, slow machine
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
             try:
                 url = f"http://127.0.0.1:{port}"
                 deadline = time.monotonic() + 600

@@ -33,6 +33,7 @@ from typing import Any
 
 from warmgate.config import Arena, Device
 from warmgate.errors import ModelLoadError
+from warmgate.models.malloc import return_freed_memory
 
 log = logging.getLogger("warmgate.models.ort")
 
@@ -157,6 +158,8 @@ def open_session(path: Path, device: Device | str, settings: OrtSettings | int =
     if not path.is_file():
         raise ModelLoadError(f"{path} does not exist")
     providers = choose_providers(device, ort.get_available_providers())
+    if settings.arena in (Arena.SHRINK, Arena.OFF):
+        return_freed_memory()  # else what the arena hands back stays in malloc's heaps
     options = _session_options(ort, settings)
     source, graph_cache, tmp, final = path, "off", None, None
     if settings.cache_dir is not None and settings.opt_level is not OptLevel.DISABLE:
