@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -86,7 +87,7 @@ t0 = time.perf_counter()
 model.load()
 load_s = time.perf_counter() - t0
 base = rss_bytes()
-for bucket in model.buckets():
+for bucket in model.buckets() if sys.argv[8] == "warm" else ():
     model.infer([model.prepare(json.loads(model.synthetic_request(bucket).body)["inputs"])])
 warm = rss_bytes()
 def rate(batch):
@@ -111,7 +112,7 @@ def bench_raw(model_dir: Path, seconds: float, arenas: tuple[str, ...]) -> None:
     print("seq/s batch 32 | seq/s batch 1 |")
     print("| --- | --- | --- | --- | --- | --- |")
     for arena in arenas:
-        r = _child(_RAW, str(model_dir), arena, str(seconds), str(threads), "all", "0", SENTENCE)
+        r = _child(_RAW, str(model_dir), arena, str(seconds), str(threads), "all", "0", SENTENCE, "warm")
         print(
             f"| {arena} | {r['rss_loaded'] / 2**20:.0f} MB | {r['rss_warm'] / 2**20:.0f} MB | "
             f"{r['peak'] / 2**20:.0f} MB | {r['b32']:.0f} | {r['b1']:.0f} |"
@@ -126,7 +127,7 @@ def bench_options(model_dir: Path, seconds: float) -> None:
     rows = [(cores, "0", "all"), (max(1, cores - 1), "0", "all"), (cores, "1", "all")]
     rows += [(cores, "0", level) for level in ("extended", "basic", "disable")]
     for threads, spin, level in rows:
-        r = _child(_RAW, str(model_dir), "shrink", str(seconds), str(threads), level, spin, SENTENCE)
+        r = _child(_RAW, str(model_dir), "shrink", str(seconds), str(threads), level, spin, SENTENCE, "-")
         print(
             f"| {threads} | {'on' if spin == '1' else 'off'} | {level} | {r['load_s']:.2f} | "
             f"{r['b32']:.0f} | {r['b1']:.0f} |"
@@ -188,7 +189,7 @@ def bench_served(model_dir: Path, seconds: int, arenas: tuple[str, ...]) -> None
     print("| --- | --- | --- | --- |")
     body = json.dumps({"inputs": [SENTENCE]})
     for arena in arenas:
-        port = 18000 + ARENAS.index(arena)
+        port = _free_port()
         cmd = [sys.executable, "-m", "warmgate", "serve", "--model-dir", str(model_dir), "--port", str(port)]
         cmd += ["--host", "127.0.0.1", "--no-fetch-default", "--ort-arena", arena, "--graph-cache", "off"]
         with tempfile.TemporaryFile() as log:
@@ -199,11 +200,12 @@ def bench_served(model_dir: Path, seconds: int, arenas: tuple[str, ...]) -> None
                 deadline = time.monotonic() + 600
                 while True:
                     try:
-                        if httpx.get(url + "/ping", timeout=5).status_code == 200:
-                            break
+                        phase = httpx.get(url + "/readyz", timeout=5).json()["phase"]
                     except httpx.TransportError:
-                        pass
-                    if proc.poll() is not None or time.monotonic() > deadline:
+                        phase = "starting"
+                    if phase == "ready":
+                        break
+                    if phase == "failed" or proc.poll() is not None or time.monotonic() > deadline:
                         log.seek(0)
                         raise RuntimeError(log.read().decode()[-2000:])
                     time.sleep(0.1)
@@ -214,6 +216,12 @@ def bench_served(model_dir: Path, seconds: int, arenas: tuple[str, ...]) -> None
                 proc.terminate()
                 proc.wait(30)
         print(f"| {arena} | {ready / 2**20:.0f} MB | {peak / 2**20:.0f} MB | {rps:.0f} |")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _rss_of(pid: int) -> int:

@@ -244,7 +244,8 @@ OPTIONS: tuple[Option, ...] = (
         "graph_cache",
         ("WARMGATE_GRAPH_CACHE",),
         "model.graph_cache",
-        "directory for ONNX Runtime's optimised graphs ('' : ~/.cache/warmgate/onnxruntime; off: none)",
+        "directory to cache ONNX Runtime's optimised graphs in, keyed by model hash, ORT version "
+        "and providers (empty: no cache)",
     ),
     Option(
         "record_shapes",
