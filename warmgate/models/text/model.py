@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
+
 from warmgate.config import Device, Oversize
 from warmgate.errors import BadRequest, ConfigError, ModelError, PayloadTooLarge
 from warmgate.models.base import (
@@ -105,6 +107,11 @@ class TextEmbeddingModel(abc.ABC):
         """``(rows, seq)`` padded ids and mask → ``(rows, seq, hidden)`` token embeddings.
         ``bucket`` is None for an out-of-bucket (eager) shape."""
 
+    def _rows_per_run(self, seq: int) -> int | None:
+        """The most rows of ``seq`` tokens one backend call takes (None: a whole batch); larger
+        batches run in chunks of rows, so the working memory of the biggest bucket stays bounded."""
+        return None
+
     @abc.abstractmethod
     def _backend_metadata(self) -> dict[str, Any]:
         """``device`` and ``providers`` (and anything else the backend wants to show)."""
@@ -173,8 +180,18 @@ class TextEmbeddingModel(abc.ABC):
         else:
             shape = bucket
         ids, mask = pad_batch(rows, shape.batch, shape.seq, self.tokenizer.pad_id)
-        tokens = self._token_embeddings(ids, mask, bucket)
-        pooled = pool(tokens[: len(rows)], mask[: len(rows)], self.pooling)
+        step = self._rows_per_run(shape.seq) or shape.batch
+        if step >= shape.batch:
+            tokens = self._token_embeddings(ids, mask, bucket)
+            pooled = pool(tokens[: len(rows)], mask[: len(rows)], self.pooling)
+        else:  # chunks of rows, each pooled at once: memory is bounded by one chunk's
+            parts = []
+            for at in range(0, len(rows), step):  # chunks of padding rows alone are skipped
+                chunk = slice(at, at + step)
+                tokens = self._token_embeddings(ids[chunk], mask[chunk], None)
+                real = min(step, len(rows) - at)
+                parts.append(pool(tokens[:real], mask[chunk][:real], self.pooling))
+            pooled = np.concatenate(parts)
         outputs: list[Any] = []
         start = 0
         for item in items:

@@ -120,17 +120,11 @@ class OnnxTextModel(TextEmbeddingModel):
         }
         feed = {name: available[name] for name in self._input_names}
         self.stats.eager_runs += 1
-        rows, seq = input_ids.shape
-        step = max(1, self.run_tokens // max(seq, 1)) if self.run_tokens else rows
-        if step >= rows:
-            (out,) = self._session.run([self._output_name], feed)
-            return np.asarray(out, dtype=np.float32)
-        chunks = []
-        for start in range(0, rows, step):
-            part = {name: value[start : start + step] for name, value in feed.items()}
-            (out,) = self._session.run([self._output_name], part)
-            chunks.append(np.asarray(out, dtype=np.float32))
-        return np.concatenate(chunks)
+        (out,) = self._session.run([self._output_name], feed)
+        return np.asarray(out, dtype=np.float32)
+
+    def _rows_per_run(self, seq: int) -> int | None:
+        return max(1, self.run_tokens // max(seq, 1)) if self.run_tokens else None
 
     def _backend_metadata(self) -> dict[str, Any]:
         return {
