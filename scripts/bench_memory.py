@@ -263,9 +263,10 @@ def main() -> None:
     parser.add_argument("what", choices=("raw", "served", "cache", "options"), nargs="+")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--model-dir", type=Path, default=None, help="default: the fp32 export")
     parser.add_argument("--arena", choices=ARENAS, action="append", help="arena policies (default: all)")
     args = parser.parse_args()
-    model_dir = onnx_dir()
+    model_dir = args.model_dir or onnx_dir()
     arenas = tuple(args.arena or ARENAS)
     for what in args.what:
         if what == "raw":
