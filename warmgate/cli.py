@@ -92,13 +92,19 @@ def _add_export(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         default=None,
         help="output file (default: MODEL_DIR/model.onnx)",
     )
+    parser.add_argument(
+        "--quantize",
+        choices=("int8",),
+        default=None,
+        help="write an int8 dynamically quantised copy (onnxruntime.quantization) instead of fp32",
+    )
     parser.set_defaults(func=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
     from warmgate.models.text import export_onnx
 
-    print(export_onnx(args.model_dir, args.output))
+    print(export_onnx(args.model_dir, args.output, quantize=args.quantize))
     return 0
 
 

@@ -33,6 +33,15 @@ class Device(enum.Enum):
     CUDA = "cuda"
 
 
+class Arena(enum.Enum):
+    """ONNX Runtime's CPU memory arena (see ``warmgate.models.ort_session``)."""
+
+    DEFAULT = "default"  # ORT's own: an arena that doubles and keeps its peak
+    SAME = "same"  # grow by what is asked (kSameAsRequested), keep the peak
+    SHRINK = "shrink"  # arena, its free chunks handed back after every run
+    OFF = "off"  # no CPU arena: malloc per run
+
+
 class Oversize(enum.Enum):
     """What happens to a request larger than every bucket."""
 
@@ -74,6 +83,8 @@ class Config:
     degrade_after: int = 3
     canary_interval_s: float = 1.0
     threads: int = 0
+    ort_arena: Arena = Arena.SHRINK
+    graph_cache: str = ""
     record_shapes: bool = False
     log_format: LogFormat = LogFormat.TEXT
     fetch_default: bool = True
@@ -242,6 +253,19 @@ OPTIONS: tuple[Option, ...] = (
         ("WARMGATE_THREADS",),
         "model.threads",
         "intra-op threads for the backend (0: one fewer than the cores, at least 1)",
+    ),
+    Option(
+        "ort_arena",
+        ("WARMGATE_ORT_ARENA",),
+        "model.ort_arena",
+        "ONNX Runtime CPU arena: shrink (free chunks returned after each run), off, same, default",
+    ),
+    Option(
+        "graph_cache",
+        ("WARMGATE_GRAPH_CACHE",),
+        "model.graph_cache",
+        "directory to cache ONNX Runtime's optimised graphs in, keyed by model hash, ORT version "
+        "and providers (empty: no cache)",
     ),
     Option(
         "record_shapes",

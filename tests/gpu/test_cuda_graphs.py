@@ -48,7 +48,7 @@ def texts_for(model: TorchTextModel, bucket: Bucket) -> list[str]:
 
 def run(model: TorchTextModel, texts: list[str]) -> np.ndarray:
     (out,) = model.infer([model.prepare(texts)])
-    result: np.ndarray = out["embeddings"]
+    result: np.ndarray = out
     return result
 
 

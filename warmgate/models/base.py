@@ -10,13 +10,16 @@ The request path is then::
 
     item = model.prepare(payload)             # event loop: validate, tokenize, pick the bucket
     outputs = model.infer([item, item2, ...]) # inference thread: items share one ``key``
-    # outputs[i] is dict[str, ndarray] (TENSOR, TEXT) or RawPayload (HANDLER)
+    # outputs[i] is dict[str, ndarray] (TENSOR), an ndarray of embeddings (TEXT)
+    # or RawPayload (HANDLER)
 
 ``Item.key`` is what the batcher groups by (normally the shape :class:`Bucket`), ``Item.size``
-is the rows the item adds to a batch. ``infer`` receives only items with equal keys and a total
-size no larger than ``max_batch`` (a single larger item runs alone); when ``fixed_batch`` is true
-it receives exactly one item per call. The server builds its batcher from these two limits after
-``load()``. Models know nothing of HTTP.
+is the rows the item adds to a batch, ``Item.bucket`` the padded shape the item runs at when it
+is alone in its batch (None: larger than every bucket, or no buckets at all). The model picks it
+once in ``prepare``; warmup and the shape recorder read it from there. ``infer`` receives only
+items with equal keys and a total size no larger than ``max_batch`` (a single larger item runs
+alone); when ``fixed_batch`` is true it receives exactly one item per call. The server builds its
+batcher from these two limits after ``load()``. Models know nothing of HTTP.
 
 Every hook the server calls is declared here: ``load``, ``warmup_hook`` and ``seal`` run on the
 inference thread, in that order, before the replica is READY.
@@ -79,6 +82,7 @@ class Item:
     key: Hashable
     size: int
     payload: Any
+    bucket: Bucket | None = None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from warmgate.errors import (
     UnsupportedMediaType,
     WarmupError,
 )
+from warmgate.media import JSON, NPY, WILDCARDS, accept_list, media_type
 from warmgate.models.base import (
     Bucket,
     Item,
@@ -63,8 +64,6 @@ from warmgate.models.base import (
 logger = logging.getLogger("warmgate.handler")
 
 DEFAULT_PROGRAM = "inference.py"
-JSON = "application/json"
-NPY = "application/x-npy"
 HANDLER_FUNCTIONS = (
     "model_fn",
     "input_fn",
@@ -248,7 +247,7 @@ class HandlerModel:
 
 def default_input_fn(body: bytes, content_type: str) -> Any:
     """JSON or npy into Python/numpy values (see the module docstring)."""
-    media = _media(content_type) or JSON
+    media = media_type(content_type) or JSON
     if media == JSON:
         try:
             value = json.loads(body)
@@ -278,8 +277,8 @@ def default_predict_fn(data: Any, model: Any) -> Any:
 
 def default_output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
     """JSON or npy by ``accept`` (the first acceptable entry of the list)."""
-    for media in (_media(part) for part in accept.split(",")):
-        if media in ("", "*/*", JSON, "application/*"):
+    for media in accept_list(accept) or [JSON]:
+        if media == JSON or media in WILDCARDS:
             return json.dumps(prediction, default=_json_default).encode(), JSON
         if media == NPY:
             buf = io.BytesIO()
@@ -317,11 +316,7 @@ def _response(result: Any, accept: str) -> RawPayload:
 def _effective_accept(accept: str) -> str:
     """SageMaker's rule: no Accept, or ``*/*``, means the default (JSON)."""
     value = accept.strip()
-    return JSON if not value or _media(value) == "*/*" else value
-
-
-def _media(value: str) -> str:
-    return value.split(";", 1)[0].strip().lower()
+    return JSON if not value or media_type(value) == "*/*" else value
 
 
 def _json_default(value: Any) -> Any:

@@ -15,10 +15,14 @@ import enum
 from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from warmgate.config import Backend, Config
 from warmgate.errors import ModelLoadError
 from warmgate.models.base import Model
+
+if TYPE_CHECKING:
+    from warmgate.models.ort_session import OrtSettings
 
 
 class Layout(enum.Enum):
@@ -65,7 +69,8 @@ def build_model(config: Config, model_dir: Path, name: str) -> Model:
         from warmgate.models.buckets import DEFAULT_SEQ_LENS
         from warmgate.models.text import choose_backend, load_text_model
 
-        if choose_backend(model_dir, config.backend.value) == "torch" and find_spec("torch") is None:
+        chosen = choose_backend(model_dir, config.backend.value)
+        if chosen == "torch" and find_spec("torch") is None:
             raise ModelLoadError(
                 f"{model_dir} holds safetensors weights, which need torch (pip install 'warmgate[torch]'); "
                 "or export them once with `warmgate export-onnx` and serve model.onnx"
@@ -79,6 +84,7 @@ def build_model(config: Config, model_dir: Path, name: str) -> Model:
             oversize=config.oversize,
             device=config.device,
             threads=config.inference_threads,
+            **({"ort": _ort_settings(config)} if chosen == "onnx" else {}),
         )
     if config.backend is Backend.TORCH:
         raise ModelLoadError("backend torch needs model.safetensors + config.json; found model.onnx")
@@ -91,4 +97,13 @@ def build_model(config: Config, model_dir: Path, name: str) -> Model:
         oversize=config.oversize,
         device=config.device,
         threads=config.inference_threads,
+        ort=_ort_settings(config),
+    )
+
+
+def _ort_settings(config: Config) -> OrtSettings:
+    from warmgate.models.ort_session import OrtSettings, graph_cache_dir
+
+    return OrtSettings(
+        config.inference_threads, config.ort_arena, cache_dir=graph_cache_dir(config.graph_cache)
     )

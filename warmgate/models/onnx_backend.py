@@ -20,7 +20,8 @@ from warmgate.config import Device, Oversize
 from warmgate.errors import BadRequest, ModelLoadError, PayloadTooLarge
 from warmgate.models.base import Bucket, Item, ModelKind, ModelStats, SyntheticRequest, TensorSpec
 from warmgate.models.buckets import BucketPlan
-from warmgate.models.ort_session import open_session
+from warmgate.models.memory import rss_bytes
+from warmgate.models.ort_session import OrtSettings, Session, open_session
 
 log = logging.getLogger("warmgate.models.onnx")
 
@@ -57,12 +58,15 @@ class OnnxModel:
         oversize: Oversize = Oversize.EAGER,
         device: Device = Device.AUTO,
         threads: int = 0,
+        ort: OrtSettings | None = None,
     ) -> None:
+        """``ort`` (threads, arena, graph cache) wins over ``threads`` when given."""
         self.path, self.name = path, name
         self.stats = ModelStats()
         self._batch_sizes = tuple(batch_sizes)
-        self._oversize, self._device, self._threads = oversize, device, threads
-        self._session: Any = None
+        self._oversize, self._device = oversize, device
+        self._ort = ort or OrtSettings(threads=threads)
+        self._session: Session | None = None
         self._inputs: tuple[TensorSpec, ...] = ()
         self._outputs: tuple[TensorSpec, ...] = ()
         self._plan = BucketPlan(self._batch_sizes)
@@ -71,7 +75,9 @@ class OnnxModel:
     # --- load --------------------------------------------------------------------------------
 
     def load(self) -> None:
-        self._session = open_session(self.path, self._device, self._threads)
+        before = rss_bytes()
+        self._session = open_session(self.path, self._device, self._ort)
+        self.stats.extra["memory_bytes"] = float(max(0, rss_bytes() - before))
         self._inputs = tuple(_spec(a) for a in self._session.get_inputs())
         self._outputs = tuple(_spec(a) for a in self._session.get_outputs())
         self._batchable = all(s.shape and s.shape[0] is None for s in self._inputs)
@@ -111,14 +117,15 @@ class OnnxModel:
     def prepare(self, payload: Any) -> Item:
         tensors: dict[str, np.ndarray] = payload
         if not self._batchable:
-            return Item(key=_shape_key(tensors), size=1, payload=tensors)
+            return Item(key=_shape_key(tensors), size=1, payload=tensors, bucket=self._plan.select(1))
         rows = {name: int(a.shape[0]) for name, a in tensors.items()}
         if len(set(rows.values())) != 1:
             raise BadRequest(f"inputs disagree on the batch size (axis 0): {rows}")
         size = next(iter(rows.values()))
         if size > self._plan.max_batch and self._oversize is Oversize.REJECT:
             raise PayloadTooLarge(f"batch of {size} rows exceeds the largest bucket ({self._plan.max_batch})")
-        return Item(key=_shape_key(tensors, skip_batch=True), size=size, payload=tensors)
+        key = _shape_key(tensors, skip_batch=True)
+        return Item(key=key, size=size, payload=tensors, bucket=self._plan.select(size))
 
     def infer(self, items: Sequence[Item]) -> list[Any]:
         feeds = {
@@ -135,6 +142,8 @@ class OnnxModel:
             feeds = {k: _pad_rows(v, bucket) for k, v in feeds.items()}
         self.stats.eager_runs += 1
         names = [s.name for s in self._outputs]
+        if self._session is None:
+            raise RuntimeError(f"model {self.name!r} is used before load()")
         results = dict(zip(names, self._session.run(names, feeds), strict=True))
         if not self._batchable:
             return [results]
@@ -165,7 +174,9 @@ class OnnxModel:
     def metadata(self) -> Mapping[str, Any]:
         return {
             "backend": "onnxruntime",
-            "providers": list(self._session.get_providers()) if self._session else [],
+            "providers": self._session.get_providers() if self._session else [],
+            "graph_cache": self._session.graph_cache if self._session else "off",
+            "arena": self._ort.arena.value,
             "batchable": self._batchable,
             "batch_sizes": list(self._plan.batch_sizes),
         }

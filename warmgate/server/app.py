@@ -147,9 +147,13 @@ def create_app(rt: Runtime) -> Starlette:
         with rt.admission.admit():
             body = await read_body(request)
             reply = await pipeline.handle(
-                body, request.headers.get("content-type"), request.headers.get("accept"), protocol
+                body,
+                request.headers.get("content-type"),
+                request.headers.get("accept"),
+                protocol,
+                request.headers.get("inference-header-content-length"),
             )
-        return Response(reply.body, media_type=reply.content_type)
+        return Response(reply.body, media_type=reply.content_type, headers=dict(reply.headers))
 
     async def invocations(request: Request) -> Response:
         return await infer(request, Protocol.SAGEMAKER)

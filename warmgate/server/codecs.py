@@ -3,70 +3,59 @@
 Decoding turns an HTTP body into the payload a model kind expects (see ``models.base``);
 encoding turns a model's output back into bytes for the client's ``Accept``. Every client
 mistake raises a ``ClientError`` that names what was wrong.
+
+:func:`for_model` picks, once when the model has loaded, the :class:`Codec` of each protocol
+for the model's kind, so a request never switches on protocol × kind: it calls ``decode``,
+the model, then ``encode``. The Open Inference Protocol's bodies live in :mod:`.oip`.
 """
 
 from __future__ import annotations
 
+import abc
+import enum
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 
 from warmgate.errors import BadRequest, NotAcceptable, UnsupportedMediaType
-from warmgate.models.base import RawPayload, TensorSpec
+from warmgate.media import (
+    JSON,
+    JSONL,
+    JSONLINES,
+    NPY,
+    NPZ,
+    OCTET_STREAM,
+    TEXT,
+    WILDCARDS,
+    accept_list,
+    media_type,
+)
+from warmgate.models.base import Model, ModelKind, RawPayload, TensorSpec
+from warmgate.server import oip
+from warmgate.server.json_body import dumps, loads
 
-JSON = "application/json"
-JSONLINES = "application/jsonlines"
-NPY = "application/x-npy"
-NPZ = "application/x-npz"
-TEXT = "text/plain"
+__all__ = ["JSON", "JSONLINES", "NPY", "NPZ", "TEXT", "media_type", "oip_spec"]
 
-# Open Inference Protocol datatypes ⇄ numpy dtype names.
-OIP_TO_NUMPY = {
-    "BOOL": "bool",
-    "UINT8": "uint8",
-    "UINT16": "uint16",
-    "UINT32": "uint32",
-    "UINT64": "uint64",
-    "INT8": "int8",
-    "INT16": "int16",
-    "INT32": "int32",
-    "INT64": "int64",
-    "FP16": "float16",
-    "FP32": "float32",
-    "FP64": "float64",
-    "BYTES": "object",
-}
-NUMPY_TO_OIP = {v: k for k, v in OIP_TO_NUMPY.items()}
-
-
-def media_type(header: str | None) -> str:
-    """``"Application/JSON; charset=utf-8"`` → ``"application/json"``."""
-    return (header or "").split(";", 1)[0].strip().lower()
+oip_spec = oip.spec_json
 
 
 def negotiate(accept: str | None, offered: Sequence[str], default: str) -> str:
     """The first type of ``Accept`` we offer; ``default`` for a missing or wildcard Accept."""
-    wanted = [media_type(part) for part in (accept or "").split(",") if part.strip()]
+    wanted = accept_list(accept)
     if not wanted:
         return default
     for want in wanted:
-        if want in ("*/*", "application/*") and default in offered:
+        if want in WILDCARDS and default in offered:
             return default
         if want in offered:
             return want
-        if want == "application/jsonl" and JSONLINES in offered:
+        if want == JSONL and JSONLINES in offered:
             return JSONLINES
     raise NotAcceptable(f"cannot produce Accept {accept!r}; this model offers {', '.join(offered)}")
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from exc
 
 
 def _npy(body: bytes) -> np.ndarray:
@@ -123,7 +112,7 @@ def _shape(shape: Sequence[int | None]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-def _named(values: Mapping[str, Any], specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
+def named(values: Mapping[str, Any], specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
     names = [s.name for s in specs]
     unknown = sorted(set(values) - set(names))
     if unknown:
@@ -147,80 +136,25 @@ def decode_tensors(body: bytes, content_type: str, specs: Sequence[TensorSpec]) 
     """SageMaker-style tensors: JSON ``{"inputs": {name: values}}``, ``{"inputs": values}`` or a bare
     list (single-input models), ``application/x-npy`` (single input) or ``application/x-npz``."""
     if content_type in (JSON, ""):
-        doc = _json(body)
+        doc = loads(body)
         if isinstance(doc, dict):
             if "inputs" not in doc:
                 raise BadRequest('JSON body must be {"inputs": ...} or a bare array')
             inputs = doc["inputs"]
-            return _named(inputs, specs) if isinstance(inputs, dict) else _single(inputs, specs)
+            return named(inputs, specs) if isinstance(inputs, dict) else _single(inputs, specs)
         if isinstance(doc, list):
             return _single(doc, specs)
         raise BadRequest(f"JSON body must be an object or array, got {type(doc).__name__}")
     if content_type == NPY:
         return _single(_npy(body), specs)
     if content_type == NPZ:
-        return _named(_npz(body), specs)
+        return named(_npz(body), specs)
     raise UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; use {JSON}, {NPY} or {NPZ}")
-
-
-def decode_oip(body: bytes, specs: Sequence[TensorSpec] | None) -> dict[str, Any]:
-    """Open Inference Protocol JSON: ``{"inputs": [{"name", "shape", "datatype", "data"}]}``.
-
-    With ``specs`` the tensors are checked against the model's signature; without (text models),
-    ``BYTES`` tensors come back as lists of strings.
-    """
-    doc = _json(body)
-    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
-        raise BadRequest('OIP body must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
-    values: dict[str, Any] = {}
-    for i, tensor in enumerate(doc["inputs"]):
-        if not isinstance(tensor, dict):
-            raise BadRequest(f"inputs[{i}] must be an object")
-        missing = [k for k in ("name", "shape", "datatype", "data") if k not in tensor]
-        if missing:
-            raise BadRequest(f"inputs[{i}] is missing {missing}")
-        name, shape, datatype, data = (tensor[k] for k in ("name", "shape", "datatype", "data"))
-        if datatype not in OIP_TO_NUMPY:
-            raise BadRequest(f"inputs[{i}] ({name}): unknown datatype {datatype!r}")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise BadRequest(f"inputs[{i}] ({name}): shape must be a list of non-negative integers")
-        flat = np.asarray(data, dtype=object if datatype == "BYTES" else None).reshape(-1)
-        if flat.size != int(np.prod(shape)):
-            raise BadRequest(f"inputs[{i}] ({name}): {flat.size} values do not fill shape {shape}")
-        if datatype == "BYTES":
-            values[name] = [str(v) for v in flat.tolist()]
-            continue
-        spec = next((s for s in specs or () if s.name == name), None)
-        if spec is not None and OIP_TO_NUMPY[datatype] != spec.dtype:
-            raise BadRequest(
-                f"inputs[{i}] ({name}): datatype {datatype} does not match the model's "
-                f"{NUMPY_TO_OIP.get(spec.dtype, spec.dtype)}"
-            )
-        values[name] = flat.astype(OIP_TO_NUMPY[datatype]).reshape(shape)
-    return _named(values, specs) if specs is not None else values
-
-
-def oip_spec(spec: TensorSpec) -> dict[str, Any]:
-    """A signature entry as OIP model metadata writes it (``FP32``, ``-1`` for dynamic axes)."""
-    return {**spec.to_json(), "datatype": NUMPY_TO_OIP.get(spec.dtype, spec.dtype.upper())}
-
-
-def encode_oip(model_name: str, outputs: Mapping[str, np.ndarray]) -> bytes:
-    tensors = [
-        {
-            "name": name,
-            "datatype": NUMPY_TO_OIP.get(array.dtype.name, "FP32"),
-            "shape": list(array.shape),
-            "data": array.reshape(-1),
-        }
-        for name, array in outputs.items()
-    ]
-    return _dumps({"model_name": model_name, "outputs": tensors})
 
 
 def encode_tensors(outputs: Mapping[str, np.ndarray], accept: str) -> bytes:
     if accept == JSON:
-        return _dumps({"outputs": dict(outputs)})
+        return dumps({"outputs": dict(outputs)})
     if accept == NPY:
         if len(outputs) != 1:
             raise NotAcceptable(
@@ -238,17 +172,6 @@ TENSOR_ACCEPTS = (JSON, NPY, NPZ)
 # --- text ---------------------------------------------------------------------------------------
 
 
-def _texts(value: Any, where: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not value:
-        raise BadRequest(f"{where} must be a string or a non-empty list of strings")
-    for i, text in enumerate(value):
-        if not isinstance(text, str):
-            raise BadRequest(f"{where}[{i}] must be a string, got {type(text).__name__}")
-    return value
-
-
 def _jsonline_text(line: str, number: int) -> str:
     try:
         value = orjson.loads(line)
@@ -261,23 +184,25 @@ def _jsonline_text(line: str, number: int) -> str:
     return value
 
 
-def decode_texts(body: bytes, content_type: str) -> list[str]:
+def decode_texts(body: bytes, content_type: str) -> Any:
     """Texts for an embedding model: JSON ``{"inputs": [...]}`` / ``{"inputs": "..."}`` / bare
-    string or list, ``text/plain`` (one text), ``application/jsonlines`` (one text a line)."""
+    string or list, ``text/plain`` (one text), ``application/jsonlines`` (one text a line).
+
+    Only the envelope is checked here: the model's ``prepare`` validates the texts, once."""
     if content_type in (JSON, ""):
-        doc = _json(body)
+        doc = loads(body)
         if isinstance(doc, dict):
             if "inputs" not in doc:
                 raise BadRequest('JSON body must be {"inputs": [texts]} or a bare string or list')
-            return _texts(doc["inputs"], "inputs")
-        return _texts(doc, "body")
+            return doc["inputs"]
+        return doc
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"body is not valid UTF-8: {exc}") from exc
     if content_type == TEXT:
         return [text]
-    if content_type in (JSONLINES, "application/jsonl"):
+    if content_type in (JSONLINES, JSONL):
         lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         if not lines:
             raise BadRequest("jsonlines body has no lines")
@@ -289,26 +214,13 @@ def decode_texts(body: bytes, content_type: str) -> list[str]:
 
 def encode_embeddings(embeddings: np.ndarray, accept: str) -> bytes:
     if accept == JSON:
-        return _dumps({"embeddings": embeddings})
+        return dumps({"embeddings": embeddings})
     if accept == JSONLINES:
-        return b"".join(_dumps({"embedding": row}) + b"\n" for row in embeddings)
+        return b"".join(dumps({"embedding": row}) + b"\n" for row in embeddings)
     return _npy_bytes(embeddings)
 
 
 TEXT_ACCEPTS = (JSON, JSONLINES, NPY)
-
-
-def _dumps(value: Any) -> bytes:
-    """JSON with numpy arrays serialised natively: the per-request encoding the event loop pays
-    for most (DESIGN §8), about 20× faster than ``json.dumps(array.tolist())``."""
-    return orjson.dumps(value, default=_tolist, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def _tolist(value: Any) -> Any:
-    """orjson's fallback: arrays it cannot take directly (strided views, float16, ...)."""
-    if isinstance(value, np.ndarray | np.generic):
-        return value.tolist()
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -320,3 +232,138 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 def raw(body: bytes, content_type: str, accept: str | None) -> RawPayload:
     """A handler model's payload: bytes untouched, media types normalised."""
     return RawPayload(body, content_type or JSON, media_type(accept) or JSON)
+
+
+# --- one codec per protocol × model kind, chosen at load ---------------------------------------
+
+
+class Protocol(enum.Enum):
+    SAGEMAKER = "sagemaker"  # POST /invocations
+    OIP = "oip"  # POST /v2/models/{name}/infer (Open Inference Protocol, JSON or binary tensors)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One request's body and the headers a codec may read (already essence-parsed type)."""
+
+    body: bytes
+    content_type: str
+    accept: str | None = None
+    header_length: str | None = None  # OIP binary extension: Inference-Header-Content-Length
+
+
+@dataclass(frozen=True)
+class Decoded:
+    payload: Any  # what ``model.prepare`` takes
+    reply_type: str  # the media type the answer will have (what the shape recorder notes)
+    options: Any = None  # codec-private: what ``encode`` needs from the request
+
+
+@dataclass(frozen=True)
+class Encoded:
+    body: bytes
+    content_type: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Codec(abc.ABC):
+    """Bytes → a model's payload, and its output → bytes, for one protocol and model kind."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+
+    @abc.abstractmethod
+    def decode(self, request: Incoming) -> Decoded: ...
+
+    @abc.abstractmethod
+    def encode(self, output: Any, decoded: Decoded) -> Encoded: ...
+
+
+class TextCodec(Codec):
+    def decode(self, request: Incoming) -> Decoded:
+        default = JSONLINES if request.content_type in (JSONLINES, JSONL) else JSON
+        reply_type = negotiate(request.accept, TEXT_ACCEPTS, default)
+        return Decoded(decode_texts(request.body, request.content_type), reply_type)
+
+    def encode(self, output: Any, decoded: Decoded) -> Encoded:
+        return Encoded(encode_embeddings(output, decoded.reply_type), decoded.reply_type)
+
+
+class TensorCodec(Codec):
+    def decode(self, request: Incoming) -> Decoded:
+        reply_type = negotiate(request.accept, TENSOR_ACCEPTS, JSON)
+        return Decoded(decode_tensors(request.body, request.content_type, self.model.inputs), reply_type)
+
+    def encode(self, output: Any, decoded: Decoded) -> Encoded:
+        return Encoded(encode_tensors(output, decoded.reply_type), decoded.reply_type)
+
+
+class HandlerCodec(Codec):
+    """A user handler decodes and encodes its own bytes."""
+
+    def decode(self, request: Incoming) -> Decoded:
+        payload = raw(request.body, request.content_type, request.accept)
+        return Decoded(payload, payload.accept)
+
+    def encode(self, output: Any, decoded: Decoded) -> Encoded:
+        result: RawPayload = output
+        return Encoded(result.body, result.content_type)
+
+
+class OipCodec(Codec):
+    """Open Inference Protocol tensors (JSON or the binary extension) for a TENSOR model."""
+
+    def decode(self, request: Incoming) -> Decoded:
+        names = [s.name for s in self.model.outputs]
+        parsed = oip.decode_request(request.body, request.header_length, self.model.inputs, names)
+        return Decoded(named(parsed.values, self.model.inputs), JSON, parsed.reply)
+
+    def encode(self, output: Any, decoded: Decoded) -> Encoded:
+        return self._encoded(output, decoded)
+
+    def _encoded(self, outputs: Mapping[str, np.ndarray], decoded: Decoded) -> Encoded:
+        response = oip.encode_response(self.model.name, outputs, decoded.options)
+        if response.header_length is None:
+            return Encoded(response.body, JSON)
+        return Encoded(response.body, OCTET_STREAM, {oip.HEADER_LENGTH: str(response.header_length)})
+
+
+class OipTextCodec(OipCodec):
+    """A text model over OIP: one ``BYTES`` input of strings in, its embeddings output out."""
+
+    def decode(self, request: Incoming) -> Decoded:
+        names = [s.name for s in self.model.outputs]
+        parsed = oip.decode_request(request.body, request.header_length, None, names)
+        texts = next(iter(parsed.values.values()))
+        if len(parsed.values) != 1 or not isinstance(texts, list):
+            raise BadRequest("a text model takes one BYTES input tensor of strings")
+        return Decoded(texts, JSON, parsed.reply)
+
+    def encode(self, output: Any, decoded: Decoded) -> Encoded:
+        return self._encoded({self.model.outputs[0].name: output}, decoded)
+
+
+class OipUnsupported(Codec):
+    def decode(self, request: Incoming) -> Decoded:
+        raise BadRequest(
+            f"model {self.model.name!r} is a SageMaker handler (code/inference.py): "
+            "send its requests to /invocations"
+        )
+
+    def encode(self, output: Any, decoded: Decoded) -> Encoded:
+        raise AssertionError("never reached: decode refuses every request")
+
+
+_CODECS: dict[tuple[Protocol, ModelKind], type[Codec]] = {
+    (Protocol.SAGEMAKER, ModelKind.TEXT): TextCodec,
+    (Protocol.SAGEMAKER, ModelKind.TENSOR): TensorCodec,
+    (Protocol.SAGEMAKER, ModelKind.HANDLER): HandlerCodec,
+    (Protocol.OIP, ModelKind.TEXT): OipTextCodec,
+    (Protocol.OIP, ModelKind.TENSOR): OipCodec,
+    (Protocol.OIP, ModelKind.HANDLER): OipUnsupported,
+}
+
+
+def for_model(model: Model) -> dict[Protocol, Codec]:
+    """The codec of every protocol for ``model``'s kind; called once, when the model has loaded."""
+    return {protocol: _CODECS[protocol, model.kind](model) for protocol in Protocol}

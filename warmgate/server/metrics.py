@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from warmgate.models.base import ModelStats
+from warmgate.models.memory import peak_rss_bytes
 from warmgate.server.lifecycle import Phase
 
 LATENCY_BUCKETS = (
@@ -52,6 +53,13 @@ class _ModelStatsCollector(Collector):
             family = CounterMetricFamily(name, doc)
             family.add_metric([], value)
             yield family
+        memory = stats.extra.get("memory_bytes")
+        if memory is not None:
+            yield GaugeMetricFamily(
+                "warmgate_model_memory_bytes",
+                "resident memory the model's load added to the process (weights, session, tokenizer)",
+                value=memory,
+            )
 
 
 class Metrics:
@@ -90,6 +98,14 @@ class Metrics:
             registry=r,
         )
         r.register(_ModelStatsCollector(stats))
+        # process_resident_memory_bytes, process_cpu_seconds_total, ... (Linux /proc)
+        ProcessCollector(registry=r)
+        self.peak_rss = Gauge(
+            "warmgate_process_peak_resident_memory_bytes",
+            "the largest resident set size this process has had",
+            registry=r,
+        )
+        self.peak_rss.set_function(peak_rss_bytes)
         self.set_phase(Phase.STARTING)
 
     def set_phase(self, phase: Phase) -> None:

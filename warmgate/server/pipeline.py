@@ -1,21 +1,22 @@
-"""The request path: decode → prepare → batcher → encode. Traffic and warmup both go through it."""
+"""The request path: decode → prepare → batcher → encode. Traffic and warmup both go through it.
+
+The codecs are chosen once, when the pipeline is built after the model has loaded
+(:func:`codecs.for_model`); a request only picks its protocol's codec from a dict.
+"""
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from warmgate.errors import BadRequest
-from warmgate.models.base import Item, Model, ModelKind, RawPayload
+from warmgate.media import media_type
+from warmgate.models.base import Item, Model
 from warmgate.server import codecs
 from warmgate.server.batcher import Batcher
+from warmgate.server.codecs import Incoming, Protocol
 
-
-class Protocol(enum.Enum):
-    SAGEMAKER = "sagemaker"  # POST /invocations
-    OIP = "oip"  # POST /v2/models/{name}/infer (Open Inference Protocol JSON)
+__all__ = ["Pipeline", "Protocol", "Reply", "ShapeObserver"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Reply:
     body: bytes
     content_type: str
     item: Item
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 ShapeObserver = Callable[[str, str, int, int], None]
@@ -37,6 +39,7 @@ class Pipeline:
         observe: ShapeObserver | None = None,
     ) -> None:
         self.model = model
+        self.codecs = codecs.for_model(model)
         self._batcher = batcher
         self._timeout_s = timeout_s
         self._observe = observe  # shape sampling for `warmgate record`
@@ -47,44 +50,23 @@ class Pipeline:
         content_type: str | None,
         accept: str | None,
         protocol: Protocol = Protocol.SAGEMAKER,
+        header_length: str | None = None,
     ) -> Reply:
-        ctype = codecs.media_type(content_type)
         if not body:
             raise BadRequest("request body is empty")
-        payload, out_type = self._decode(body, ctype, accept, protocol)
-        item = self.model.prepare(payload)
+        codec = self.codecs[protocol]
+        request = Incoming(body, media_type(content_type), accept, header_length)
+        decoded = codec.decode(request)
+        item = self.model.prepare(decoded.payload)
         if self._observe is not None:
-            tokens = item.key if isinstance(item.key, int) else 0
-            self._observe(ctype, out_type, item.size, tokens)
+            shape = item.bucket
+            rows, tokens = (shape.batch, shape.seq) if shape else (item.size, _tokens(item))
+            self._observe(request.content_type, decoded.reply_type, rows, tokens)
         output = await self._batcher.submit(item, self._timeout_s)
-        return Reply(*self._encode(output, out_type, protocol), item)
+        encoded = codec.encode(output, decoded)
+        return Reply(encoded.body, encoded.content_type, item, encoded.headers)
 
-    def _decode(self, body: bytes, ctype: str, accept: str | None, protocol: Protocol) -> tuple[Any, str]:
-        kind = self.model.kind
-        if protocol is Protocol.OIP:
-            specs = None if kind is ModelKind.TEXT else self.model.inputs
-            values = codecs.decode_oip(body, specs)
-            if kind is ModelKind.TEXT:
-                texts = next((v for v in values.values() if isinstance(v, list)), None)
-                if texts is None or len(values) != 1:
-                    raise BadRequest("a text model takes one BYTES input tensor of strings")
-                return texts, codecs.JSON
-            return values, codecs.JSON
-        if kind is ModelKind.HANDLER:
-            raw = codecs.raw(body, ctype, accept)
-            return raw, raw.accept
-        if kind is ModelKind.TEXT:
-            default = codecs.JSONLINES if ctype == codecs.JSONLINES else codecs.JSON
-            out_type = codecs.negotiate(accept, codecs.TEXT_ACCEPTS, default)
-            return codecs.decode_texts(body, ctype), out_type
-        out_type = codecs.negotiate(accept, codecs.TENSOR_ACCEPTS, codecs.JSON)
-        return codecs.decode_tensors(body, ctype, self.model.inputs), out_type
 
-    def _encode(self, output: Any, out_type: str, protocol: Protocol) -> tuple[bytes, str]:
-        if isinstance(output, RawPayload):
-            return output.body, output.content_type
-        if protocol is Protocol.OIP:
-            return codecs.encode_oip(self.model.name, output), codecs.JSON
-        if self.model.kind is ModelKind.TEXT:
-            return codecs.encode_embeddings(output["embeddings"], out_type), out_type
-        return codecs.encode_tensors(output, out_type), out_type
+def _tokens(item: Item) -> int:
+    """An out-of-bucket text item's key is its own token count; other keys have no tokens."""
+    return item.key if isinstance(item.key, int) else 0

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from warmgate.errors import ConfigError
+from warmgate.media import preferred
 from warmgate.warmup.promptset import JSON_MEDIA, PromptLine
 
 logger = logging.getLogger("warmgate.record")
@@ -78,11 +79,8 @@ class ShapeKey:
 
 def media_type(value: str, default: str = JSON_MEDIA) -> str:
     """``"Application/JSON; charset=utf-8"`` → ``"application/json"``; the first entry of an
-    Accept list; ``*/*`` or empty → ``default``. Bounded in length (it is client-controlled)."""
-    first = value.split(",", 1)[0].split(";", 1)[0].strip().lower()
-    if not first or first == "*/*":
-        return default
-    return first[:_MAX_MEDIA_LEN]
+    Accept list; a wildcard or empty → ``default``. Bounded in length (it is client-controlled)."""
+    return preferred(value, default)[:_MAX_MEDIA_LEN]
 
 
 def power_of_two_at_least(n: int) -> int:

@@ -114,14 +114,6 @@ def settle(
     return None
 
 
-def bucket_covering(buckets: Sequence[Bucket], item: Item) -> Bucket | None:
-    """The bucket a request of ``item``'s shape is padded to (``Item.key`` is its sequence
-    bucket when it is an int), or None when it is larger than every bucket."""
-    seq = _seq(item)
-    fitting = [b for b in buckets if b.batch >= item.size and b.seq >= seq]
-    return min(fitting, key=lambda b: (b.batch * max(b.seq, 1), b)) if fitting else None
-
-
 def _seq(item: Item) -> int:
     return item.key if isinstance(item.key, int) else 0
 
@@ -141,12 +133,11 @@ class _Warmer:
     def __init__(
         self,
         path: RequestPath,
-        buckets: Sequence[Bucket],
         policy: WarmupPolicy,
         deadline: float,
         clock: Clock,
     ) -> None:
-        self.path, self.buckets, self.policy = path, buckets, policy
+        self.path, self.policy = path, policy
         self.deadline, self.clock = deadline, clock
         self.predictor = SteadyPredictor()
 
@@ -162,7 +153,7 @@ class _Warmer:
             ) from exc
         if shape.expect_status != 200:
             raise WarmupError(f"warmup request {shape.name!r} answered 200, expected {shape.expect_status}")
-        bucket = bucket_covering(self.buckets, reply.item)
+        bucket = reply.item.bucket  # the model picked it in prepare
         # Larger than every bucket: it runs unpadded, rows × its sequence key.
         return bucket, work(bucket or Bucket(reply.item.size, _seq(reply.item)))
 
@@ -238,7 +229,7 @@ async def run_warmup(
 
     ``deadline`` (``time.monotonic()``) is checked before every request: past it,
     ``WarmupDeadline`` names the shape being warmed. ``clock`` times the runs."""
-    warmer = _Warmer(path, buckets, policy, deadline, clock)
+    warmer = _Warmer(path, policy, deadline, clock)
     results: list[ShapeResult] = []
     warmed: list[_Shape] = []
     http_pairs = len({(p.content_type, p.accept) for p in prompts if p.expect_status == 200})

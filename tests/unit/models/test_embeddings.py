@@ -23,7 +23,7 @@ def model(request: pytest.FixtureRequest) -> TextEmbeddingModel:
 
 def embed(model: TextEmbeddingModel, texts: list[str]) -> np.ndarray:
     (out,) = model.infer([model.prepare(texts)])
-    embeddings: np.ndarray = out["embeddings"]
+    embeddings: np.ndarray = out
     return embeddings
 
 
@@ -61,8 +61,8 @@ def test_items_batched_together_split_back_in_order(
     items = [model.prepare(short[:2]), model.prepare(short[2:3]), model.prepare(short[3:])]
     assert len({item.key for item in items}) == 1
     outputs = model.infer(items)
-    assert [o["embeddings"].shape[0] for o in outputs] == [item.size for item in items]
-    joined = np.concatenate([o["embeddings"] for o in outputs])
+    assert [o.shape[0] for o in outputs] == [item.size for item in items]
+    joined = np.concatenate([o for o in outputs])
     np.testing.assert_allclose(joined, embed(model, short), atol=1e-5)
 
 

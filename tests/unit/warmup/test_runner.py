@@ -10,10 +10,12 @@ import pytest
 
 from warmgate.errors import BadRequest, WarmupError
 from warmgate.models.base import Bucket, Item, SyntheticRequest
+from warmgate.models.buckets import BucketPlan
 from warmgate.warmup.promptset import PromptLine
-from warmgate.warmup.runner import WarmupDeadline, WarmupPolicy, bucket_covering, converged, run_warmup
+from warmgate.warmup.runner import WarmupDeadline, WarmupPolicy, converged, run_warmup
 
-BUCKETS = [Bucket(b, s) for s in (16, 32) for b in (1, 2, 4)]
+PLAN = BucketPlan((1, 2, 4), (16, 32))
+BUCKETS = PLAN.buckets()
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,8 @@ class Reply:
 
 
 class CountingPath:
-    """A request path that sizes items from the body: b'<rows>x<seq>' (and counts calls)."""
+    """A request path that sizes items from the body: b'<rows>x<seq>' (and counts calls); like a
+    model, it puts the padded bucket on the item."""
 
     def __init__(self) -> None:
         self.calls: list[bytes] = []
@@ -32,7 +35,7 @@ class CountingPath:
         if body == b"bad":
             raise BadRequest("bad body")
         rows, seq = (int(x) for x in body.split(b"x"))
-        return Reply(Item(key=seq, size=rows, payload=None))
+        return Reply(Item(key=seq, size=rows, payload=None, bucket=PLAN.select(rows, seq)))
 
 
 def synthetic(bucket: Bucket) -> SyntheticRequest:
@@ -47,12 +50,6 @@ def test_converged_needs_a_full_window_within_tolerance() -> None:
     assert converged([5.0, 1.0, 1.05, 1.0], policy)
     assert not converged([1.0, 1.5, 1.0], policy)
     assert converged([5.0, 1.0, 1.05], WarmupPolicy(tolerance=0.1))  # default window: two runs
-
-
-def test_bucket_covering_is_the_padded_bucket() -> None:
-    assert bucket_covering(BUCKETS, Item(key=20, size=3, payload=None)) == Bucket(4, 32)
-    assert bucket_covering(BUCKETS, Item(key=("x", (4,)), size=1, payload=None)) == Bucket(1, 16)
-    assert bucket_covering(BUCKETS, Item(key=64, size=1, payload=None)) is None
 
 
 def test_prompts_then_only_uncovered_buckets() -> None:

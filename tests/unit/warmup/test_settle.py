@@ -76,7 +76,7 @@ class SimulatedModel:
         cost = 0.001 + 1e-5 * work(bucket)
         self.now += cost * (self.cold if self.runs[bucket] == 0 else 1.0)
         self.runs[bucket] += 1
-        return Reply(Item(key=bucket.seq, size=rows, payload=None))
+        return Reply(Item(key=bucket.seq, size=rows, payload=None, bucket=bucket))
 
 
 def synthetic(bucket: Bucket) -> SyntheticRequest:

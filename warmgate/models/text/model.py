@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
+
 from warmgate.config import Device, Oversize
 from warmgate.errors import BadRequest, ConfigError, ModelError, PayloadTooLarge
 from warmgate.models.base import (
@@ -32,6 +34,7 @@ from warmgate.models.base import (
     TensorSpec,
 )
 from warmgate.models.buckets import DEFAULT_SEQ_LENS, BucketPlan
+from warmgate.models.memory import rss_bytes
 from warmgate.models.text.layout import TextModelFiles, read_json_object
 from warmgate.models.text.pooling import FloatArray, IntArray, PoolingConfig, pool
 from warmgate.models.text.tokenizer import TextTokenizer, pad_batch
@@ -60,7 +63,8 @@ def default_plan(max_seq_length: int, max_batch: int = DEFAULT_MAX_BATCH) -> Buc
 
 
 class TextEmbeddingModel(abc.ABC):
-    """Texts in, one L2-normalised (per the pooling config) float32 vector per text out."""
+    """Texts in, one L2-normalised (per the pooling config) float32 vector per text out: ``infer``
+    returns one ``(texts, dimension)`` array per item."""
 
     kind: ModelKind = ModelKind.TEXT
     backend: ClassVar[str]
@@ -103,6 +107,11 @@ class TextEmbeddingModel(abc.ABC):
         """``(rows, seq)`` padded ids and mask → ``(rows, seq, hidden)`` token embeddings.
         ``bucket`` is None for an out-of-bucket (eager) shape."""
 
+    def _rows_per_run(self, seq: int) -> int | None:
+        """The most rows of ``seq`` tokens one backend call takes (None: a whole batch); larger
+        batches run in chunks of rows, so the working memory of the biggest bucket stays bounded."""
+        return None
+
     @abc.abstractmethod
     def _backend_metadata(self) -> dict[str, Any]:
         """``device`` and ``providers`` (and anything else the backend wants to show)."""
@@ -110,9 +119,11 @@ class TextEmbeddingModel(abc.ABC):
     # -- the Model contract ----------------------------------------------------------------
 
     def load(self) -> None:
+        before = rss_bytes()
         tokenizer_path = self.files.require(self.files.tokenizer, "tokenizer")
         self._tokenizer = TextTokenizer(tokenizer_path, self.pooling.max_seq_length)
         self.dimension = self._load_backend()
+        self.stats.extra["memory_bytes"] = float(max(0, rss_bytes() - before))
 
     @property
     def tokenizer(self) -> TextTokenizer:
@@ -154,7 +165,8 @@ class TextEmbeddingModel(abc.ABC):
                     f"({self.plan.max_seq}); shorten it"
                 )
             key = tokenized.longest
-        return Item(key=key, size=len(texts), payload=tokenized)
+        bucket = self.plan.select(len(texts), key)
+        return Item(key=key, size=len(texts), payload=tokenized, bucket=bucket)
 
     def infer(self, items: Sequence[Item]) -> list[Any]:
         if not items:
@@ -172,12 +184,22 @@ class TextEmbeddingModel(abc.ABC):
         else:
             shape = bucket
         ids, mask = pad_batch(rows, shape.batch, shape.seq, self.tokenizer.pad_id)
-        tokens = self._token_embeddings(ids, mask, bucket)
-        pooled = pool(tokens[: len(rows)], mask[: len(rows)], self.pooling)
+        step = self._rows_per_run(shape.seq) or shape.batch
+        if step >= shape.batch:
+            tokens = self._token_embeddings(ids, mask, bucket)
+            pooled = pool(tokens[: len(rows)], mask[: len(rows)], self.pooling)
+        else:  # chunks of rows, each pooled at once: memory is bounded by one chunk's
+            parts = []
+            for at in range(0, len(rows), step):  # chunks of padding rows alone are skipped
+                chunk = slice(at, at + step)
+                tokens = self._token_embeddings(ids[chunk], mask[chunk], None)
+                real = min(step, len(rows) - at)
+                parts.append(pool(tokens[:real], mask[chunk][:real], self.pooling))
+            pooled = np.concatenate(parts)
         outputs: list[Any] = []
         start = 0
         for item in items:
-            outputs.append({"embeddings": pooled[start : start + item.size]})
+            outputs.append(pooled[start : start + item.size])
             start += item.size
         return outputs
 
@@ -247,9 +269,9 @@ def _validate_texts(payload: Any) -> list[str]:
     if isinstance(payload, str):
         return [payload]
     if not isinstance(payload, (list, tuple)):
-        raise BadRequest(f"expected a list of strings, got {type(payload).__name__}")
+        raise BadRequest(f"inputs must be a string or a list of strings, got {type(payload).__name__}")
     if not payload:
-        raise BadRequest("no texts: send at least one string in 'inputs'")
+        raise BadRequest("inputs must be a string or a non-empty list of strings; send at least one")
     for i, text in enumerate(payload):
         if not isinstance(text, str):
             raise BadRequest(f"inputs[{i}] must be a string, got {type(text).__name__}")

@@ -22,12 +22,16 @@ from warmgate.config import Device, Oversize
 from warmgate.errors import ModelLoadError
 from warmgate.models.base import Bucket
 from warmgate.models.buckets import BucketPlan
-from warmgate.models.ort_session import CUDA, open_session
+from warmgate.models.ort_session import CUDA, OrtSettings, Session, open_session
 from warmgate.models.text.model import TextEmbeddingModel
 from warmgate.models.text.pooling import FloatArray, IntArray
 
 log = logging.getLogger(__name__)
 
+# The most tokens (rows × padded sequence) one session.run sees: a larger batch runs as chunks of
+# rows. A transformer's working memory grows with rows × seq² (attention), so without this the
+# 16 × 256 bucket alone takes MiniLM's process from 180 MB to 510 MB (scripts/bench_memory.py).
+DEFAULT_RUN_TOKENS = 1024
 REQUIRED_INPUTS = ("input_ids", "attention_mask")
 OPTIONAL_INPUTS = ("token_type_ids",)
 TOKEN_OUTPUTS = ("last_hidden_state", "token_embeddings")
@@ -48,19 +52,25 @@ class OnnxTextModel(TextEmbeddingModel):
         name: str | None = None,
         threads: int = 0,
         onnx_path: Path | str | None = None,
+        ort: OrtSettings | None = None,
+        run_tokens: int = DEFAULT_RUN_TOKENS,
     ) -> None:
-        """``threads``: ONNX Runtime intra-op threads (0: one per core)."""
+        """``threads``: ONNX Runtime intra-op threads (0: one per core); ``ort`` (threads, arena,
+        graph cache) wins over it when given. ``run_tokens``: the most rows × sequence one
+        ``session.run`` takes (a batch larger runs in chunks of rows; 0: never split)."""
         super().__init__(model_dir, plan=plan, oversize=oversize, device=device, name=name, threads=threads)
         self.onnx_path = Path(onnx_path) if onnx_path is not None else self.files.onnx
-        self._session: Any = None
+        self.ort = ort or OrtSettings(threads=threads)
+        self.run_tokens = run_tokens
+        self._session: Session | None = None
         self._input_names: tuple[str, ...] = ()
         self._output_name = ""
         self._providers: list[str] = []
 
     def _load_backend(self) -> int:
         path = self.files.require(self.onnx_path, "model.onnx")
-        session = open_session(path, self.requested_device, self.threads)
-        active = list(session.get_providers())
+        session = open_session(path, self.requested_device, self.ort)
+        active = session.get_providers()
         self._input_names = self._check_inputs(path, [i.name for i in session.get_inputs()])
         self._output_name, dimension = self._pick_output(path, session.get_outputs())
         self._session, self._providers = session, active
@@ -113,10 +123,16 @@ class OnnxTextModel(TextEmbeddingModel):
         (out,) = self._session.run([self._output_name], feed)
         return np.asarray(out, dtype=np.float32)
 
+    def _rows_per_run(self, seq: int) -> int | None:
+        return max(1, self.run_tokens // max(seq, 1)) if self.run_tokens else None
+
     def _backend_metadata(self) -> dict[str, Any]:
         return {
             "device": "cuda" if CUDA in self._providers else "cpu",
             "providers": list(self._providers),
-            "intra_op_threads": self.threads,
+            "intra_op_threads": self.ort.threads,
+            "run_tokens": self.run_tokens,
+            "arena": self.ort.arena.value,
+            "graph_cache": self._session.graph_cache if self._session else "off",
             "onnx_path": str(self.onnx_path),
         }

@@ -1,0 +1,284 @@
+"""Memory and start-up of the ONNX text model: arena policies, the graph cache, threads.
+
+    python scripts/bench_memory.py raw [--seconds 5]     # per arena policy, in-process
+    python scripts/bench_memory.py served [--seconds 10] # warmgate serve under wrk: peak RSS
+    python scripts/bench_memory.py cache [--repeat 5]    # session open: cold vs graph cache hit
+    python scripts/bench_memory.py options [--seconds 5] # threads, spinning, optimisation level
+
+``raw`` runs each arena policy in a fresh process: open the session, run every bucket of the
+default plan once (what warmup does), then one 17-token sentence per row at batch 32 and at
+batch 1 for ``--seconds`` each; it prints RSS after warming, peak RSS, and sequences/s.
+``served`` starts ``warmgate serve`` on the exported model per policy, waits for READY (every
+bucket warmed), drives ``/invocations`` with ``wrk -c32`` and reads the process's peak RSS
+(``VmHWM``). The model is the default all-MiniLM-L6-v2, exported once under
+``$WARMGATE_BENCH_DIR`` (default ``./out/bench``, git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SENTENCE = "A quick brown fox jumps over the lazy dog near the riverbank today."  # 17 tokens
+ARENAS = ("default", "same", "shrink", "off")
+
+
+def machine() -> str:
+    import onnxruntime
+
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"onnxruntime {onnxruntime.__version__}, {time.strftime('%Y-%m-%d')}"
+    )
+
+
+def onnx_dir() -> Path:
+    """A model directory with the default model's tokenizer/configs and its ``model.onnx``."""
+    from warmgate.models.fetch import default_cache_dir, fetch_default_model
+
+    out = Path(os.environ.get("WARMGATE_BENCH_DIR", "out/bench")) / "minilm-onnx"
+    if (out / "model.onnx").is_file():
+        return out
+    src = fetch_default_model(default_cache_dir())
+    out.mkdir(parents=True, exist_ok=True)
+    for item in src.iterdir():
+        if item.name != "model.safetensors":
+            (shutil.copytree if item.is_dir() else shutil.copy)(item, out / item.name)
+    from warmgate.models.text import export_onnx
+
+    export_onnx(src, out / "model.onnx")
+    return out
+
+
+def _child(code: str, *args: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --- raw, in-process, one fresh process per setting ------------------------------------------
+
+_RAW = r"""
+import json, sys, time
+from pathlib import Path
+from warmgate.config import Arena
+from warmgate.models.memory import peak_rss_bytes, rss_bytes
+from warmgate.models.ort_session import OptLevel, OrtSettings
+from warmgate.models.text.onnx_backend import OnnxTextModel
+
+SENTENCE = sys.argv[7]
+model_dir, arena, level = sys.argv[1], sys.argv[2], sys.argv[5]
+seconds, threads = float(sys.argv[3]), int(sys.argv[4])
+spin = sys.argv[6] == "1"
+settings = OrtSettings(threads=threads, arena=Arena(arena), opt_level=OptLevel(level), spinning=spin)
+model = OnnxTextModel(model_dir, device="cpu", ort=settings)
+t0 = time.perf_counter()
+model.load()
+load_s = time.perf_counter() - t0
+base = rss_bytes()
+for bucket in model.buckets() if sys.argv[8] == "warm" else ():
+    model.infer([model.prepare(json.loads(model.synthetic_request(bucket).body)["inputs"])])
+warm = rss_bytes()
+def rate(batch):
+    item = model.prepare([SENTENCE] * batch)
+    model.infer([item])
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        model.infer([item]); n += batch
+    return n / (time.perf_counter() - t)
+b32, b1 = rate(32), rate(1)
+print(json.dumps({"load_s": load_s, "rss_loaded": base, "rss_warm": warm, "rss_after_load": rss_bytes(),
+                  "peak": peak_rss_bytes(), "b32": b32, "b1": b1}))
+"""
+
+
+def bench_raw(model_dir: Path, seconds: float, arenas: tuple[str, ...]) -> None:
+    threads = os.cpu_count() or 1
+    print(f"Machine: {machine()}. Raw in-process OnnxTextModel, {threads} intra-op threads, spinning off.")
+    print(f"Every bucket of the default plan (batch 1-32 x seq 16-256) run once, then {seconds:g} s each at")
+    print("batch 32 and batch 1 of a 17-token sentence.\n")
+    print("| arena | RSS after load | RSS after warming every bucket | peak RSS |", end=" ")
+    print("seq/s batch 32 | seq/s batch 1 |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for arena in arenas:
+        r = _child(_RAW, str(model_dir), arena, str(seconds), str(threads), "all", "0", SENTENCE, "warm")
+        print(
+            f"| {arena} | {r['rss_loaded'] / 2**20:.0f} MB | {r['rss_warm'] / 2**20:.0f} MB | "
+            f"{r['peak'] / 2**20:.0f} MB | {r['b32']:.0f} | {r['b1']:.0f} |"
+        )
+
+
+def bench_options(model_dir: Path, seconds: float) -> None:
+    cores = os.cpu_count() or 1
+    print(f"Machine: {machine()}. Raw in-process, arena shrink, {seconds:g} s per figure.\n")
+    print("| intra-op threads | spinning | graph optimisation | load s | seq/s batch 32 | seq/s batch 1 |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    rows = [(cores, "0", "all"), (max(1, cores - 1), "0", "all"), (cores, "1", "all")]
+    rows += [(cores, "0", level) for level in ("extended", "basic", "disable")]
+    for threads, spin, level in rows:
+        r = _child(_RAW, str(model_dir), "shrink", str(seconds), str(threads), level, spin, SENTENCE, "-")
+        print(
+            f"| {threads} | {'on' if spin == '1' else 'off'} | {level} | {r['load_s']:.2f} | "
+            f"{r['b32']:.0f} | {r['b1']:.0f} |"
+        )
+
+
+# --- the graph cache ---------------------------------------------------------------------------
+
+_OPEN = r"""
+import json, sys, time
+from pathlib import Path
+from warmgate.models.ort_session import OrtSettings, open_session
+path, cache = Path(sys.argv[1]), sys.argv[2]
+import onnxruntime  # imported before timing: the figure is the session open alone
+t0 = time.perf_counter()
+session = open_session(path, "cpu", OrtSettings(cache_dir=Path(cache) if cache else None))
+print(json.dumps({"open_s": time.perf_counter() - t0, "graph_cache": session.graph_cache}))
+"""
+
+
+def bench_cache(model_dir: Path, repeat: int) -> None:
+    model = model_dir / "model.onnx"
+    print(
+        f"Machine: {machine()}. Session open of MiniLM model.onnx in a fresh process, median of {repeat}.\n"
+    )
+    cold, miss, hit = [], [], []
+    for _ in range(repeat):
+        cold.append(_child(_OPEN, str(model), "")["open_s"])
+        with tempfile.TemporaryDirectory() as cache:
+            first = _child(_OPEN, str(model), cache)
+            second = _child(_OPEN, str(model), cache)
+            assert (first["graph_cache"], second["graph_cache"]) == ("miss", "hit"), (first, second)
+            miss.append(first["open_s"])
+            hit.append(second["open_s"])
+    print("| session open | median s |")
+    print("| --- | --- |")
+    print(f"| no cache (optimise every start) | {statistics.median(cold):.3f} |")
+    print(f"| first start, writes the cache (miss) | {statistics.median(miss):.3f} |")
+    print(f"| second start, cache hit | {statistics.median(hit):.3f} |")
+    import onnxruntime as ort
+
+    from warmgate.models.ort_session import GraphCache, OptLevel
+
+    hashing = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        GraphCache.key(model, ort.__version__, ["CPUExecutionProvider"], OptLevel.ALL)
+        hashing.append(time.perf_counter() - t0)
+    print(f"| of which: SHA-256 of model.onnx for the key | {statistics.median(hashing):.3f} |")
+
+
+# --- served ------------------------------------------------------------------------------------
+
+
+def _vm_hwm(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM")
+
+
+def bench_served(model_dir: Path, seconds: int, arenas: tuple[str, ...]) -> None:
+    import httpx
+
+    print(f"Machine: {machine()}. `warmgate serve` on the exported MiniLM, default buckets (batch 1-16 x")
+    print(f"seq 16-256, every one warmed), then wrk -c32 for {seconds} s on /invocations (one 17-token")
+    print("sentence per request) from the same cores; peak RSS = the server's VmHWM.\n")
+    print("| arena | RSS at READY | peak RSS (VmHWM) after load | requests/s |")
+    print("| --- | --- | --- | --- |")
+    body = json.dumps({"inputs": [SENTENCE]})
+    for arena in arenas:
+        port = _free_port()
+        cmd = [sys.executable, "-m", "warmgate", "serve", "--model-dir", str(model_dir), "--port", str(port)]
+        cmd += ["--host", "127.0.0.1", "--no-fetch-default", "--ort-arena", arena, "--graph-cache", "off"]
+        with tempfile.TemporaryFile() as log:
+            env = {**os.environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT": "600"}  # a shared, slow machine
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                deadline = time.monotonic() + 600
+                while True:
+                    try:
+                        phase = httpx.get(url + "/readyz", timeout=5).json()["phase"]
+                    except httpx.TransportError:
+                        phase = "starting"
+                    if phase == "ready":
+                        break
+                    if phase == "failed" or proc.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        raise RuntimeError(log.read().decode()[-2000:])
+                    time.sleep(0.1)
+                ready = _rss_of(proc.pid)
+                rps = _wrk(url + "/invocations", seconds, body)
+                peak = _vm_hwm(proc.pid)
+            finally:
+                proc.terminate()
+                proc.wait(30)
+        print(f"| {arena} | {ready / 2**20:.0f} MB | {peak / 2**20:.0f} MB | {rps:.0f} |")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rss_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def _wrk(url: str, seconds: int, body: str) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(
+            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
+        cmd = ["wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(script), url]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise RuntimeError(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("what", choices=("raw", "served", "cache", "options"), nargs="+")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--model-dir", type=Path, default=None, help="default: the fp32 export")
+    parser.add_argument("--arena", choices=ARENAS, action="append", help="arena policies (default: all)")
+    args = parser.parse_args()
+    model_dir = args.model_dir or onnx_dir()
+    arenas = tuple(args.arena or ARENAS)
+    for what in args.what:
+        if what == "raw":
+            bench_raw(model_dir, args.seconds, arenas)
+        elif what == "options":
+            bench_options(model_dir, args.seconds)
+        elif what == "cache":
+            bench_cache(model_dir, args.repeat)
+        else:
+            bench_served(model_dir, int(args.seconds), arenas)
+        print()
+
+
+if __name__ == "__main__":
+    main()

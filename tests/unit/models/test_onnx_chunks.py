@@ -1,0 +1,26 @@
+"""A batch larger than ``run_tokens`` runs as chunks of rows and gives the same embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from warmgate.models.text import OnnxTextModel
+
+TEXTS = ["recommend a manga", "the weather is nice today " * 6, "warm gate", "x", "a b c d e f"]
+
+
+def test_chunked_batch_equals_one_run(onnx_minilm: OnnxTextModel) -> None:
+    saved = onnx_minilm.run_tokens
+    try:
+        onnx_minilm.run_tokens = 0  # never split
+        runs = onnx_minilm.stats.eager_runs
+        (whole,) = onnx_minilm.infer([onnx_minilm.prepare(TEXTS)])
+        assert onnx_minilm.stats.eager_runs == runs + 1
+        item = onnx_minilm.prepare(TEXTS)
+        assert item.bucket is not None and item.bucket.batch == 8
+        onnx_minilm.run_tokens = 2 * item.bucket.seq  # 2 rows a run: 3 runs, padding rows skipped
+        (chunked,) = onnx_minilm.infer([item])
+        assert onnx_minilm.stats.eager_runs == runs + 1 + 3
+    finally:
+        onnx_minilm.run_tokens = saved
+    np.testing.assert_allclose(chunked, whole, atol=2e-5)

@@ -1,0 +1,118 @@
+"""ONNX Runtime sessions: the on-disk optimised-graph cache and the arena policies, on real models."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from tests import onnx_models
+from warmgate.config import Arena
+from warmgate.models.onnx_backend import OnnxModel
+from warmgate.models.ort_session import OrtSettings, open_session
+
+X = np.arange(8, dtype=np.float32).reshape(2, 4)
+
+
+def _linear(path: Path, scale: float) -> Path:
+    """The test suite's linear model with its weight scaled by ``scale``."""
+    onnx_models.linear(path)
+    model = onnx.load(str(path))
+    for i, init in enumerate(model.graph.initializer):
+        if init.name == "W":
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(onnx_models.WEIGHT * scale, "W"))
+    onnx.save(model, str(path))
+    return path
+
+
+def _serve(path: Path, cache: Path) -> tuple[np.ndarray, str]:
+    model = OnnxModel(path, "linear", (1, 2), ort=OrtSettings(threads=1, cache_dir=cache))
+    model.load()
+    (out,) = model.infer([model.prepare({"x": X})])
+    return out["y"], str(model.metadata()["graph_cache"])
+
+
+def _expected(scale: float) -> np.ndarray:
+    return X @ (onnx_models.WEIGHT * scale) + onnx_models.BIAS
+
+
+def test_second_start_runs_the_cached_graph(tmp_path: Path) -> None:
+    model, cache = _linear(tmp_path / "m" / "model.onnx", 1.0), tmp_path / "cache"
+    y, state = _serve(model, cache)
+    assert state == "miss"
+    np.testing.assert_allclose(y, _expected(1.0), rtol=1e-6)
+    (cached,) = cache.glob("*.onnx")
+    # Plant another graph under the cache key: a start that reads the cache now computes with it.
+    shutil.copy(_linear(tmp_path / "other" / "model.onnx", 3.0), cached)
+    y, state = _serve(model, cache)
+    assert state == "hit"
+    np.testing.assert_allclose(y, _expected(3.0), rtol=1e-6)
+
+
+def test_changed_model_ignores_the_old_cache(tmp_path: Path) -> None:
+    model, cache = _linear(tmp_path / "m" / "model.onnx", 1.0), tmp_path / "cache"
+    _serve(model, cache)
+    _linear(model, 2.0)  # the model file changes in place
+    y, state = _serve(model, cache)
+    assert state == "miss"
+    np.testing.assert_allclose(y, _expected(2.0), rtol=1e-6)
+    assert len(list(cache.glob("*.onnx"))) == 2
+    _, state = _serve(model, cache)
+    assert state == "hit"
+
+
+def test_unwritable_cache_still_serves(tmp_path: Path) -> None:
+    model = _linear(tmp_path / "m" / "model.onnx", 1.0)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    y, state = _serve(model, blocker / "cache")
+    assert state == "off"
+    np.testing.assert_allclose(y, _expected(1.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("arena", list(Arena))
+def test_every_arena_policy_computes_the_same(tmp_path: Path, arena: Arena) -> None:
+    session = open_session(_linear(tmp_path / "model.onnx", 1.0), "cpu", OrtSettings(threads=1, arena=arena))
+    for rows in (1, 64, 2):  # grow, then shrink back
+        x = np.ones((rows, 4), np.float32)
+        (y,) = session.run(["y"], {"x": x})
+        np.testing.assert_allclose(y, x @ onnx_models.WEIGHT + onnx_models.BIAS, rtol=1e-6)
+
+
+_RSS_AFTER_BIG_RUN = """
+import sys
+from pathlib import Path
+import numpy as np
+from warmgate.config import Arena
+from warmgate.models.memory import rss_bytes
+from warmgate.models.ort_session import OrtSettings, open_session
+session = open_session(Path(sys.argv[1]), "cpu", OrtSettings(threads=1, arena=Arena(sys.argv[2])))
+x = np.ones((1, 4), np.float32)
+session.run(["y"], {"x": x})
+before = rss_bytes()
+big = np.ones((4_000_000, 4), np.float32)  # 64 MB in, 48 MB out
+session.run(["y"], {"x": big})
+del big
+session.run(["y"], {"x": x})
+print((rss_bytes() - before) // 2**20)
+"""
+
+
+@pytest.mark.parametrize(("arena", "at_most_mb", "at_least_mb"), [("shrink", 16, 0), ("default", None, 32)])
+def test_memory_of_a_big_run_goes_back_to_the_kernel(
+    tmp_path: Path, arena: str, at_most_mb: int | None, at_least_mb: int
+) -> None:
+    """With the arena shrinking, a big shape's buffers are freed to the kernel after the run;
+    ORT's default arena keeps them (the contrast shows the measurement can see it)."""
+    model = _linear(tmp_path / "model.onnx", 1.0)
+    code = [sys.executable, "-c", _RSS_AFTER_BIG_RUN, str(model), arena]
+    grown = int(subprocess.run(code, capture_output=True, text=True, check=True).stdout)
+    assert grown >= at_least_mb
+    if at_most_mb is not None:
+        assert grown <= at_most_mb
