@@ -172,7 +172,8 @@ def _is_current(dest: Path, identity: dict[str, Any]) -> bool:
         recorded: object = json.loads(marker.read_text())
     except ValueError:
         return False
-    return recorded == json.loads(json.dumps(identity, sort_keys=True))
+    expected: object = json.loads(json.dumps(identity, sort_keys=True))
+    return recorded == expected
 
 
 def _replace(staging: Path, dest: Path) -> None:
