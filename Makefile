@@ -2,11 +2,18 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PORT ?= 8080
+# torch's CPU build (the same pin as dev), so serving never pulls the multi-GB CUDA wheels
+TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install system-deps serve test lint bench
+.PHONY: install install-serve system-deps container-deps serve test lint bench container-test
 
 install:
 	$(PIP) install -q -e '.[dev]'
+
+# Only what serving the default model needs: the core dependencies + torch (its weights are
+# safetensors). The image installs the core + onnx the same way (docker/Dockerfile).
+install-serve:
+	$(PIP) install -q -e '.[serve]' '$(TORCH_PIN)'
 
 # HAProxy (end-to-end fleet tests) and wrk (benchmarks) come from Debian's packages.
 system-deps:
@@ -15,8 +22,8 @@ system-deps:
 	fi
 
 # Serve the built-in default model (all-MiniLM-L6-v2, fetched on first use) on $(PORT).
-serve: install
-	SAGEMAKER_BIND_TO_PORT=$(PORT) warmgate serve
+serve: install-serve
+	SAGEMAKER_BIND_TO_PORT=$(PORT) $(PYTHON) -m warmgate serve
 
 lint:
 	ruff check warmgate tests scripts
@@ -28,3 +35,14 @@ test: install system-deps lint
 
 bench: install system-deps
 	$(PYTHON) scripts/bench_server.py
+
+# podman + runc build and run images without a Docker engine; debootstrap makes the base image
+# where no registry is reachable.
+container-deps:
+	@if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null; \
+	fi
+
+# Build the CPU image and run it as SageMaker does (scripts/container_smoke.sh). Not part of `make test`.
+container-test: install container-deps
+	PYTHON=$(PYTHON) scripts/container_smoke.sh
