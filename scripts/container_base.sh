@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Make the local base image for docker/Dockerfile where no image registry is reachable:
-# Debian bookworm (minbase) + python3 + python3-venv, imported into podman as $BASE_IMAGE.
-# A no-op when the image already exists (debootstrap takes minutes on two cores).
+# Make the local base images for docker/Dockerfile where no image registry is reachable, from
+# one Debian bookworm (minbase) debootstrap:
+#   $BASE_IMAGE        python3 (3.11) and bash: the runtime base        (--build-arg BASE)
+#   $BASE_IMAGE-venv   the same + python3-venv (pip's wheels): builds    (--build-arg BUILD_BASE)
+# A no-op when both exist (debootstrap takes about a minute on two cores).
 #   scripts/container_base.sh [IMAGE]     (default localhost/warmgate-base:bookworm)
 set -euo pipefail
 BASE_IMAGE="${1:-${BASE_IMAGE:-localhost/warmgate-base:bookworm}}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
-if podman image exists "$BASE_IMAGE"; then
-  echo "base image $BASE_IMAGE exists"
+if podman image exists "$BASE_IMAGE" && podman image exists "$BASE_IMAGE-venv"; then
+  echo "base images $BASE_IMAGE and $BASE_IMAGE-venv exist"
   exit 0
 fi
 for tool in debootstrap podman; do
@@ -23,5 +25,10 @@ chroot "$rootfs" apt-get clean
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/* "$rootfs"/var/log/* \
   "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
   "$rootfs"/usr/share/locale/* "$rootfs"/var/cache/debconf/*-old "$rootfs"/tmp/*
+tar -C "$rootfs" -c . | podman import -q --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE-venv" >/dev/null
+# the runtime needs neither venv nor the pip and setuptools wheels that come with it
+chroot "$rootfs" dpkg --purge python3-venv python3.11-venv python3-pip-whl python3-setuptools-whl >/dev/null
 tar -C "$rootfs" -c . | podman import -q --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
-echo "base image $BASE_IMAGE: $(podman image inspect --format '{{.Size}}' "$BASE_IMAGE") bytes"
+for image in "$BASE_IMAGE" "$BASE_IMAGE-venv"; do
+  echo "base image $image: $(podman image inspect --format '{{.Size}}' "$image") bytes"
+done

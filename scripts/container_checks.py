@@ -71,7 +71,7 @@ def startup(url: str, started_at: float, health: list[str]) -> dict[str, float |
         if ping.status_code != 503:
             raise CheckFailed(f"/ping answered {ping.status_code} while starting: {ping.text[:200]}")
         body = ping.json()
-        if body.get("phase") == "FAILED":
+        if str(body.get("phase")).lower() == "failed":
             raise CheckFailed(f"the replica FAILED while starting: {body.get('reason')}")
         warming_pings.append(ping.status_code)
         warming_livez.append(httpx.get(f"{url}/livez", timeout=2).status_code)
@@ -157,7 +157,9 @@ def drain(url: str, stop: list[str], clients: int = 8) -> dict[str, float | int]
     if stopped.returncode != 0:
         raise CheckFailed(f"{' '.join(stop)} failed: {stopped.stderr.strip()}")
     if failures or not results:
-        raise CheckFailed(f"{len(failures)} of {len(results)} requests failed during the drain: {failures[:5]}")
+        raise CheckFailed(
+            f"{len(failures)} of {len(results)} requests failed during the drain: {failures[:5]}"
+        )
     return {"requests": len(results), "failed": 0, "stop_s": round(stop_s, 2)}
 
 
@@ -172,7 +174,7 @@ def failed(url: str, text: str) -> dict[str, str]:
         except httpx.TransportError:
             return False
         body = ping.json() if ping.status_code == 503 else {}
-        return body.get("phase") == "FAILED"
+        return str(body.get("phase")).lower() == "failed"
 
     _poll(deadline, is_failed, "/ping to report FAILED")
     if text not in str(body.get("reason")):

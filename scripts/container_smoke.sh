@@ -50,6 +50,7 @@ else
   step "base: $BASE_IMAGE (debootstrap; made once, then reused)"
   scripts/container_base.sh "$BASE_IMAGE"
   BASE="$BASE_IMAGE"
+  BUILD_BASE="$BASE_IMAGE-venv"
 fi
 
 # --- 2. build --------------------------------------------------------------------------------------
@@ -69,9 +70,12 @@ for line in listed.stdout.splitlines():
     section, _, name = key.rpartition(".")
     section = section.lstrip(":").replace("env:", "global") or "global"
     value = value.strip().strip("'\"")
-    conf.setdefault(section, {})[name] = value
-    for item in value.split():
-        path = urlparse(item).path if item.startswith("file://") else item
+    # drop file:// indexes that do not exist here (pip warns about each of their projects)
+    items = [i for i in value.split() if not i.startswith("file://") or os.path.isdir(urlparse(i).path)]
+    conf.setdefault(section, {})[name] = " ".join(items)
+    for item in items:
+        # a file:// index links to its files relative to itself (../files/...): mount its parent
+        path = os.path.dirname(urlparse(item).path.rstrip("/")) if item.startswith("file://") else item
         if os.path.isabs(path) and os.path.exists(path):
             paths.add(os.path.realpath(path))
 with open(sys.argv[1], "w") as out:
@@ -81,8 +85,10 @@ EOF
 while read -r path; do [ -n "$path" ] && mounts+=(-v "$path:$path:ro"); done <"$OUT/pip/paths"
 mounts+=(-v "$OUT/pip/pip.conf:/etc/pip.conf:ro")
 build_started=$(date +%s.%N)
+# (pip warns about each project a configured file:// index lacks; those lines are dropped)
 "${PODMAN[@]}" build -q --format docker --network host "${mounts[@]}" \
-  --build-arg BASE="$BASE" -f docker/Dockerfile -t "$IMAGE" . >/dev/null
+  --build-arg BASE="$BASE" --build-arg BUILD_BASE="${BUILD_BASE:-$BASE}" \
+  -f docker/Dockerfile -t "$IMAGE" . 2>&1 >/dev/null | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 build_s=$("$PYTHON" -c 'import sys, time; print(round(time.time() - float(sys.argv[1]), 1))' "$build_started")
 echo "built in ${build_s}s"
 
@@ -95,16 +101,23 @@ health=$("${PODMAN[@]}" image inspect --format '{{.Config.Healthcheck}}' "$IMAGE
 echo "size $((size / 1000000)) MB (base $((base_size / 1000000)) MB), user $user"
 [ "$user" = "warmgate:warmgate" ] || fail "image runs as '$user', not warmgate"
 [ "$health" != "<nil>" ] && [ -n "$health" ] || fail "image has no HEALTHCHECK (built without --format docker?)"
-leftovers=$("${PODMAN[@]}" run --rm --entrypoint /bin/sh "$IMAGE" -c '
+leftovers=$("${PODMAN[@]}" run --rm "${RUN_FLAGS[@]}" --no-healthcheck --entrypoint /bin/sh "$IMAGE" -c '
   id -u
   for c in gcc cc c++ make pip pip3; do command -v "$c"; done
-  ls /opt/venv/bin/pip* /root/.cache/pip /home/warmgate/.cache/pip /etc/pip.conf 2>/dev/null
-  find / -xdev \( -name "*.whl" -o -path "*/pip/_internal" \) -print 2>/dev/null | head -5' 2>/dev/null || true)
-[ "$(echo "$leftovers" | head -1)" != 0 ] || fail "the container runs as uid 0"
+  ls /opt/venv/bin/pip* /root/.cache/pip /home/warmgate/.cache/pip 2>/dev/null
+  find / -xdev \( -name "*.whl" -o -path "*/pip/_internal" \) -print 2>/dev/null | head -5' || true)
+uid=$(echo "$leftovers" | head -1)
+[[ "$uid" =~ ^[0-9]+$ ]] || fail "could not run the image: $leftovers"
+[ "$uid" != 0 ] || fail "the container runs as uid 0"
 [ "$(echo "$leftovers" | wc -l)" -eq 1 ] || fail "the image holds build leftovers: $(echo "$leftovers" | tail -n +2 | tr '\n' ' ')"
-echo "non-root (uid $(echo "$leftovers" | head -1)); no compilers, pip, pip cache, wheels or pip config"
+# nothing the build mounted (pip config, CA bundle, indexes) may be in the image unless the base has it
+present() { "${PODMAN[@]}" run --rm "${RUN_FLAGS[@]}" --no-healthcheck --entrypoint /bin/sh "$1" -c \
+  'for p in "$@"; do [ -e "$p" ] && echo "$p"; done; true' sh /etc/pip.conf $(cat "$OUT/pip/paths") | sort; }
+leaked=$(comm -23 <(present "$IMAGE") <(present "$BASE"))
+[ -z "$leaked" ] || fail "build mounts left in the image: $(echo "$leaked" | tr '\n' ' ')"
+echo "non-root (uid $uid); no compilers, pip, pip cache, wheels or pip config"
 echo "largest parts of /opt/venv:"
-"${PODMAN[@]}" run --rm --entrypoint /bin/sh "$IMAGE" -c \
+"${PODMAN[@]}" run --rm "${RUN_FLAGS[@]}" --no-healthcheck --entrypoint /bin/sh "$IMAGE" -c \
   'du -sm /opt/venv/lib/python3*/site-packages/* | sort -rn | head -6' | sed 's/^/  /'
 [ "$size" -le $((MAX_IMAGE_MB * 1000000)) ] || fail "image is $((size / 1000000)) MB, over ${MAX_IMAGE_MB} MB"
 
@@ -125,11 +138,12 @@ sagemaker_run() {  # NAME PORT MODEL_DIR [podman run options...]: start like Sag
   shift 3
   started_containers+=("$name")
   "${PODMAN[@]}" rm -f -t 0 "$name" >/dev/null 2>&1 || true
-  "${PODMAN[@]}" run -d --name "$name" "${RUN_FLAGS[@]}" \
+  # --health-interval=disable: no systemd timer (none here); the checks run the HEALTHCHECK themselves
+  "${PODMAN[@]}" run -d --name "$name" "${RUN_FLAGS[@]}" --health-interval=disable \
     -v "$model:/opt/ml/model:ro" \
     -e SAGEMAKER_BIND_TO_PORT="$port" -e SAGEMAKER_PROGRAM=inference.py \
     -e SAGEMAKER_MODEL_SERVER_TIMEOUT=60 -e SAGEMAKER_REGION=us-east-1 \
-    "$@" "$IMAGE" serve >/dev/null
+    "$@" "$IMAGE" serve 2>&1 >/dev/null | { grep -v "unable to get systemd connection" || true; }
 }
 
 # --- 4. serve --------------------------------------------------------------------------------------
