@@ -118,7 +118,7 @@ leaked=$(comm -23 <(present "$IMAGE") <(present "$BASE"))
 echo "non-root (uid $uid); no compilers, pip, pip cache, wheels or pip config"
 echo "largest parts of /opt/venv:"
 "${PODMAN[@]}" run --rm "${RUN_FLAGS[@]}" --no-healthcheck --entrypoint /bin/sh "$IMAGE" -c \
-  'du -sm /opt/venv/lib/python3*/site-packages/* | sort -rn | head -6' | sed 's/^/  /'
+  'du -sm /opt/venv /opt/warmgate; du -sm /opt/venv/lib/python3*/site-packages/* | sort -rn | head -6' | sed 's/^/  /'
 [ "$size" -le $((MAX_IMAGE_MB * 1000000)) ] || fail "image is $((size / 1000000)) MB, over ${MAX_IMAGE_MB} MB"
 
 # --- the model: all-MiniLM-L6-v2 exported to ONNX on the host (kept between runs) -------------------

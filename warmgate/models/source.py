@@ -112,8 +112,14 @@ def unpack_archive(
     if archive.read(2) != GZIP_MAGIC:
         raise ModelLoadError(f"{label} is not a gzip-compressed tar archive (expected model.tar.gz)")
     archive.seek(0)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    except OSError as exc:  # not writable, not a folder, no space
+        raise ModelLoadError(
+            f"cannot unpack {label}: cannot write to the model cache {dest.parent} ({exc.strerror}); "
+            "set WARMGATE_CACHE to a writable folder"
+        ) from exc
     staging.chmod(0o755)
     try:
         files = 0
