@@ -109,6 +109,8 @@ leftovers=$("${PODMAN[@]}" run --rm "${RUN_FLAGS[@]}" --no-healthcheck --entrypo
 uid=$(echo "$leftovers" | head -1)
 [[ "$uid" =~ ^[0-9]+$ ]] || fail "could not run the image: $leftovers"
 [ "$uid" != 0 ] || fail "the container runs as uid 0"
+"${PODMAN[@]}" run --rm "${RUN_FLAGS[@]}" --no-healthcheck --entrypoint /bin/sh "$IMAGE" -c \
+  'test -w "$WARMGATE_CACHE" && test -w "$HOME"' || fail "the user cannot write WARMGATE_CACHE or HOME"
 [ "$(echo "$leftovers" | wc -l)" -eq 1 ] || fail "the image holds build leftovers: $(echo "$leftovers" | tail -n +2 | tr '\n' ' ')"
 # nothing the build mounted (pip config, CA bundle, indexes) may be in the image unless the base has it
 present() { "${PODMAN[@]}" run --rm "${RUN_FLAGS[@]}" --no-healthcheck --entrypoint /bin/sh "$1" -c \
