@@ -184,5 +184,5 @@ def test_s3_missing_object_names_the_uri(s3: object, tmp_path: Path) -> None:
 def test_unwritable_cache_names_warmgate_cache(tmp_path: Path) -> None:
     archive = make_archive(tmp_path / "emb" / "model.tar.gz", FILES)
     (tmp_path / "cache").write_text("a file where the cache folder should be")
-    with pytest.raises(ModelLoadError, match="cannot write to the model cache.*WARMGATE_CACHE"):
+    with pytest.raises(ModelLoadError, match=r"cannot write to the model cache.*WARMGATE_CACHE"):
         materialize(str(archive), tmp_path / "cache", lambda _m: None)
