@@ -167,6 +167,12 @@ step "podman stop -t 30 under concurrent load"
 drain=$(checks drain "$url" "${PODMAN[@]}" stop -t 30 smoke) || { "${PODMAN[@]}" logs smoke | tail -20; fail "drain"; }
 code=$("${PODMAN[@]}" inspect --format '{{.State.ExitCode}}' smoke)
 echo "drain: $drain; exit code $code"
+"${PODMAN[@]}" logs smoke >"$OUT/smoke.log" 2>&1
+# the server's own phase lines: "phase loading -> warming after 0.52s: ..."
+phases=$("$PYTHON" -c 'import json, re, sys
+found = re.findall(r"phase (\w+) -> (\w+) after ([0-9.]+)s", open(sys.argv[1]).read())
+print(json.dumps({f"{a}_s": float(t) for a, b, t in found if a in ("starting", "loading", "warming")}))' "$OUT/smoke.log")
+echo "phases: $phases (server log in $OUT/smoke.log)"
 [ "$code" = 0 ] || fail "the container exited $code after podman stop"
 
 # --- 6. failures -------------------------------------------------------------------------------------
@@ -198,7 +204,7 @@ echo "FAILED with reason: $failed"
 
 cat >"$OUT/result.json" <<EOF
 {"date": "$(date -u +%Y-%m-%dT%H:%MZ)", "image_bytes": $size, "base_bytes": $base_size,
- "build_s": $build_s, "startup": $startup, "embeddings": $embeddings, "drain": $drain}
+ "build_s": $build_s, "startup": $startup, "phases": $phases, "embeddings": $embeddings, "drain": $drain}
 EOF
 step "container smoke test passed ($OUT/result.json)"
 cat "$OUT/result.json"
