@@ -89,7 +89,7 @@ def _from_s3(uri: str, bucket: str, key: str, cache_root: Path, progress: Progre
         if _is_current(dest, identity):
             progress(f"model from {uri} already unpacked in {dest}")
             return dest
-        cache_root.mkdir(parents=True, exist_ok=True)
+        _make_cache_dir(cache_root, uri)
         with tempfile.TemporaryFile(dir=cache_root) as spool:
             report = _ByteProgress(f"downloading {uri}", size, progress)
             s3.download_fileobj(bucket, key, spool, Callback=report)
@@ -112,14 +112,8 @@ def unpack_archive(
     if archive.read(2) != GZIP_MAGIC:
         raise ModelLoadError(f"{label} is not a gzip-compressed tar archive (expected model.tar.gz)")
     archive.seek(0)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    except OSError as exc:  # not writable, not a folder, no space
-        raise ModelLoadError(
-            f"cannot unpack {label}: cannot write to the model cache {dest.parent} ({exc.strerror}); "
-            "set WARMGATE_CACHE to a writable folder"
-        ) from exc
+    _make_cache_dir(dest.parent, label)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     staging.chmod(0o755)
     try:
         files = 0
@@ -148,6 +142,18 @@ def unpack_archive(
             shutil.rmtree(staging, ignore_errors=True)
     progress(f"model from {label} unpacked in {dest} ({files} files)")
     return dest
+
+
+def _make_cache_dir(folder: Path, label: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:  # not writable, not a folder, no space
+        raise ModelLoadError(
+            f"cannot fetch {label}: cannot write to the model cache {folder} ({exc.strerror}); "
+            "set WARMGATE_CACHE to a writable folder"
+        ) from exc
 
 
 def _safe_target(staging: Path, member: tarfile.TarInfo, label: str) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from warmgate.config import Config
+from warmgate.config import load_config
 from warmgate.errors import ModelLoadError
 from warmgate.models.loader import resolve_model_dir
 from warmgate.models.source import MARKER, materialize
@@ -137,7 +137,8 @@ def test_resolve_model_dir_prefers_the_uri(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("WARMGATE_CACHE", str(tmp_path / "cache"))
     archive = make_archive(tmp_path / "emb" / "model.tar.gz", FILES)
     (tmp_path / "dir").mkdir()
-    config = Config(model_dir=tmp_path / "dir", model_uri=archive.as_uri())
+    env = {"WARMGATE_MODEL_DIR": str(tmp_path / "dir"), "WARMGATE_MODEL_URI": archive.as_uri()}
+    config = load_config(env=env)
     messages: list[str] = []
     model_dir = resolve_model_dir(config, messages.append)
     assert model_dir.is_relative_to(tmp_path / "cache")
