@@ -123,6 +123,22 @@ echo "largest parts of /opt/venv:"
   'du -sm /opt/venv /opt/warmgate; du -sm /opt/venv/lib/python3*/site-packages/* | sort -rn | head -6' | sed 's/^/  /'
 [ "$size" -le $((MAX_IMAGE_MB * 1000000)) ] || fail "image is $((size / 1000000)) MB, over ${MAX_IMAGE_MB} MB"
 
+step "a source change rebuilds only the source layer"
+ctx="$OUT/context" && rm -rf "$ctx" && mkdir -p "$ctx/docker"
+cp -a pyproject.toml README.md warmgate .dockerignore "$ctx"/ && cp -a docker/* "$ctx/docker"/  # -a: same mtimes
+echo "# a source change" >>"$ctx/warmgate/__init__.py"
+rebuild_started=$(date +%s.%N)
+"${PODMAN[@]}" build -q --format docker --network host "${mounts[@]}" \
+  --build-arg BASE="$BASE" --build-arg BUILD_BASE="${BUILD_BASE:-$BASE}" \
+  -f "$ctx/docker/Dockerfile" -t "$IMAGE-source-check" "$ctx" >/dev/null
+rebuild_s=$("$PYTHON" -c 'import sys, time; print(round(time.time() - float(sys.argv[1]), 1))' "$rebuild_started")
+changed=$(diff <("${PODMAN[@]}" image inspect --format '{{range .RootFS.Layers}}{{println .}}{{end}}' "$IMAGE") \
+               <("${PODMAN[@]}" image inspect --format '{{range .RootFS.Layers}}{{println .}}{{end}}' "$IMAGE-source-check") \
+          | grep -c '^>' || true)
+"${PODMAN[@]}" rmi -f "$IMAGE-source-check" >/dev/null && rm -rf "$ctx"
+[ "$changed" = 1 ] || fail "a source change changed $changed layers, expected only the source layer"
+echo "one layer changed; rebuilt in ${rebuild_s}s"
+
 # --- the model: all-MiniLM-L6-v2 exported to ONNX on the host (kept between runs) -------------------
 MODEL="$OUT/minilm-onnx"
 if [ ! -f "$MODEL/model.onnx" ]; then
@@ -204,7 +220,7 @@ echo "FAILED with reason: $failed"
 
 cat >"$OUT/result.json" <<EOF
 {"date": "$(date -u +%Y-%m-%dT%H:%MZ)", "image_bytes": $size, "base_bytes": $base_size,
- "build_s": $build_s, "startup": $startup, "phases": $phases, "embeddings": $embeddings, "drain": $drain}
+ "build_s": $build_s, "source_rebuild_s": $rebuild_s, "startup": $startup, "phases": $phases, "embeddings": $embeddings, "drain": $drain}
 EOF
 step "container smoke test passed ($OUT/result.json)"
 cat "$OUT/result.json"
