@@ -57,6 +57,7 @@ class LogFormat(enum.Enum):
 @dataclass(frozen=True)
 class Config:
     model_dir: Path = DEFAULT_MODEL_DIR
+    model_uri: str = ""
     model_name: str = ""
     host: str = "0.0.0.0"
     port: int = 8080
@@ -122,6 +123,14 @@ OPTIONS: tuple[Option, ...] = (
         "",
         "model directory (model.onnx, model.safetensors + config.json, or code/inference.py); "
         "when it does not exist the built-in default model (all-MiniLM-L6-v2) is fetched",
+    ),
+    Option(
+        "model_uri",
+        ("WARMGATE_MODEL_URI",),
+        "",
+        "where to fetch the model from during LOADING, instead of the model directory: "
+        "s3://BUCKET/KEY/model.tar.gz (needs warmgate[s3]), file:// or a path to a model.tar.gz "
+        "(unpacked under $WARMGATE_CACHE) or to a directory",
     ),
     Option(
         "model_name",

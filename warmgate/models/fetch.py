@@ -38,12 +38,18 @@ REQUIRED_FILES: tuple[str, ...] = (
 Progress = Callable[[str], None]
 
 
-def default_cache_dir() -> Path:
-    """``$WARMGATE_CACHE`` or ``~/.cache/warmgate/models/all-MiniLM-L6-v2``."""
+def cache_root() -> Path:
+    """Where fetched models live, one subfolder each: ``$WARMGATE_CACHE`` or
+    ``~/.cache/warmgate/models``."""
     env = os.environ.get("WARMGATE_CACHE")
     if env:
         return Path(env).expanduser()
-    return Path.home() / ".cache" / "warmgate" / "models" / DEFAULT_MODEL_NAME
+    return Path.home() / ".cache" / "warmgate" / "models"
+
+
+def default_cache_dir() -> Path:
+    """The default model's folder in the cache: ``<cache root>/all-MiniLM-L6-v2``."""
+    return cache_root() / DEFAULT_MODEL_NAME
 
 
 def is_complete(model_dir: Path) -> bool:

@@ -50,7 +50,14 @@ def detect(model_dir: Path, program: str) -> Layout:
 
 
 def resolve_model_dir(config: Config, progress: Callable[[str], None]) -> Path:
-    """The configured directory, or the built-in default model fetched on first use."""
+    """``WARMGATE_MODEL_URI``'s model when set (fetched and unpacked into the cache), else the
+    configured directory, else the built-in default model fetched on first use."""
+    if config.model_uri:
+        from warmgate.models.fetch import cache_root
+        from warmgate.models.source import materialize
+
+        progress(f"fetching the model from {config.model_uri}")
+        return materialize(config.model_uri, cache_root(), progress)
     if config.model_dir.is_dir() or not config.fetch_default:
         return config.model_dir
     from warmgate.models.fetch import default_cache_dir, fetch_default_model

