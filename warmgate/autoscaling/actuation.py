@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from warmgate.autoscaling.model import Decision
-from warmgate.autoscaling.pool import MemberState, PoolEmpty, ReapReport, UnknownMember, WarmPool
+from warmgate.autoscaling.pool import Member, MemberState, PoolEmpty, ReapReport, UnknownMember
 
 
 class Actuator(Protocol):
@@ -51,6 +51,23 @@ class Actuator(Protocol):
         """The pool removed this member: stop its replica if one still runs."""
 
 
+class PoolBooks(Protocol):
+    """The pool books :func:`actuate` keeps: :class:`~warmgate.autoscaling.pool.WarmPool` in
+    memory, or the fleet's store-backed pool (``warmgate.fleet.stored_pool``)."""
+
+    def claim(self, now: float) -> Member: ...
+
+    def get(self, member_id: str) -> Member: ...
+
+    def release(self, member_id: str) -> Member: ...
+
+    def follow(self, fleet_target: int) -> int: ...
+
+    def reap(self, now: float) -> ReapReport: ...
+
+    def mark_errored(self, member_id: str, reason: str) -> Member: ...
+
+
 @dataclass(frozen=True)
 class Actuation:
     """What one :func:`actuate` did."""
@@ -66,7 +83,7 @@ class Actuation:
         return len(self.claimed) + len(self.cold_started)
 
 
-def actuate(decision: Decision, pool: WarmPool | None, actuator: Actuator, now: float) -> Actuation:
+def actuate(decision: Decision, pool: PoolBooks | None, actuator: Actuator, now: float) -> Actuation:
     """Apply ``decision`` through ``actuator``, keeping ``pool``'s books (see the module doc)."""
     for replica_id in decision.replace:
         actuator.remove(replica_id, now)
@@ -90,7 +107,7 @@ def actuate(decision: Decision, pool: WarmPool | None, actuator: Actuator, now: 
     return Actuation(tuple(decision.replace), tuple(decision.drain), tuple(claimed), tuple(cold), report)
 
 
-def _claim(pool: WarmPool | None, now: float) -> str | None:
+def _claim(pool: PoolBooks | None, now: float) -> str | None:
     if pool is None:
         return None
     try:
@@ -99,7 +116,7 @@ def _claim(pool: WarmPool | None, now: float) -> str | None:
         return None
 
 
-def _release(pool: WarmPool | None, replica_id: str) -> None:
+def _release(pool: PoolBooks | None, replica_id: str) -> None:
     """A claimed member's replica left the rotation: the member is done."""
     if pool is None:
         return
@@ -112,7 +129,7 @@ def _release(pool: WarmPool | None, replica_id: str) -> None:
 
 
 def _follow_and_reap(
-    pool: WarmPool | None, actuator: Actuator, fleet_target: int, now: float
+    pool: PoolBooks | None, actuator: Actuator, fleet_target: int, now: float
 ) -> ReapReport | None:
     if pool is None:
         return None

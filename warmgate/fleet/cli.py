@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -19,11 +20,14 @@ from types import FrameType
 from prometheus_client import start_http_server
 
 from warmgate.autoscaling.model import ScalingConfig
-from warmgate.autoscaling.pool import PoolConfig, WarmPool
+from warmgate.autoscaling.pool import PoolConfig
 from warmgate.fleet.control import ControlLoop
 from warmgate.fleet.fleet import Fleet, Role
 from warmgate.fleet.haproxy_config import HaproxySettings
+from warmgate.fleet.match import fleet_match_key
 from warmgate.fleet.replica import ReplicaSpec
+from warmgate.fleet.store import open_store
+from warmgate.fleet.stored_pool import StoredPool
 
 log = logging.getLogger("warmgate.fleet")
 
@@ -65,6 +69,17 @@ def add_fleet_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         default=None,
         help="serve the fleet's and pool's Prometheus metrics on this port (docs/fleet.md)",
     )
+    p.add_argument(
+        "--pool-store",
+        default=None,
+        metavar="URL",
+        help="where the pool's books live (docs/pool-store.md): a SQLite file (path, sqlite:///PATH, "
+        "or sqlite:// in memory) or postgresql://... shared by several fleets (default: "
+        "WORKDIR/pool.db)",
+    )
+    p.add_argument(
+        "--pool-lease-ttl-s", type=float, default=30.0, help="this fleet's lease in the pool store"
+    )
     p.add_argument("--tick-s", type=float, default=0.25, help="control loop period")
     p.add_argument(
         "--workdir", type=Path, default=None, help="haproxy.cfg, socket and logs (default: a temp dir)"
@@ -93,11 +108,6 @@ def run_fleet(args: argparse.Namespace) -> int:
         target_per_replica=args.target_in_flight,
         scale_in_window_s=args.scale_in_window_s,
     )
-    pool = (
-        WarmPool(PoolConfig(target_size=args.pool, max_size=max(args.pool, 1)), id_prefix="standby")
-        if args.pool
-        else None
-    )
     settings = HaproxySettings(
         port=args.port,
         socket=workdir / "haproxy.sock",
@@ -107,6 +117,7 @@ def run_fleet(args: argparse.Namespace) -> int:
         server_maxconn=args.max_conn_per_replica,
     )
     spec = ReplicaSpec(args.model_dir, tuple(args.replica_arg), drain_delay_s=args.drain_delay_s)
+    store_url = args.pool_store or str(workdir / "pool.db")
     slots = 2 * args.max_replicas + args.pool
     stop = threading.Event()
 
@@ -118,20 +129,34 @@ def run_fleet(args: argparse.Namespace) -> int:
     try:
         with Fleet(spec, settings, workdir, slots=slots, haproxy_binary=args.haproxy) as fleet:
             log.info("fleet on %s; work directory %s", fleet.url, workdir)
-            loop = ControlLoop(fleet, scaling, pool, tick_s=args.tick_s)
-            if args.metrics_port is not None:
-                start_http_server(args.metrics_port, args.bind, registry=loop.metrics.registry)
-                log.info("fleet metrics on http://%s:%s/metrics", args.bind, args.metrics_port)
-            for _ in range(args.replicas):
-                fleet.launch(Role.SERVING, loop.clock())
-            loop.run(stop)
-            if pool is not None:
-                pool.drain()
+            pool = _open_pool(args, spec, store_url) if args.pool else None
+            # The store's times are wall-clock seconds, which every controller sharing it agrees on.
+            loop = ControlLoop(fleet, scaling, pool, clock=time.time, tick_s=args.tick_s)
+            try:
+                if args.metrics_port is not None:
+                    start_http_server(args.metrics_port, args.bind, registry=loop.metrics.registry)
+                    log.info("fleet metrics on http://%s:%s/metrics", args.bind, args.metrics_port)
+                for _ in range(args.replicas):
+                    fleet.launch(Role.SERVING, loop.clock())
+                loop.run(stop)
+            finally:
+                if pool is not None:
+                    for member in pool.leave():
+                        fleet.retire(member.member_id, loop.clock())
+                    pool.store.close()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("fleet stopped")
     return 0
+
+
+def _open_pool(args: argparse.Namespace, spec: ReplicaSpec, url: str) -> StoredPool:
+    config = PoolConfig(target_size=args.pool, max_size=max(args.pool, 1))
+    key = fleet_match_key(spec)
+    store = open_store(url, config, lease_ttl_s=args.pool_lease_ttl_s)
+    log.info("pool store %s; standbys match %s", url.split("@")[-1], key)
+    return StoredPool(store, key, "fleet", time.time(), lease_ttl_s=args.pool_lease_ttl_s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,8 +22,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from warmgate.autoscaling.actuation import Actuation, actuate
+from warmgate.autoscaling.actuation import Actuation, PoolBooks, actuate
 from warmgate.autoscaling.model import (
     Decision,
     Observation,
@@ -33,7 +34,7 @@ from warmgate.autoscaling.model import (
     ScalingConfig,
 )
 from warmgate.autoscaling.policy import decide
-from warmgate.autoscaling.pool import MemberState, ReapReport, WarmPool
+from warmgate.autoscaling.pool import Member, MemberState, ReapReport
 from warmgate.fleet.actuator import FleetActuator
 from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role
 from warmgate.fleet.metrics import FleetMetrics
@@ -41,6 +42,15 @@ from warmgate.fleet.metrics import FleetMetrics
 log = logging.getLogger("warmgate.fleet")
 
 Clock = Callable[[], float]
+
+
+class FleetPool(PoolBooks, Protocol):
+    """The pool books the loop keeps: an in-memory :class:`~warmgate.autoscaling.pool.WarmPool`
+    or a store-backed :class:`~warmgate.fleet.stored_pool.StoredPool`."""
+
+    def members(self) -> tuple[Member, ...]: ...
+
+    def mark_ready(self, member_id: str, now: float) -> Member: ...
 
 
 class RateMeter:
@@ -85,7 +95,7 @@ class ControlLoop:
         self,
         fleet: Fleet,
         config: ScalingConfig,
-        pool: WarmPool | None = None,
+        pool: FleetPool | None = None,
         *,
         clock: Clock = time.monotonic,
         tick_s: float = 0.25,
@@ -146,7 +156,7 @@ class ControlLoop:
             self.tick()
             stop.wait(max(0.0, self.tick_s - (self.clock() - began)))
 
-    def _sync_pool(self, pool: WarmPool, replicas: Iterable[ReplicaInfo], now: float) -> None:
+    def _sync_pool(self, pool: FleetPool, replicas: Iterable[ReplicaInfo], now: float) -> None:
         """Tell the pool which standbys became READY and which died; release finished claims."""
         books = {m.member_id: m for m in pool.members()}
         live: dict[str, ReplicaInfo] = {r.replica_id: r for r in replicas}

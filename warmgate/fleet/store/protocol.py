@@ -54,10 +54,13 @@ class PoolStore(Protocol):
         """Book a new WARMING member (its process is being started by ``controller_id``)."""
         ...
 
-    def top_up(self, key: MatchKey, target: int, controller_id: str, now: float) -> tuple[str, ...]:
+    def top_up(
+        self, key: MatchKey, target: int, controller_id: str, now: float, *, own: bool = False
+    ) -> tuple[str, ...]:
         """Atomically register as many WARMING members as the key's standbys (WARMING +
         READY) fall short of ``target`` (clamped to the config's min/max); return their ids
-        for the caller to launch. Two controllers topping up at once never overshoot."""
+        for the caller to launch. Two controllers topping up at once never overshoot.
+        ``own``: count only the standbys ``controller_id`` registered (a per-controller pool)."""
         ...
 
     def mark_ready(self, member_id: str, now: float) -> StoredMember: ...
@@ -68,9 +71,11 @@ class PoolStore(Protocol):
         """A member leaves: a claimed one finished serving, or a standby is retired."""
         ...
 
-    def claim(self, key: MatchKey, controller_id: str, now: float) -> StoredMember:
+    def claim(self, key: MatchKey, controller_id: str, now: float, *, own: bool = False) -> StoredMember:
         """Atomically hand the oldest READY member with exactly ``key`` to ``controller_id``;
-        raise :class:`~warmgate.autoscaling.pool.PoolEmpty` at once when there is none."""
+        raise :class:`~warmgate.autoscaling.pool.PoolEmpty` at once when there is none.
+        ``own``: only a member ``controller_id`` registered (a controller that can promote
+        only the processes it runs, like the local fleet)."""
         ...
 
     def reap(self, controller_id: str, now: float) -> StoreReapReport:

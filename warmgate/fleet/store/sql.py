@@ -201,13 +201,15 @@ class SqlPoolStore(ABC):
                 raise DuplicateMember(f"pool member {member_id!r} is already registered")
             return self._insert(tx, member_id, key, controller_id, now)
 
-    def top_up(self, key: MatchKey, target: int, controller_id: str, now: float) -> tuple[str, ...]:
+    def top_up(
+        self, key: MatchKey, target: int, controller_id: str, now: float, *, own: bool = False
+    ) -> tuple[str, ...]:
         want = min(max(target, self._config.min_size), self._config.max_size)
         with self._tx() as tx:
             self._require_lease(tx, controller_id, now)
             if self._pool_mode(tx, key, self._dialect.for_update) is PoolMode.DRAINING:
                 return ()
-            standby = self._count(tx, key, _STANDBY)
+            standby = self._count(tx, key, _STANDBY, owner=controller_id if own else None)
             started = [f"{self._id_prefix}-{uuid.uuid4().hex[:12]}" for _ in range(want - standby)]
             for member_id in started:
                 self._insert(tx, member_id, key, controller_id, now)
@@ -225,13 +227,14 @@ class SqlPoolStore(ABC):
         with self._tx() as tx:
             return self._move(tx, self._locked(tx, member_id), MemberState.DRAINING, reason=reason)
 
-    def claim(self, key: MatchKey, controller_id: str, now: float) -> StoredMember:
+    def claim(self, key: MatchKey, controller_id: str, now: float, *, own: bool = False) -> StoredMember:
+        mine = " AND owner = ?" if own else ""
         with self._tx() as tx:
             self._require_lease(tx, controller_id, now)
             rows = tx.rows(
-                f"SELECT {_COLUMNS} FROM warmgate_pool_members WHERE match_key = ? AND state = ? "
+                f"SELECT {_COLUMNS} FROM warmgate_pool_members WHERE match_key = ? AND state = ?{mine} "
                 f"ORDER BY ready_at, member_id LIMIT 1{self._dialect.skip_locked}",
-                (key.digest, MemberState.READY.value),
+                (key.digest, MemberState.READY.value, *((controller_id,) if own else ())),
             )
             if not rows:
                 raise PoolEmpty(self._empty_reason(tx, key))
@@ -410,10 +413,12 @@ class SqlPoolStore(ABC):
         )
         return moved
 
-    def _count(self, tx: Tx, key: MatchKey, states: Sequence[str]) -> int:
+    def _count(self, tx: Tx, key: MatchKey, states: Sequence[str], owner: str | None = None) -> int:
+        mine = " AND owner = ?" if owner is not None else ""
         rows = tx.rows(
-            f"SELECT count(*) FROM warmgate_pool_members WHERE match_key = ? AND state IN ({_marks(states)})",
-            (key.digest, *states),
+            "SELECT count(*) FROM warmgate_pool_members WHERE match_key = ? "
+            f"AND state IN ({_marks(states)}){mine}",
+            (key.digest, *states, *((owner,) if owner is not None else ())),
         )
         return int(rows[0][0])
 

@@ -1,0 +1,114 @@
+"""The fleet's warm pool, its books kept in a :class:`~warmgate.fleet.store.PoolStore`.
+
+:class:`StoredPool` gives the shared :func:`~warmgate.autoscaling.actuation.actuate` the pool
+interface it keeps books through (:class:`~warmgate.autoscaling.actuation.PoolBooks`, the
+in-memory :class:`~warmgate.autoscaling.pool.WarmPool`'s), so the fleet runs the one
+actuation sequence whichever books it keeps. What the store adds:
+
+- every member is registered and claimed under the fleet's :class:`MatchKey`
+  (:mod:`warmgate.fleet.match`): a standby warmed for other weights or options is never claimed;
+- the controller holds a lease: it joins when the pool is opened, renews it on every reap
+  (at most every third of the lease's TTL), and :meth:`StoredPool.leave` ends it;
+- claims and top-ups are the controller's own (``own=True``): a local fleet can promote only
+  the processes it launched, so a standby booked by another controller (or by this fleet's
+  earlier run that crashed) is never claimed and never counted towards this fleet's pool.
+
+``now`` is the store's clock: seconds that every controller sharing the store agrees on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from warmgate.autoscaling.pool import Member, PoolConfig, ReapReport
+from warmgate.fleet.store import LeaseExpired, MatchKey, PoolStore, StoredMember
+
+log = logging.getLogger("warmgate.fleet")
+
+
+class StoredPool:
+    """One controller's warm pool for one :class:`MatchKey`, booked in ``store``."""
+
+    def __init__(self, store: PoolStore, key: MatchKey, name: str, now: float, *, lease_ttl_s: float) -> None:
+        self.store = store
+        self.key = key
+        self._name = name
+        self._renew_every = lease_ttl_s / 3
+        self._target = store.config.target_size
+        self._held: list[str] = []  # every controller id this pool held; their processes are ours
+        self._join(now)
+
+    @property
+    def config(self) -> PoolConfig:
+        return self.store.config
+
+    @property
+    def controller_id(self) -> str:
+        return self._held[-1]
+
+    @property
+    def target_size(self) -> int:
+        return self._target
+
+    # -- what actuate() keeps books through -----------------------------------------------
+    def claim(self, now: float) -> Member:
+        """The oldest READY member this controller launched under its key, or PoolEmpty."""
+        return self.store.claim(self.key, self.controller_id, now, own=True).member
+
+    def get(self, member_id: str) -> Member:
+        return self.store.get(member_id).member
+
+    def release(self, member_id: str) -> Member:
+        return self.store.mark_draining(member_id, "released").member
+
+    def follow(self, fleet_target: int) -> int:
+        """Like :meth:`WarmPool.follow`: ``max_prepared - fleet_target`` when that is set."""
+        cfg = self.config
+        if cfg.max_prepared is not None:
+            self._target = min(max(cfg.max_prepared - fleet_target, cfg.min_size), cfg.max_size)
+        return self._target
+
+    def reap(self, now: float) -> ReapReport:
+        """Renew the lease, reap the store, top this controller's standbys up to the target.
+
+        ``removed`` lists only members this pool's controller ids owned: their processes are
+        the fleet's to stop. Orphans of other controllers leave the books without that.
+        """
+        self._renew(now)
+        report = self.store.reap(self.controller_id, now)
+        started = self.store.top_up(self.key, self._target, self.controller_id, now, own=True)
+        removed = tuple(m.member_id for m in report.removed if m.owner in self._held)
+        return ReapReport(started, report.errored, report.recycled, removed)
+
+    def mark_errored(self, member_id: str, reason: str) -> Member:
+        return self.store.mark_errored(member_id, reason).member
+
+    # -- what the control loop reads and syncs ---------------------------------------------
+    def members(self) -> tuple[Member, ...]:
+        """The members this fleet runs (owned by any controller id it held), any key."""
+        return tuple(s.member for s in self.store.members() if s.owner in self._held)
+
+    def mark_ready(self, member_id: str, now: float) -> Member:
+        return self.store.mark_ready(member_id, now).member
+
+    # -- the lease -------------------------------------------------------------------------
+    def leave(self) -> tuple[StoredMember, ...]:
+        """End the lease; return every member it owned (as they stood) for the fleet to stop."""
+        return self.store.leave(self.controller_id)
+
+    def _join(self, now: float) -> None:
+        self._held.append(self.store.join(self._name, now).controller_id)
+        self._renewed_at = now
+        log.info("pool store: joined as %s for %s", self.controller_id, self.key)
+
+    def _renew(self, now: float) -> None:
+        if now - self._renewed_at < self._renew_every:
+            return
+        try:
+            self.store.heartbeat(self.controller_id, now)
+            self._renewed_at = now
+        except LeaseExpired as exc:
+            # Its members are reaped as orphans; the ones still running are stopped when the
+            # reap reports them (their owner is one of ours). Go on under a new id.
+            log.warning("pool store: %s; joining again", exc)
+            self._join(now)
