@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from starlette.testclient import TestClient
 
 from tests import onnx_models
+from tests.integration.fleet_store.postgres import Cluster, PostgresUnavailable, start_cluster
 from warmgate.config import load_config
 from warmgate.server.app import create_app
 from warmgate.server.runtime import ModelFactory, Runtime, default_model_factory
@@ -86,3 +90,29 @@ def two_input_dir(tmp_path: Path) -> Path:
 def slow_dir(tmp_path: Path) -> Path:
     onnx_models.slow(tmp_path / "slow" / "model.onnx")
     return tmp_path / "slow"
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    try:
+        cluster = start_cluster()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL store tests: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_conninfo(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh schema of the throwaway cluster, first on the search path of every connection."""
+    cluster: Cluster = request.getfixturevalue("postgres_cluster")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(cluster.conninfo, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    yield f"{cluster.conninfo} options='-c search_path={schema}'"
+    with psycopg.connect(cluster.conninfo, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")

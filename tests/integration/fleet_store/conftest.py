@@ -2,53 +2,24 @@
 
 ``open_store(config)`` opens another connection to the test's own database, so one test can
 play several controllers. PostgreSQL runs for real (see :mod:`.postgres`); without its
-binaries those cases skip, except under CI, where that is a missing install step.
+binaries those cases skip, except under CI, where that is a missing install step (the
+PostgreSQL fixtures are in ``tests/conftest.py``, shared with the fleet's e2e tests).
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from tests.integration.fleet_store.postgres import Cluster, PostgresUnavailable, start_cluster
 from warmgate.autoscaling.pool import PoolConfig
 from warmgate.fleet.store.postgres import PostgresPoolStore
 from warmgate.fleet.store.protocol import PoolStore
 from warmgate.fleet.store.sqlite import SqlitePoolStore
 
 OpenStore = Callable[..., PoolStore]
-
-
-@pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[Cluster]:
-    try:
-        cluster = start_cluster()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the PostgreSQL store tests: {exc}")
-        pytest.skip(str(exc))
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
-def postgres_conninfo(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh schema of the throwaway cluster, first on the search path of every connection."""
-    cluster: Cluster = request.getfixturevalue("postgres_cluster")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(cluster.conninfo, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    yield f"{cluster.conninfo} options='-c search_path={schema}'"
-    with psycopg.connect(cluster.conninfo, autocommit=True) as admin:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @dataclass(frozen=True)
