@@ -21,8 +21,12 @@ import pytest
 
 from tests.e2e.haproxy import requires_haproxy
 from tests.e2e.process import free_port
+from warmgate.autoscaling.pool import MemberState, PoolConfig
 from warmgate.fleet.cli import add_fleet_command, run_fleet
+from warmgate.fleet.match import fleet_match_key
+from warmgate.fleet.replica import ReplicaSpec
 from warmgate.fleet.runtime_api import RuntimeApi
+from warmgate.fleet.store.sqlite import SqlitePoolStore
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +91,13 @@ def test_fleet_command_serves_through_haproxy_and_drains_on_sigterm(linear_dir: 
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
+        # The pool's books are in the default store, WORKDIR/pool.db, keyed by the model.
+        books = SqlitePoolStore(workdir / "pool.db", PoolConfig())
+        key = fleet_match_key(ReplicaSpec(linear_dir))
+        while [(m.state, m.key) for m in books.members()] != [(MemberState.READY, key)]:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, (books.members(), log.read_text())
+            time.sleep(0.1)
         body = io.BytesIO()
         np.save(body, np.ones((2, 4), np.float32))
         reply = httpx.post(
@@ -104,6 +115,8 @@ def test_fleet_command_serves_through_haproxy_and_drains_on_sigterm(linear_dir: 
         assert len(pids) >= 4, text  # HAProxy, two replicas, one standby
         assert all(_gone(pid) for pid in pids), text
         assert "SIGTERM received: draining the fleet" in text and "fleet stopped" in text
+        assert books.members() == ()  # the fleet left the store: nothing stale stays booked
+        books.close()
     finally:
         if proc.poll() is None:
             proc.kill()

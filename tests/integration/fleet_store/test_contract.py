@@ -228,6 +228,22 @@ def test_top_up_fills_the_deficit_within_the_configured_sizes(open_store: OpenSt
     assert len(store.top_up(other, 0, a, now=3.0)) == 1  # clamped up to min_size 1
 
 
+def test_own_claims_and_top_ups_see_only_the_controllers_own_standbys(open_store: OpenStore) -> None:
+    store = open_store(PoolConfig(target_size=1, max_size=4))
+    a = store.join("a", now=0.0).controller_id
+    b = store.join("b", now=0.0).controller_id
+    ready(store, a, KEY, "a-1")
+    with pytest.raises(PoolEmpty):
+        store.claim(KEY, b, now=2.0, own=True)  # a's READY member is not b's to promote
+    assert store.top_up(KEY, 1, b, now=2.0) == ()  # the shared count: a's standby fills it
+    (mine,) = store.top_up(KEY, 1, b, now=2.0, own=True)  # b's own count: none yet
+    assert store.top_up(KEY, 1, b, now=2.0, own=True) == ()
+    store.mark_ready(mine, 3.0)
+    assert store.claim(KEY, b, now=4.0, own=True).member_id == mine
+    assert store.get("a-1").state is R
+    assert store.claim(KEY, b, now=5.0).member_id == "a-1"  # without own: anyone's
+
+
 def test_drain_retires_standbys_and_stops_replenishing_until_activated(open_store: OpenStore) -> None:
     store = open_store()
     a = store.join("a", now=0.0).controller_id
