@@ -15,17 +15,21 @@ The key is computed from the replica spec, the way ``warmgate serve`` will see i
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import warmgate
-from warmgate.config import Config, Device, load_config
 from warmgate.fleet.replica import ReplicaSpec
 from warmgate.fleet.store import MatchKey
-from warmgate.models.buckets import powers_of_two
+
+if TYPE_CHECKING:
+    from warmgate.config import Config
 
 _CHUNK = 1 << 20
+_CUDA_PROVIDER = "CUDAExecutionProvider"
 
 
 def model_digest(model_dir: Path, exclude: Path | None = None) -> str:
@@ -45,23 +49,31 @@ def model_digest(model_dir: Path, exclude: Path | None = None) -> str:
 
 
 def replica_config(spec: ReplicaSpec) -> Config:
-    """The config a replica launched from ``spec`` resolves (flags > environment > toml)."""
-    from warmgate.cli import build_parser  # the serve flags, parsed as `warmgate serve` does
+    """The config a replica launched from ``spec`` resolves: its ``warmgate serve`` flags
+    (named after the config fields, as ``warmgate/cli.py`` declares them) over the environment
+    over the model's ``warmgate.toml``. Flags this parser does not know are left alone."""
+    # Imported here: the fleet reads the serving config only when it builds a key.
+    from warmgate.config import OPTIONS, Config, load_config
 
-    args = build_parser().parse_args(spec.command(8080)[3:])  # the port changes nothing here
-    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
-    return load_config(overrides, env={**os.environ, **spec.env})
+    parser = argparse.ArgumentParser(add_help=False)
+    kinds = {name: type(value) for name, value in vars(Config()).items()}
+    for opt in OPTIONS:
+        flag = "--" + opt.field.replace("_", "-")
+        if kinds[opt.field] is bool:
+            parser.add_argument(flag, dest=opt.field, default=None, action=argparse.BooleanOptionalAction)
+        else:
+            parser.add_argument(flag, dest=opt.field, default=None)
+    known, _ = parser.parse_known_args(spec.command(8080)[4:])  # after `python -m warmgate serve`
+    return load_config(vars(known), env={**os.environ, **spec.env})
 
 
-def resolve_device(device: Device) -> str:
-    """``cuda`` or ``cpu``: ``auto`` is CUDA when onnxruntime offers it."""
-    if device is not Device.AUTO:
-        return str(device.value)
+def resolve_device(device: str) -> str:
+    """``cuda`` or ``cpu``: ``auto`` is CUDA when onnxruntime offers it (as the ONNX backend picks)."""
+    if device != "auto":
+        return device
     import onnxruntime
 
-    from warmgate.models.ort_session import CUDA
-
-    return "cuda" if CUDA in onnxruntime.get_available_providers() else "cpu"
+    return "cuda" if _CUDA_PROVIDER in onnxruntime.get_available_providers() else "cpu"
 
 
 def fleet_match_key(spec: ReplicaSpec) -> MatchKey:
@@ -71,13 +83,13 @@ def fleet_match_key(spec: ReplicaSpec) -> MatchKey:
     options = {
         "backend": config.backend.value,
         "max_batch": str(config.max_batch),
-        "batch_sizes": ",".join(map(str, config.batch_sizes or powers_of_two(config.max_batch))),
+        "batch_sizes": ",".join(map(str, config.batch_sizes)),  # empty: powers of two to max_batch
         "seq_lens": ",".join(map(str, config.seq_lens)),
         "oversize": config.oversize.value,
     }
     return MatchKey.of(
         model_digest(spec.model_dir, exclude=cache),
         warmgate.__version__,
-        resolve_device(config.device),
+        resolve_device(str(config.device.value)),
         options,
     )
