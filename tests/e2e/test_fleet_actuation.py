@@ -8,9 +8,11 @@ what each side's books say after every step, and HAProxy's own view of every slo
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +27,13 @@ from warmgate.autoscaling.pool import MemberState, PoolConfig, WarmPool
 from warmgate.autoscaling.scenario import SimConfig
 from warmgate.autoscaling.simulator import Simulation
 from warmgate.autoscaling.traces import Trace
-from warmgate.fleet.control import ControlLoop
+from warmgate.fleet.control import ControlLoop, FleetPool
 from warmgate.fleet.fleet import Fleet, Role
 from warmgate.fleet.haproxy_config import HaproxySettings
 from warmgate.fleet.replica import ReplicaSpec
+from warmgate.fleet.store import MatchKey
+from warmgate.fleet.store.sqlite import SqlitePoolStore
+from warmgate.fleet.stored_pool import StoredPool
 
 pytestmark = [pytest.mark.e2e, requires_haproxy]
 
@@ -60,12 +65,21 @@ pool_config = st.builds(
 )
 
 
-def _pool_states(pool: WarmPool) -> dict[str, MemberState]:
+def _pool_states(pool: FleetPool) -> dict[str, MemberState]:
     return {m.member_id: m.state for m in pool.members()}
 
 
 def _pick(ids: list[str], picks: tuple[int, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ids[i % len(ids)] for i in picks)) if ids else ()
+
+
+def _in_memory(config: PoolConfig) -> FleetPool:
+    return WarmPool(config, id_prefix="standby")
+
+
+def _in_a_store(config: PoolConfig) -> FleetPool:
+    store = SqlitePoolStore(":memory:", config)
+    return StoredPool(store, MatchKey.of("sha256:model", "v1", "cpu"), "fleet", 0.0, lease_ttl_s=30.0)
 
 
 @given(config=pool_config, steps=st.lists(step, min_size=1, max_size=5))
@@ -77,16 +91,45 @@ def _pick(ids: list[str], picks: tuple[int, ...]) -> tuple[str, ...]:
 def test_simulator_and_fleet_end_in_the_same_states(
     config: PoolConfig, steps: list[Decide | StandbyReady], linear_dir: Path
 ) -> None:
+    _run_both(config, steps, linear_dir, _in_memory)
+
+
+@given(config=pool_config, steps=st.lists(step, min_size=1, max_size=5))
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_simulator_and_a_fleet_with_its_pool_in_a_store_end_in_the_same_states(
+    config: PoolConfig, steps: list[Decide | StandbyReady], linear_dir: Path
+) -> None:
+    """The fleet's books in a SQLite pool store (``StoredPool``), the simulator's in memory:
+    the same sequence gives the same states. Store member ids are random, so each is matched
+    to the simulator's member started in the same place of the same reap."""
+    _run_both(config, steps, linear_dir, _in_a_store)
+
+
+def _run_both(
+    config: PoolConfig,
+    steps: list[Decide | StandbyReady],
+    linear_dir: Path,
+    books: Callable[[PoolConfig], FleetPool],
+) -> None:
     short = Path(tempfile.mkdtemp(prefix="wg-act-"))
     settings_ = HaproxySettings(port=free_port(), socket=short / "haproxy.sock")
     fleet = Fleet(ReplicaSpec(linear_dir, drain_delay_s=0.0), settings_, short / "fleet", slots=40)
     fleet.start()
     try:
-        fleet_pool = WarmPool(config, id_prefix="standby")
+        fleet_pool = books(config)
         loop = ControlLoop(fleet, ScalingConfig(), fleet_pool)
         trace = Trace("none", 1000.0, (), ())
         sim = Simulation(trace, SimConfig(pool=config), random.Random(0))
         assert sim.pool is not None
+        alias: dict[str, str] = {}  # simulator member id -> fleet member id
+
+        def named(ids: Iterable[str]) -> tuple[str, ...]:
+            return tuple(alias.get(rid, rid) for rid in ids)
+
         for _ in range(2):
             fleet.launch(Role.SERVING, 0.0)
             sim.cold_start(0.0)
@@ -99,7 +142,7 @@ def test_simulator_and_fleet_end_in_the_same_states(
                 if warming:
                     chosen = warming[action.pick % len(warming)]
                     sim.pool.mark_ready(chosen, now)
-                    fleet_pool.mark_ready(chosen, now)
+                    fleet_pool.mark_ready(alias[chosen], now)
                 continue
             drain = _pick(serving, action.drain_picks)
             rest = [rid for rid in serving if rid not in drain]
@@ -115,12 +158,16 @@ def test_simulator_and_fleet_end_in_the_same_states(
                 reason="generated",
             )
             simulated = sim.apply(decision)
-            real = loop.apply(decision, now)
-            assert (simulated.claimed, simulated.cold_started) == (real.claimed, real.cold_started)
+            real = loop.apply(dataclasses.replace(decision, drain=named(drain), replace=named(replace)), now)
+            assert simulated.pool is not None and real.pool is not None
+            assert len(simulated.pool.started) == len(real.pool.started)
+            alias.update(zip(simulated.pool.started, real.pool.started, strict=True))
+            assert (named(simulated.claimed), simulated.cold_started) == (real.claimed, real.cold_started)
 
             fleet_serving = {r.replica_id: r.phase for r in fleet.replicas() if r.role is Role.SERVING}
-            assert fleet_serving == sim.serving()
-            assert _pool_states(fleet_pool) == _pool_states(sim.pool)
+            assert fleet_serving == dict(zip(named(sim.serving()), sim.serving().values(), strict=True))
+            sim_states = _pool_states(sim.pool)
+            assert _pool_states(fleet_pool) == dict(zip(named(sim_states), sim_states.values(), strict=True))
             standby_processes = {
                 r.replica_id
                 for r in fleet.replicas()
