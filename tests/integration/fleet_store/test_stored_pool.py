@@ -1,0 +1,48 @@
+"""The fleet's store-backed pool (``StoredPool``) on a real SQLite store: the lease, what a reap
+hands the fleet to stop, and own claims. The fleet itself is in tests/e2e/test_fleet_store.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from warmgate.autoscaling.pool import MemberState, PoolConfig, PoolEmpty
+from warmgate.fleet.store import MatchKey
+from warmgate.fleet.store.sqlite import SqlitePoolStore
+from warmgate.fleet.stored_pool import StoredPool
+
+KEY = MatchKey.of("sha256:model", "v1", "cpu", {"max_batch": "16"})
+
+
+def test_a_lapsed_lease_rejoins_and_the_reap_hands_back_only_this_fleets_members() -> None:
+    store = SqlitePoolStore(":memory:", PoolConfig(target_size=1, max_size=1), lease_ttl_s=3.0)
+    pool = StoredPool(store, KEY, "fleet", 0.0, lease_ttl_s=3.0)
+    first = pool.controller_id
+    (mine,) = pool.reap(0.0).started
+    pool.mark_ready(mine, 0.5)
+    other = store.join("other", 0.0).controller_id
+    store.register("theirs", KEY, other, 0.0)
+    with pytest.raises(PoolEmpty):
+        StoredPool(store, KEY, "fleet-2", 0.5, lease_ttl_s=3.0).claim(1.0)  # not its own standby
+
+    report = pool.reap(10.0)  # both leases lapsed at 3.0: the fleet joins again
+    assert pool.controller_id != first
+    assert set(report.errored) == {mine, "theirs"}
+    assert report.removed == (mine,)  # "theirs" left the books, but is not this fleet's process
+    (fresh,) = report.started
+    assert {m.member_id: m.state for m in pool.members()} == {fresh: MemberState.WARMING}
+    assert [m.member_id for m in store.members(KEY)] == [fresh]
+
+
+def test_follow_sets_the_top_up_target_as_the_in_memory_pool_does() -> None:
+    config = PoolConfig(target_size=1, max_size=3, max_prepared=4)
+    store = SqlitePoolStore(":memory:", config)
+    pool = StoredPool(store, KEY, "fleet", 0.0, lease_ttl_s=30.0)
+    assert pool.follow(2) == 2
+    assert len(pool.reap(0.0).started) == 2
+    assert pool.follow(9) == 0  # clamped to min_size
+    assert pool.reap(1.0).started == ()
+    member = pool.members()[0].member_id
+    pool.mark_ready(member, 2.0)
+    assert pool.claim(3.0).member_id == member
+    assert pool.release(member).state is MemberState.DRAINING
+    assert pool.reap(4.0).removed == (member,)
