@@ -224,7 +224,8 @@ class WarmPool:
             return tuple(m.member_id for m in leaving)
 
     def reap(self, now: float) -> ReapReport:
-        """Error stragglers, recycle stale members, remove finished ones, top up the deficit."""
+        """Error stragglers, recycle stale members, retire READY members over the target (the
+        newest first), remove finished ones, top up the deficit."""
         cfg = self._config
         with self._lock:
             errored: list[str] = []
@@ -243,6 +244,12 @@ class WarmPool:
             ]
             for member_id in removed:
                 del self._members[member_id]
+            surplus = self._standby() - self._target
+            for member in sorted(self._ready(), key=lambda m: m.created_at, reverse=True)[: max(0, surplus)]:
+                self._set(member, MemberState.DRAINING, reason="surplus over the target size")
+                recycled.append(member.member_id)
+                removed.append(member.member_id)
+                del self._members[member.member_id]
             started: list[str] = []
             if self._mode is PoolMode.ACTIVE:
                 for _ in range(max(0, self._target - self._standby())):
@@ -250,6 +257,9 @@ class WarmPool:
                     self._members[member.member_id] = member
                     started.append(member.member_id)
             return ReapReport(tuple(started), tuple(errored), tuple(recycled), tuple(removed))
+
+    def _ready(self) -> list[Member]:
+        return [m for m in self._members.values() if m.state is MemberState.READY]
 
     def _standby(self) -> int:
         live = (MemberState.WARMING, MemberState.READY)
