@@ -224,8 +224,8 @@ class WarmPool:
             return tuple(m.member_id for m in leaving)
 
     def reap(self, now: float) -> ReapReport:
-        """Error stragglers, recycle stale members, retire READY members over the target (the
-        newest first), remove finished ones, top up the deficit."""
+        """Error stragglers, recycle stale members, retire standbys over the target (WARMING
+        first, then READY, the newest first), remove finished ones, top up the deficit."""
         cfg = self._config
         with self._lock:
             errored: list[str] = []
@@ -245,7 +245,7 @@ class WarmPool:
             for member_id in removed:
                 del self._members[member_id]
             surplus = self._standby() - self._target
-            for member in sorted(self._ready(), key=lambda m: m.created_at, reverse=True)[: max(0, surplus)]:
+            for member in self._surplus_order()[: max(0, surplus)]:
                 self._set(member, MemberState.DRAINING, reason="surplus over the target size")
                 recycled.append(member.member_id)
                 removed.append(member.member_id)
@@ -258,8 +258,12 @@ class WarmPool:
                     started.append(member.member_id)
             return ReapReport(tuple(started), tuple(errored), tuple(recycled), tuple(removed))
 
-    def _ready(self) -> list[Member]:
-        return [m for m in self._members.values() if m.state is MemberState.READY]
+    def _surplus_order(self) -> list[Member]:
+        """Standbys to retire first: WARMING ones (not yet useful), then READY ones; the
+        newest of each first."""
+        newest = list(reversed(self._members.values()))
+        warming = [m for m in newest if m.state is MemberState.WARMING]
+        return warming + [m for m in newest if m.state is MemberState.READY]
 
     def _standby(self) -> int:
         live = (MemberState.WARMING, MemberState.READY)
