@@ -13,8 +13,10 @@ Jumps add to the base rather than multiply it: a fleet that has seen 2 → 24 re
 prepares for +22 requests/s, not for x12 of whatever it carries now.
 
 Standbys = ``ceil((demand - usable(hot)) / usable(1))``, never negative, where
-``demand = base + max(q, (design_jump - 1) * base, target_burst_capacity)``, ``q`` is the
-``quantile`` of the history and ``usable(n) = n * replica_capacity * utilisation``.
+``demand = max(min(base + q, top), design_jump * base, base + target_burst_capacity)``,
+``q`` is the ``quantile`` of the jump history, ``top`` the highest short rate the history
+holds (a jump is prepared for up to a load the service has reached, not stacked on a
+plateau) and ``usable(n) = n * replica_capacity * utilisation``.
 Everything is a pure function of the observations: no clock, no I/O.
 """
 
@@ -66,6 +68,8 @@ class JumpState:
     window_peak: float = 0.0
     jumps: tuple[float, ...] = ()
     needs: tuple[tuple[float, int], ...] = ()  # (at, standbys needed) over the last horizon
+    peaks: tuple[float, ...] = ()  # the highest short rate of each closed window
+    window_top: float = 0.0  # the open window's highest short rate
 
 
 def observe_jump(
@@ -74,11 +78,24 @@ def observe_jump(
     """Record one observation's averages; close the window once ``horizon_s`` has passed."""
     bases = (*(b for b in state.bases if b[0] > now - sizing.horizon_s), (now, long_rate))
     peak = max(state.window_peak, short_rate - min(rate for _, rate in bases))
+    top = max(state.window_top, short_rate)
     start = now if state.window_start is None else state.window_start
     if now - start < sizing.horizon_s:
-        return JumpState(bases, start, peak, state.jumps, state.needs)
-    jumps = (*state.jumps, peak)[-sizing.history :]
-    return JumpState(bases, now, 0.0, jumps, state.needs)
+        return dataclasses.replace(state, bases=bases, window_start=start, window_peak=peak, window_top=top)
+    return dataclasses.replace(
+        state,
+        bases=bases,
+        window_start=now,
+        window_peak=0.0,
+        window_top=0.0,
+        jumps=(*state.jumps, peak)[-sizing.history :],
+        peaks=(*state.peaks, top)[-sizing.history :],
+    )
+
+
+def highest_rate(state: JumpState) -> float:
+    """The highest short rate the history holds: the load this service has reached."""
+    return max((*state.peaks, state.window_top))
 
 
 def keep_standbys(state: JumpState, sizing: BurstSizing, now: float, hot: int) -> tuple[JumpState, int]:
@@ -109,6 +126,6 @@ def standbys_needed(state: JumpState, sizing: BurstSizing, hot: int) -> int:
     for the next jump."""
     rate = base_rate(state)
     usable = sizing.replica_capacity * sizing.utilisation
-    extra = max(likely_jump(state, sizing), (sizing.design_jump - 1.0) * rate, sizing.target_burst_capacity)
-    demand = rate + extra
+    learned = min(rate + likely_jump(state, sizing), highest_rate(state))
+    demand = max(learned, sizing.design_jump * rate, rate + sizing.target_burst_capacity)
     return max(0, math.ceil((demand - hot * usable) / usable - 1e-9))

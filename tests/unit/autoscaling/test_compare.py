@@ -19,10 +19,11 @@ def on_spike() -> Comparison:
     return compare(spike(random.Random(0)), SimConfig(), seed=0)
 
 
-def test_burst_sized_pool_meets_the_miss_goal_on_the_spike(on_spike: Comparison) -> None:
+def test_burst_sized_pool_meets_the_goal_on_the_spike(on_spike: Comparison) -> None:
     sized = on_spike.report(Strategy.MIN_2_SIZED)
     assert sized.met_no_ready == 0
     assert sized.sla_miss_ratio <= 0.005 and sized.refused == 0
+    assert on_spike.cost_ratio(Strategy.MIN_2_SIZED) <= 1.3
 
 
 def test_below_two_replicas_the_spike_hurts(on_spike: Comparison) -> None:

@@ -41,6 +41,13 @@ def test_a_jump_once_seen_is_prepared_for_from_the_base() -> None:
     assert standbys == 2  # 2 + 30 = 32/s; 2 hot carry 20; 12 more need 2 replicas of 10
 
 
+def test_a_jump_is_not_stacked_on_a_plateau_above_the_highest_load_seen() -> None:
+    state = run([2.0] * 40 + [32.0] * 200)  # +30/s, then a long plateau at 32/s
+    assert likely_jump(state, SIZING) == pytest.approx(30.0)
+    _, standbys = keep_standbys(state, SIZING, 480.0, hot=4)
+    assert standbys == 0  # 4 hot carry 40 >= 32, the most seen; not 32 + 30
+
+
 def test_target_burst_capacity_and_design_jump_set_a_floor_under_the_learned_jump() -> None:
     quiet = [2.0] * 60
     tbc = BurstSizing(replica_capacity=10.0, horizon_s=60.0, utilisation=1.0, target_burst_capacity=25.0)
