@@ -41,7 +41,9 @@ class ReplicaModel:
     cold_start_sigma: float = 0.0
     service_curve: tuple[tuple[int, float], ...] = ()
     host_cores: int | None = None  # replicas share this many cores (one machine); None: their own
-    resume_s: float = 30.0  # a hibernated standby: instance start -> READY (its process kept its RAM)
+    # A hibernated standby: instance start + RAM restore -> READY (its process kept its RAM).
+    # 4 GiB of RAM read back from a gp3 volume at its 125 MiB/s baseline is 33 s, plus a boot.
+    resume_s: float = 45.0
 
     def service_at(self, together: int) -> float:
         """Seconds a request of size 1 takes when ``together`` are served at once: the first
