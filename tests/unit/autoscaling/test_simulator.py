@@ -9,6 +9,7 @@ import pytest
 
 from warmgate.autoscaling.model import ScalingConfig, TargetMetric
 from warmgate.autoscaling.pool import PoolConfig
+from warmgate.autoscaling.report import SimReport
 from warmgate.autoscaling.scenario import (
     SERVED_BATCHING_GAIN,
     SERVED_REPLICA,
@@ -16,7 +17,6 @@ from warmgate.autoscaling.scenario import (
     SimConfig,
     batching_curve,
 )
-from warmgate.autoscaling.report import SimReport
 from warmgate.autoscaling.simulator import simulate
 from warmgate.autoscaling.traces import Trace, spike
 
