@@ -45,7 +45,7 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         "simulate",
         help="replay a request trace through the scaling policy and warm pool",
         description="Step the autoscaling policy over a trace; report SLA misses, "
-        "cold-start exposure and replica-hours; optionally compare four strategies.",
+        "cold-start exposure and replica-hours; optionally compare every strategy.",
     )
     source = p.add_mutually_exclusive_group()
     source.add_argument(
@@ -62,7 +62,7 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     )
     p.add_argument("--time-scale", type=float, default=1.0, help="Azure CSV: stretch time by this")
     p.add_argument("--seed", type=int, default=0, help="seed for traces and failures")
-    p.add_argument("--compare", action="store_true", help="table of all four strategies")
+    p.add_argument("--compare", action="store_true", help="table of every strategy")
     p.add_argument(
         "--strategy",
         choices=[s.value for s in Strategy],

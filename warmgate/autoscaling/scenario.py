@@ -1,10 +1,13 @@
 """What a simulation runs: the replica model, the policy and pool configs, and the SLA.
 
-The defaults describe one GPU-less replica of a small model behind warmgate: four requests
-at once, 0.5 s each, an admission queue of eight, and a cold start of 30 s to provision,
-15 s to load and 20 s to warm up. ``cold_start_sigma`` spreads every start (a log-normal
-factor with median 1); ``service_curve`` makes service time depend on how many requests a
-replica serves together (a batch); :mod:`.calibrate` fills both from a live replica.
+``ReplicaModel()`` is a flat replica of a small model: four requests at once, 0.5 s each,
+an admission queue of eight, and a cold start of 30 s to provision, 15 s to load and 20 s
+to warm up. ``SERVED_REPLICA`` (the simulator's default) is the same replica batching up to
+16 requests under a queue at the served batching gain measured by
+``scripts/bench_server.py throughput``. ``cold_start_sigma`` spreads every start (a
+log-normal factor with median 1); ``service_curve`` makes service time depend on how many
+requests a replica serves together (a batch); :mod:`.calibrate` fills both from a live
+replica. ``SimConfig.hibernated`` adds a tier of hibernated standbys at their own price.
 :class:`Strategy` names the policies that ``warmgate simulate --compare`` puts side by side.
 """
 
