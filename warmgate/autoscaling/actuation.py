@@ -12,7 +12,8 @@ Steps, in order:
 3. **claim or cold-start**: for each of ``start``, claim the oldest READY standby and promote
    it into rotation; when the pool has none, cold-start a replica; stop when the actuator has no
    room for another;
-4. **follow**: the pool resizes to the fleet's new target (``PoolConfig.max_prepared``);
+4. **follow**: the pool resizes to the decision's ``standbys`` when it names them, else to
+   the fleet's new target (``PoolConfig.max_prepared``);
 5. **reap**: the pool errors stragglers, recycles stale standbys, removes finished members (the
    actuator stops them) and tops up its deficit (the actuator launches them).
 
@@ -61,6 +62,8 @@ class PoolBooks(Protocol):
 
     def release(self, member_id: str) -> Member: ...
 
+    def resize(self, target: int) -> int: ...
+
     def follow(self, fleet_target: int) -> int: ...
 
     def reap(self, now: float) -> ReapReport: ...
@@ -103,7 +106,7 @@ def actuate(decision: Decision, pool: PoolBooks | None, actuator: Actuator, now:
         if started is None:
             break
         cold.append(started)
-    report = _follow_and_reap(pool, actuator, decision.target, now)
+    report = _follow_and_reap(pool, actuator, decision, now)
     return Actuation(tuple(decision.replace), tuple(decision.drain), tuple(claimed), tuple(cold), report)
 
 
@@ -129,11 +132,14 @@ def _release(pool: PoolBooks | None, replica_id: str) -> None:
 
 
 def _follow_and_reap(
-    pool: PoolBooks | None, actuator: Actuator, fleet_target: int, now: float
+    pool: PoolBooks | None, actuator: Actuator, decision: Decision, now: float
 ) -> ReapReport | None:
     if pool is None:
         return None
-    pool.follow(fleet_target)
+    if decision.standbys is not None:
+        pool.resize(decision.standbys)
+    else:
+        pool.follow(decision.target)
     report = pool.reap(now)
     for member_id in report.removed:
         actuator.retire_standby(member_id, now)

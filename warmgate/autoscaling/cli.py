@@ -21,9 +21,11 @@ from warmgate.autoscaling.report import format_report
 from warmgate.autoscaling.scenario import (
     DEFAULT_POOL,
     DEFAULT_SCALING,
+    SERVED_BATCHING_GAIN,
     ReplicaModel,
     SimConfig,
     Strategy,
+    batching_curve,
     for_strategy,
 )
 from warmgate.autoscaling.simulator import simulate
@@ -38,11 +40,12 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replica, pool = ReplicaModel(), DEFAULT_POOL
+    sim = SimConfig()
     p = subparsers.add_parser(
         "simulate",
         help="replay a request trace through the scaling policy and warm pool",
         description="Step the autoscaling policy over a trace; report SLA misses, "
-        "cold-start exposure and replica-hours; optionally compare four strategies.",
+        "cold-start exposure and replica-hours; optionally compare every strategy.",
     )
     source = p.add_mutually_exclusive_group()
     source.add_argument(
@@ -59,12 +62,12 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     )
     p.add_argument("--time-scale", type=float, default=1.0, help="Azure CSV: stretch time by this")
     p.add_argument("--seed", type=int, default=0, help="seed for traces and failures")
-    p.add_argument("--compare", action="store_true", help="table of all four strategies")
+    p.add_argument("--compare", action="store_true", help="table of every strategy")
     p.add_argument(
         "--strategy",
         choices=[s.value for s in Strategy],
-        default=Strategy.MIN_2_POOL.value,
-        help="the strategy of a single run (default: min-2-warm-pool)",
+        default=Strategy.MIN_2_SIZED.value,
+        help="the strategy of a single run (default: min-2-burst-sized)",
     )
     p.add_argument("--plot", type=Path, help="write a PNG of load, replicas and latency here")
     p.add_argument(
@@ -75,11 +78,32 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument(
         "--target",
         type=float,
-        default=DEFAULT_SCALING.target_per_replica,
+        default=sim.scaling.target_per_replica,
         help="target per hot replica (in-flight, or requests/s)",
     )
     p.add_argument("--max-replicas", type=int, default=DEFAULT_SCALING.max_replicas)
-    p.add_argument("--concurrency", type=int, default=replica.concurrency)
+    p.add_argument(
+        "--concurrency", type=int, default=replica.concurrency, help="requests served at once at light load"
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=sim.replica.concurrency,
+        help="requests a replica batches together under a queue (<= --concurrency: no batching)",
+    )
+    p.add_argument(
+        "--batching-gain",
+        type=float,
+        default=SERVED_BATCHING_GAIN,
+        help="throughput at --max-batch over throughput at --concurrency (measured: "
+        "scripts/bench_server.py throughput, docs/benchmarks.md)",
+    )
+    p.add_argument(
+        "--hibernated",
+        type=int,
+        default=0,
+        help="min-2-burst-sized: hibernated standbys (an EC2 warm pool in Hibernated state)",
+    )
     p.add_argument("--queue-depth", type=int, default=replica.queue_depth)
     p.add_argument("--service-s", type=float, default=replica.service_s)
     p.add_argument("--provision-s", type=float, default=replica.provision_s)
@@ -191,6 +215,9 @@ def sim_config(args: argparse.Namespace) -> SimConfig:
         start_failure_rate=args.start_failure_rate,
         cold_start_sigma=args.cold_start_sigma,
     )
+    if args.max_batch > args.concurrency:
+        curve = batching_curve(args.concurrency, args.service_s, args.batching_gain, args.max_batch)
+        replica = dataclasses.replace(replica, concurrency=args.max_batch, service_curve=curve)
     if args.replica_metrics is not None:
         replica = replica_from_metrics(args.replica_metrics.read_text(), replica)
     scaling = dataclasses.replace(
@@ -201,7 +228,11 @@ def sim_config(args: argparse.Namespace) -> SimConfig:
         fast_path_backlog=args.fast_path_backlog,
     )
     return SimConfig(
-        scaling=scaling, replica=replica, latency_budget_s=args.latency_budget, tick_s=args.tick_s
+        scaling=scaling,
+        replica=replica,
+        latency_budget_s=args.latency_budget,
+        tick_s=args.tick_s,
+        hibernated=args.hibernated,
     )
 
 

@@ -6,9 +6,10 @@ its inputs (see :mod:`warmgate.autoscaling.policy`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
+from warmgate.autoscaling.sizing import BurstSizing, JumpState
 from warmgate.errors import ConfigError
 
 
@@ -92,6 +93,9 @@ class ScalingConfig:
     ``queued``) has reached it and grew since the previous observation, the policy panics
     at once, without waiting for the panic window's average, and asks for the replicas the
     latest sample alone needs (at least one more than are hot).
+
+    ``burst`` turns on standby sizing from the observed rate jumps (:mod:`.sizing`): each
+    decision then names how many warm standbys to keep (``Decision.standbys``).
     """
 
     min_hot: int = 2
@@ -104,6 +108,7 @@ class ScalingConfig:
     scale_out_window_s: float = 0.0
     scale_in_window_s: float = 180.0
     fast_path_backlog: int = 0
+    burst: BurstSizing | None = None
 
     def __post_init__(self) -> None:
         if self.min_hot < 0:
@@ -160,6 +165,8 @@ class PolicyState:
     target: int | None = None
     last_change_at: float | None = None
     backlog: int = 0
+    rates: tuple[Sample, ...] = ()
+    jumps: JumpState = field(default_factory=JumpState)
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,7 @@ class Decision:
     observed READY and WARMING, plus ``start``, minus ``drain``. ``replace`` lists
     FAILED replicas to remove (their capacity is already in ``start``). The actuator
     claims ``start`` replicas from the warm pool first and cold-starts the rest.
+    ``standbys`` is the warm-pool size to keep (None: the pool's own sizing rule).
     """
 
     target: int
@@ -181,6 +189,7 @@ class Decision:
     warming: int
     reason: str
     floor: int = 0
+    standbys: int | None = None
 
     @property
     def below_floor(self) -> bool:

@@ -17,6 +17,8 @@ Steps, in order:
    highest of the scale-in window, and only when that window has passed since the last
    change, nothing is warming, nothing failed and the mode is STABLE.
 5. Clamp to ``[min_hot, max_replicas]``; replace failed replicas at once.
+6. With ``burst`` sizing on, measure the rate jump and name the standbys to keep
+   (:mod:`warmgate.autoscaling.sizing`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from warmgate.autoscaling.model import (
     ScalingMode,
     TargetMetric,
 )
+from warmgate.autoscaling.sizing import JumpState, keep_standbys, observe_jump
 
 _EPSILON = 1e-9
 
@@ -100,6 +103,7 @@ def decide(
             count = alive - desired if scale_in_allowed else excess_over_cap
             drain = pick_drain(observation.replicas, min(count, ready - config.min_hot))
     target = alive + start - len(drain)
+    rates, jumps, standbys = _size_pool(observation, state, config, now, target)
 
     decision = Decision(
         target=target,
@@ -111,6 +115,7 @@ def decide(
         warming=warming,
         reason=reason,
         floor=config.min_hot,
+        standbys=standbys,
     )
     changed = state.target is None or target != state.target
     new_state = PolicyState(
@@ -121,8 +126,24 @@ def decide(
         target=target,
         last_change_at=now if changed else last_change,
         backlog=backlog,
+        rates=rates,
+        jumps=jumps,
     )
     return decision, new_state
+
+
+def _size_pool(
+    observation: Observation, state: PolicyState, config: ScalingConfig, now: float, target: int
+) -> tuple[tuple[Sample, ...], JumpState, int | None]:
+    sizing = config.burst
+    if sizing is None:
+        return (), state.jumps, None
+    window = max(config.metric_window_s, config.panic_window_s)
+    rates = _keep_recent((*state.rates, Sample(now, observation.request_rate)), now, window)
+    short, long = (_average(rates, now, w) for w in (config.panic_window_s, config.metric_window_s))
+    jumps = observe_jump(state.jumps, sizing, now, short, long)
+    jumps, standbys = keep_standbys(jumps, sizing, now, target)
+    return rates, jumps, standbys
 
 
 def _metric(observation: Observation, config: ScalingConfig) -> float:

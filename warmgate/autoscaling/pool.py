@@ -224,7 +224,8 @@ class WarmPool:
             return tuple(m.member_id for m in leaving)
 
     def reap(self, now: float) -> ReapReport:
-        """Error stragglers, recycle stale members, remove finished ones, top up the deficit."""
+        """Error stragglers, recycle stale members, retire standbys over the target (WARMING
+        first, then READY, the newest first), remove finished ones, top up the deficit."""
         cfg = self._config
         with self._lock:
             errored: list[str] = []
@@ -243,6 +244,12 @@ class WarmPool:
             ]
             for member_id in removed:
                 del self._members[member_id]
+            surplus = self._standby() - self._target
+            for member in self._surplus_order()[: max(0, surplus)]:
+                self._set(member, MemberState.DRAINING, reason="surplus over the target size")
+                recycled.append(member.member_id)
+                removed.append(member.member_id)
+                del self._members[member.member_id]
             started: list[str] = []
             if self._mode is PoolMode.ACTIVE:
                 for _ in range(max(0, self._target - self._standby())):
@@ -250,6 +257,13 @@ class WarmPool:
                     self._members[member.member_id] = member
                     started.append(member.member_id)
             return ReapReport(tuple(started), tuple(errored), tuple(recycled), tuple(removed))
+
+    def _surplus_order(self) -> list[Member]:
+        """Standbys to retire first: WARMING ones (not yet useful), then READY ones; the
+        newest of each first."""
+        newest = list(reversed(self._members.values()))
+        warming = [m for m in newest if m.state is MemberState.WARMING]
+        return warming + [m for m in newest if m.state is MemberState.READY]
 
     def _standby(self) -> int:
         live = (MemberState.WARMING, MemberState.READY)

@@ -28,7 +28,8 @@ class SimReport:
     reported beside it).
     ``met_no_ready`` arrived when no hot replica had room (cold-start exposure).
     Replica-hours: ``hot`` READY or DRAINING, ``warming`` starting up or being claimed,
-    ``pooled`` warm standbys (warming or ready) in the pool."""
+    ``pooled`` warm standbys (warming or ready) in the pool, ``hibernated`` standbys of the
+    hibernated tier while they sleep (``resumes`` of them were woken)."""
 
     trace: str
     requests: int
@@ -47,6 +48,9 @@ class SimReport:
     cold_starts: int
     timeline: tuple[TimelinePoint, ...] = ()
     slow: int = 0
+    hibernated_hours: float = 0.0
+    hibernated_price: float = 1.0
+    resumes: int = 0
 
     @property
     def sla_misses(self) -> int:
@@ -64,7 +68,13 @@ class SimReport:
 
     @property
     def replica_hours(self) -> float:
-        return self.hot_hours + self.warming_hours + self.pooled_hours
+        """Full-price accounting: every instance counts as a replica, hibernated ones too."""
+        return self.hot_hours + self.warming_hours + self.pooled_hours + self.hibernated_hours
+
+    @property
+    def priced_hours(self) -> float:
+        """Tiered accounting: hibernated standbys at ``hibernated_price`` of a replica."""
+        return self.replica_hours - (1.0 - self.hibernated_price) * self.hibernated_hours
 
 
 _COLUMNS = (

@@ -1,10 +1,13 @@
 """What a simulation runs: the replica model, the policy and pool configs, and the SLA.
 
-The defaults describe one GPU-less replica of a small model behind warmgate: four requests
-at once, 0.5 s each, an admission queue of eight, and a cold start of 30 s to provision,
-15 s to load and 20 s to warm up. ``cold_start_sigma`` spreads every start (a log-normal
-factor with median 1); ``service_curve`` makes service time depend on how many requests a
-replica serves together (a batch); :mod:`.calibrate` fills both from a live replica.
+``ReplicaModel()`` is a flat replica of a small model: four requests at once, 0.5 s each,
+an admission queue of eight, and a cold start of 30 s to provision, 15 s to load and 20 s
+to warm up. ``SERVED_REPLICA`` (the simulator's default) is the same replica batching up to
+16 requests under a queue at the served batching gain measured by
+``scripts/bench_server.py throughput``. ``cold_start_sigma`` spreads every start (a
+log-normal factor with median 1); ``service_curve`` makes service time depend on how many
+requests a replica serves together (a batch); :mod:`.calibrate` fills both from a live
+replica. ``SimConfig.hibernated`` adds a tier of hibernated standbys at their own price.
 :class:`Strategy` names the policies that ``warmgate simulate --compare`` puts side by side.
 """
 
@@ -23,6 +26,7 @@ from warmgate.autoscaling.engines import (
 )
 from warmgate.autoscaling.model import ScalingConfig, TargetMetric
 from warmgate.autoscaling.pool import PoolConfig
+from warmgate.autoscaling.sizing import BurstSizing
 from warmgate.errors import ConfigError
 
 
@@ -40,6 +44,9 @@ class ReplicaModel:
     cold_start_sigma: float = 0.0
     service_curve: tuple[tuple[int, float], ...] = ()
     host_cores: int | None = None  # replicas share this many cores (one machine); None: their own
+    # A hibernated standby: instance start + RAM restore -> READY (its process kept its RAM).
+    # 4 GiB of RAM read back from a gp3 volume at its 125 MiB/s baseline is 33 s, plus a boot.
+    resume_s: float = 45.0
 
     def service_at(self, together: int) -> float:
         """Seconds a request of size 1 takes when ``together`` are served at once: the first
@@ -72,13 +79,60 @@ class ReplicaModel:
 
     @property
     def throughput(self) -> float:
-        """Requests per second one hot replica completes at full load (size 1)."""
-        return self.concurrency / self.service_s
+        """Requests per second one hot replica completes at full load (size 1): its best
+        point of the service curve, or ``concurrency / service_s`` without one."""
+        if not self.service_curve:
+            return self.concurrency / self.service_s
+        return max(n / t for n, t in self.service_curve if n <= self.concurrency)
+
+
+def batching_curve(
+    light: int, service_s: float, gain: float, max_batch: int
+) -> tuple[tuple[int, float], ...]:
+    """A service curve for a replica that serves ``light`` requests at once in ``service_s``
+    each and, batching up to ``max_batch`` together, completes ``gain`` x as many per second.
+
+    One point per batch size from ``light`` to ``max_batch``; the seconds grow linearly
+    between the two ends, so throughput rises smoothly and never dips below the light rate.
+    """
+    if light < 1 or max_batch < light or gain < 1.0 or service_s <= 0:
+        raise ConfigError(
+            f"need 1 <= light <= max_batch, gain >= 1 and service_s > 0, got "
+            f"{light}, {max_batch}, {gain}, {service_s}"
+        )
+    top_s = max_batch * service_s / (light * gain)
+    span = max(1, max_batch - light)
+    return tuple(
+        (n, service_s + (top_s - service_s) * (n - light) / span) for n in range(light, max_batch + 1)
+    )
+
+
+# Served throughput with dynamic batching (batches up to 16) over one request at a time:
+# 228 / 163 embeddings/s, `python scripts/bench_server.py throughput` (docs/benchmarks.md).
+SERVED_BATCHING_GAIN = 228.0 / 163.0
+SERVED_MAX_BATCH = 16
+
+# The simulator's default replica: four requests at once of 0.5 s each at light load (8/s),
+# and, batching up to 16 together under a queue, SERVED_BATCHING_GAIN x that (11.2/s).
+SERVED_REPLICA = ReplicaModel(
+    concurrency=SERVED_MAX_BATCH,
+    service_curve=batching_curve(4, 0.5, SERVED_BATCHING_GAIN, SERVED_MAX_BATCH),
+)
 
 
 # 5 requests/s per hot replica: 62 % of the default replica's 8/s, on the request rate
 # (SageMaker's InvocationsPerInstance), which a router backlog cannot inflate.
 DEFAULT_SCALING = ScalingConfig(metric=TargetMetric.INVOCATIONS, target_per_replica=5.0)
+# The simulator's: the same 62 %, of the batching replica's 11.2/s (SERVED_REPLICA).
+SIM_SCALING = dataclasses.replace(DEFAULT_SCALING, target_per_replica=7.0)
+
+
+# What a hibernated EC2 instance costs against a running one. AWS bills a stopped or
+# hibernated instance only for its EBS volumes (and Elastic IPs): "you pay only for the volumes
+# that you use" (EC2 Auto Scaling user guide, warm pool instance states). Example, us-east-1
+# on-demand: c6i.large $0.085/h; a 30 GiB gp3 root volume holding the model and the saved
+# RAM, $0.08 per GiB-month = $0.0033/h, 3.9 %. 10 % leaves room for a bigger volume.
+HIBERNATED_PRICE = 0.10
 
 
 @dataclass(frozen=True)
@@ -86,8 +140,8 @@ class SimConfig:
     """``floor`` is the hot-replica floor reported against (time below it), whatever the
     policy's own ``min_hot``; ``initial_hot`` defaults to ``scaling.min_hot``."""
 
-    scaling: ScalingConfig = field(default_factory=lambda: DEFAULT_SCALING)
-    replica: ReplicaModel = field(default_factory=ReplicaModel)
+    scaling: ScalingConfig = field(default_factory=lambda: SIM_SCALING)
+    replica: ReplicaModel = field(default_factory=lambda: SERVED_REPLICA)
     pool: PoolConfig | None = None
     tick_s: float = 2.0  # the observation interval (the live fleet probes every 0.25 s)
     latency_budget_s: float = 2.0
@@ -95,8 +149,15 @@ class SimConfig:
     floor: int = 2
     initial_hot: int | None = None
     engine: EngineModel = field(default_factory=KnativeStyle)
+    hibernated: int = 0  # size of the hibernated standby tier (an EC2 warm pool, Hibernated)
+    hibernated_price: float = HIBERNATED_PRICE
 
     def __post_init__(self) -> None:
+        if self.hibernated < 0 or not 0.0 <= self.hibernated_price <= 1.0:
+            raise ConfigError(
+                f"hibernated must be >= 0 and hibernated_price in [0, 1], got "
+                f"{self.hibernated} and {self.hibernated_price}"
+            )
         if self.tick_s <= 0 or self.latency_budget_s <= 0 or self.router_timeout_s < 0:
             raise ConfigError(
                 "tick_s and latency_budget_s must be > 0 and router_timeout_s >= 0, got "
@@ -110,6 +171,7 @@ class Strategy(Enum):
     MIN_2 = "aws-target-tracking-min-2"
     HPA_MIN_2 = "k8s-hpa-min-2"
     MIN_2_POOL = "min-2-warm-pool"
+    MIN_2_SIZED = "min-2-burst-sized"
 
 
 # One standby while the fleet sits on its floor of two; none while it is larger (the
@@ -117,10 +179,29 @@ class Strategy(Enum):
 DEFAULT_POOL = PoolConfig(target_size=1, min_size=0, max_size=8, max_prepared=3)
 
 
+# The burst-sized strategy's pool: no standby of its own; the policy names how many to keep.
+SIZED_POOL = PoolConfig(target_size=0, min_size=0, max_size=8)
+
+
+def burst_sizing(replica: ReplicaModel, design_jump: float = 1.0) -> BurstSizing:
+    """Standby sizing for ``replica``: its best throughput, over a claim + cold start."""
+    return BurstSizing(
+        replica_capacity=replica.throughput,
+        horizon_s=replica.claim_s + replica.cold_start_s,
+        design_jump=design_jump,
+    )
+
+
 def for_strategy(strategy: Strategy, base: SimConfig, pool: PoolConfig = DEFAULT_POOL) -> SimConfig:
-    """``base`` with the engine, floor and pool that ``strategy`` names; the rest unchanged."""
+    """``base`` with the engine, floor and pool that ``strategy`` names; the rest unchanged.
+    The burst-sized strategy keeps ``base.scaling.burst`` when set (a design jump, say)."""
+    if strategy is Strategy.MIN_2_SIZED:
+        sizing = base.scaling.burst or burst_sizing(base.replica)
+        scaling = dataclasses.replace(base.scaling, min_hot=2, burst=sizing)
+        return dataclasses.replace(base, scaling=scaling, pool=SIZED_POOL, engine=KnativeStyle())
+    base = dataclasses.replace(base, hibernated=0)
     if strategy is Strategy.MIN_2_POOL:
-        scaling = dataclasses.replace(base.scaling, min_hot=2)
+        scaling = dataclasses.replace(base.scaling, min_hot=2, burst=None)
         return dataclasses.replace(base, scaling=scaling, pool=pool, engine=KnativeStyle())
     engines: dict[Strategy, tuple[EngineModel, int]] = {
         Strategy.SCALE_TO_ZERO: (KnativeStyle(), 0),
@@ -136,7 +217,19 @@ def strategy_parameters(strategy: Strategy, base: SimConfig, pool: PoolConfig = 
     """One line naming what ``strategy`` runs with, for the table header."""
     config = for_strategy(strategy, base, pool)
     line = f"{strategy.value}: {type(config.engine).__name__}, {describe(config.engine, config.scaling)}"
-    if config.pool is not None:
+    sizing = config.scaling.burst
+    if sizing is not None:
+        line += (
+            f"; standbys for the {100 * sizing.quantile:g}th percentile of rate jumps over "
+            f"{sizing.horizon_s:g} s (claim + cold start), design jump x{sizing.design_jump:g}, "
+            f"{sizing.replica_capacity:.1f} requests/s per replica at {100 * sizing.utilisation:g} %"
+        )
+        if config.hibernated:
+            line += (
+                f"; hibernated tier of {config.hibernated} (resume {config.replica.resume_s:g} s, "
+                f"{100 * config.hibernated_price:g} % of a replica's price)"
+            )
+    elif config.pool is not None:
         p = config.pool
         line += (
             f"; warm pool target {p.target_size} (max prepared {p.max_prepared}), "
@@ -146,4 +239,4 @@ def strategy_parameters(strategy: Strategy, base: SimConfig, pool: PoolConfig = 
 
 
 def _floor(scaling: ScalingConfig, min_hot: int) -> ScalingConfig:
-    return dataclasses.replace(scaling, min_hot=min_hot)
+    return dataclasses.replace(scaling, min_hot=min_hot, burst=None)

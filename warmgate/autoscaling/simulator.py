@@ -10,7 +10,9 @@ the policy sees an observation and its decision is applied by the shared
 replicas are removed, ``start`` replicas are claimed from the warm pool (ready after
 ``claim_s``) or cold-started (ready after provision + load + warmup, or failed with
 ``start_failure_rate``), and drained replicas stop taking work and leave once empty.
-Crashes in the trace kill a hot replica and every request on it.
+Crashes in the trace kill a hot replica and every request on it. With a hibernated tier
+(``SimConfig.hibernated``), a cold start resumes a hibernated standby instead (READY after
+``resume_s``) while the tier has one, and a new one is launched into the tier.
 Randomness comes only from the ``random.Random`` passed in.
 """
 
@@ -38,6 +40,7 @@ class _Event(Enum):
     TICK = 3
     CRASH = 4
     DRAIN_DUE = 5
+    HIBERNATED = 6
 
 
 @dataclass(eq=False)
@@ -84,6 +87,10 @@ class Simulation:
         self.tick_arrivals = 0
         self.tick_latencies: list[float] = []
         self.tick_misses = 0
+        self.sleeping = config.hibernated  # hibernated standbys, prepared before the trace
+        self.preparing = 0  # launched into the hibernated tier, running until they sleep
+        self.hibernated_hours = 0.0
+        self.resumes = 0
 
     # --- bookkeeping -------------------------------------------------------------------
     def push(self, at: float, kind: _Event, replica_id: str = "", request: int = -1) -> None:
@@ -99,8 +106,9 @@ class Simulation:
             hot = ready + phases.count(ReplicaPhase.DRAINING)
             self.hot_hours += span * hot / 3600.0
             self.warming_hours += span * phases.count(ReplicaPhase.WARMING) / 3600.0
-            if self.pool is not None:
-                self.pooled_hours += span * self.pool.standby / 3600.0
+            standby = self.pool.standby if self.pool is not None else 0
+            self.pooled_hours += span * (standby + self.preparing) / 3600.0
+            self.hibernated_hours += span * self.sleeping / 3600.0
             if ready < self.cfg.floor:
                 self.below_floor_s += span
             self.last = end
@@ -224,6 +232,14 @@ class Simulation:
         self.push(now + self.model.claim_s, _Event.READY, member_id)
 
     def cold_start(self, now: float) -> str | None:
+        """Resume a hibernated standby when the tier has one (``resume_s``; a new one is
+        launched into the tier), else launch a replica (provision + load + warmup)."""
+        if self.sleeping > 0:
+            self.sleeping -= 1
+            self.preparing += 1
+            self.resumes += 1
+            self.push(now + self.start_time(), _Event.HIBERNATED)
+            return self.new_replica(ReplicaPhase.WARMING, self.model.resume_s).replica_id
         self.cold_starts += 1
         replica = self.new_replica(ReplicaPhase.WARMING, self.start_time())
         replica.fails_on_start = self.rng.random() < self.model.start_failure_rate
@@ -334,6 +350,9 @@ class Simulation:
             self.tick()
         elif kind is _Event.CRASH:
             self.crash()
+        elif kind is _Event.HIBERNATED:
+            self.preparing -= 1
+            self.sleeping += 1
         elif kind is _Event.DRAIN_DUE and replica_id in self.replicas:
             replica = self.replicas[replica_id]
             replica.drain_due = True
@@ -363,6 +382,9 @@ class Simulation:
             pool_claims=self.claims,
             cold_starts=self.cold_starts,
             timeline=tuple(self.timeline),
+            hibernated_hours=self.hibernated_hours,
+            hibernated_price=self.cfg.hibernated_price,
+            resumes=self.resumes,
         )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 
-from warmgate.autoscaling.pool import Member, PoolConfig, ReapReport
+from warmgate.autoscaling.pool import Member, MemberState, PoolConfig, ReapReport
 from warmgate.fleet.store import LeaseExpired, MatchKey, PoolStore, StoredMember
 
 log = logging.getLogger("warmgate.fleet")
@@ -61,12 +61,16 @@ class StoredPool:
     def release(self, member_id: str) -> Member:
         return self.store.mark_draining(member_id, "released").member
 
+    def resize(self, target: int) -> int:
+        """Like :meth:`WarmPool.resize`: the target size, clamped to ``[min_size, max_size]``."""
+        self._target = min(max(target, self.config.min_size), self.config.max_size)
+        return self._target
+
     def follow(self, fleet_target: int) -> int:
         """Like :meth:`WarmPool.follow`: ``max_prepared - fleet_target`` when that is set."""
-        cfg = self.config
-        if cfg.max_prepared is not None:
-            self._target = min(max(cfg.max_prepared - fleet_target, cfg.min_size), cfg.max_size)
-        return self._target
+        if self.config.max_prepared is None:
+            return self._target
+        return self.resize(self.config.max_prepared - fleet_target)
 
     def reap(self, now: float) -> ReapReport:
         """Renew the lease, reap the store, top this controller's standbys up to the target.
@@ -75,6 +79,7 @@ class StoredPool:
         the fleet's to stop. Orphans of other controllers leave the books without that.
         """
         self._renew(now)
+        self._drain_surplus()
         report = self.store.reap(self.controller_id, now)
         started = self.store.top_up(self.key, self._target, self.controller_id, now, own=True)
         removed = tuple(m.member_id for m in report.removed if m.owner in self._held)
@@ -82,6 +87,17 @@ class StoredPool:
 
     def mark_errored(self, member_id: str, reason: str) -> Member:
         return self.store.mark_errored(member_id, reason).member
+
+    def _drain_surplus(self) -> None:
+        """Standbys over a lowered target leave as :meth:`WarmPool.reap` retires them: WARMING
+        ones first (not yet useful), then READY ones, the newest of each first. Drained here,
+        the store's reap then removes them and reports them for the fleet to stop."""
+        mine = [s.member for s in self.store.members() if s.owner in self._held and s.key == self.key]
+        newest = sorted(mine, key=lambda m: m.created_at, reverse=True)
+        order = [m for m in newest if m.state is MemberState.WARMING]
+        order += [m for m in newest if m.state is MemberState.READY]
+        for member in order[: max(0, len(order) - self._target)]:
+            self.store.mark_draining(member.member_id, "surplus over the target size")
 
     # -- what the control loop reads and syncs ---------------------------------------------
     def members(self) -> tuple[Member, ...]:

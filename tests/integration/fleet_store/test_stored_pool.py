@@ -33,16 +33,32 @@ def test_a_lapsed_lease_rejoins_and_the_reap_hands_back_only_this_fleets_members
     assert [m.member_id for m in store.members(KEY)] == [fresh]
 
 
-def test_follow_sets_the_top_up_target_as_the_in_memory_pool_does() -> None:
+def test_follow_sets_the_target_and_surplus_leaves_as_from_the_in_memory_pool() -> None:
     config = PoolConfig(target_size=1, max_size=3, max_prepared=4)
     store = SqlitePoolStore(":memory:", config)
     pool = StoredPool(store, KEY, "fleet", 0.0, lease_ttl_s=30.0)
     assert pool.follow(2) == 2
-    assert len(pool.reap(0.0).started) == 2
+    ready, warming = pool.reap(0.0).started
+    pool.mark_ready(ready, 0.5)
+    assert pool.follow(3) == 1
+    report = pool.reap(1.0)  # one over the target: the WARMING standby leaves first
+    assert report.started == () and report.removed == (warming,)
+    assert [m.member_id for m in pool.members()] == [ready]
     assert pool.follow(9) == 0  # clamped to min_size
-    assert pool.reap(1.0).started == ()
-    member = pool.members()[0].member_id
-    pool.mark_ready(member, 2.0)
-    assert pool.claim(3.0).member_id == member
-    assert pool.release(member).state is MemberState.DRAINING
-    assert pool.reap(4.0).removed == (member,)
+    assert pool.claim(3.0).member_id == ready  # a claimed member is no standby: not surplus
+    assert pool.reap(3.5).removed == ()
+    assert pool.release(ready).state is MemberState.DRAINING
+    assert pool.reap(4.0).removed == (ready,)
+
+
+def test_resize_retires_the_newest_ready_standbys_over_the_target() -> None:
+    store = SqlitePoolStore(":memory:", PoolConfig(target_size=3, max_size=3))
+    pool = StoredPool(store, KEY, "fleet", 0.0, lease_ttl_s=30.0)
+    started = pool.reap(0.0).started
+    for i, member in enumerate(started):
+        pool.mark_ready(member, 1.0 + i)
+    assert pool.resize(1) == 1
+    removed = pool.reap(5.0).removed  # created together: any two of the three
+    assert len(removed) == 2 and set(removed) < set(started)
+    (kept,) = pool.members()
+    assert kept.state is MemberState.READY and kept.member_id not in removed

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from warmgate.autoscaling.bursts import FAMILIES, SEEDS, BurstFamily, burst_rate, burst_trace
+from warmgate.autoscaling.bursts import (
+    FAMILIES,
+    SEEDS,
+    BurstFamily,
+    burst_rate,
+    burst_trace,
+    evaluate_all,
+    evaluate_family,
+)
+from warmgate.autoscaling.scenario import SimConfig, Strategy, for_strategy
 
 
 def test_the_grid_spans_the_goal() -> None:
@@ -33,3 +42,32 @@ def test_every_seed_is_a_burst_of_its_family(family: BurstFamily) -> None:
         )
         assert busiest / 60.0 > 0.6 * family.factor * base  # the plateau is there, at about the factor
         assert burst_trace(family, seed).arrivals == arrivals  # deterministic per (family, seed)
+
+
+MET = tuple(f for f in FAMILIES if f.factor == 5.0)
+
+
+def test_burst_sized_pool_keeps_the_goal_on_every_seed_of_the_families_it_meets() -> None:
+    # docs/autoscaling.md: the x5 families are met on all 8 seeds; the x10 and x15 ones are
+    # not, and the doc's "What limits the burst goal" says why in numbers.
+    strategy = for_strategy(Strategy.MIN_2_SIZED, SimConfig())
+    baseline = for_strategy(Strategy.MIN_2, SimConfig())
+    for result in evaluate_all(strategy, baseline, SEEDS, MET):
+        assert result.seeds == len(SEEDS) >= 8
+        assert result.meets_goal(), result
+
+
+def test_the_fixed_standby_pays_for_a_standby_the_x5_bursts_never_need() -> None:
+    pooled = for_strategy(Strategy.MIN_2_POOL, SimConfig())
+    baseline = for_strategy(Strategy.MIN_2, SimConfig())
+    result = evaluate_family(MET[0], pooled, baseline, SEEDS[:2])
+    assert result.worst_miss_ratio == 0.0
+    assert result.worst_cost_ratio > 1.4  # one full-price standby on a floor of two
+
+
+def test_the_process_pool_gives_the_serial_figures() -> None:
+    strategy = for_strategy(Strategy.MIN_2_SIZED, SimConfig())
+    baseline = for_strategy(Strategy.MIN_2, SimConfig())
+    families = (FAMILIES[0], FAMILIES[-1])
+    serial = evaluate_all(strategy, baseline, (0, 1), families, workers=1)
+    assert evaluate_all(strategy, baseline, (0, 1), families, workers=2) == serial

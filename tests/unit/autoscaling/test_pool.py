@@ -183,3 +183,16 @@ def test_follow_keeps_prepared_capacity() -> None:
 def test_sizes_are_validated() -> None:
     with pytest.raises(ConfigError, match="min_size <= target_size"):
         PoolConfig(target_size=5, max_size=2)
+
+
+def test_standbys_over_a_lowered_target_are_retired_warming_first_then_newest() -> None:
+    pool = WarmPool(PoolConfig(target_size=4, max_size=4))
+    first, second, third, fourth = pool.reap(0.0).started
+    for member_id in (first, second, third):
+        pool.mark_ready(member_id, 5.0)  # fourth is still WARMING
+    pool.resize(1)
+    report = pool.reap(10.0)
+    assert set(report.removed) == {fourth, third, second}  # the warming one, then the newest
+    assert [m.member_id for m in pool.members()] == [first]
+    assert pool.claim(11.0).member_id == first
+    assert pool.reap(12.0).removed == ()  # nothing over the target any more

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
 
 from warmgate.autoscaling.model import ScalingConfig, TargetMetric
 from warmgate.autoscaling.pool import PoolConfig
-from warmgate.autoscaling.scenario import ReplicaModel, SimConfig
+from warmgate.autoscaling.report import SimReport
+from warmgate.autoscaling.scenario import (
+    SERVED_BATCHING_GAIN,
+    SERVED_REPLICA,
+    ReplicaModel,
+    SimConfig,
+    batching_curve,
+)
 from warmgate.autoscaling.simulator import simulate
 from warmgate.autoscaling.traces import Trace, spike
 
@@ -141,3 +149,67 @@ def test_a_long_request_is_not_late_for_being_long_only_for_waiting() -> None:
     assert (report.served, report.late, report.slow) == (2, 1, 2)
     assert report.sla_miss_ratio == pytest.approx(0.5)
     assert report.latency_miss_ratio == pytest.approx(1.0)
+
+
+def steady_load(rate: float, duration_s: float) -> Trace:
+    count = int(rate * duration_s)
+    return trace([i / rate for i in range(count)], duration_s)
+
+
+def fixed_two(replica: ReplicaModel) -> SimConfig:
+    return SimConfig(
+        scaling=ScalingConfig(
+            min_hot=2, max_replicas=2, metric=TargetMetric.INVOCATIONS, target_per_replica=100
+        ),
+        replica=replica,
+        tick_s=5.0,
+        router_timeout_s=1000.0,
+    )
+
+
+def test_a_batching_replica_carries_more_under_a_queue() -> None:
+    # 20 requests/s on two replicas: 16/s without batching (4 x 0.5 s each), 22.4/s batching
+    # up to 16 together at the measured gain; the flat pair falls behind, the batching one not.
+    load = steady_load(20.0, 120.0)
+    flat = simulate(load, fixed_two(ReplicaModel()), random.Random(0))
+    batching = simulate(load, fixed_two(SERVED_REPLICA), random.Random(0))
+    assert SERVED_REPLICA.throughput == pytest.approx(8.0 * SERVED_BATCHING_GAIN)
+    assert flat.sla_miss_ratio > 0.2
+    assert batching.sla_misses == 0 and batching.met_no_ready == 0
+
+
+def test_batching_curve_never_dips_below_the_light_rate() -> None:
+    curve = batching_curve(4, 0.5, 1.4, 16)
+    rates = [n / seconds for n, seconds in curve]
+    assert rates[0] == pytest.approx(8.0) and rates[-1] == pytest.approx(11.2)
+    assert rates == sorted(rates)
+
+
+def test_a_hibernated_standby_resumes_faster_than_a_cold_start_and_costs_its_price() -> None:
+    # one replica of 1 request/s; a jump to 3/s at t=20 asks for two more
+    model = ReplicaModel(concurrency=1, queue_depth=1, service_s=1.0, provision_s=30, load_s=15, warmup_s=20)
+    arrivals = [i * 1.0 for i in range(20)] + [20 + i / 3 for i in range(3 * 160)]
+    base = SimConfig(
+        scaling=ScalingConfig(min_hot=1, metric=TargetMetric.INVOCATIONS, target_per_replica=1.0),
+        replica=model,
+        tick_s=2.0,
+        router_timeout_s=500.0,
+        floor=1,
+    )
+    cold = simulate(trace(arrivals, 180.0), base, random.Random(0))
+    tiered = dataclasses.replace(base, hibernated=2, hibernated_price=0.1)
+    warm = simulate(trace(arrivals, 180.0), tiered, random.Random(0))
+    assert warm.resumes == 2 and cold.resumes == 0
+
+    def second_hot_at(report: SimReport) -> float:
+        return next(p.at for p in report.timeline if p.hot >= 2)
+
+    # the scale-out is decided at t=22 or so: READY 45 s later from hibernation, 65 s cold
+    assert 65.0 <= second_hot_at(warm) <= 71.0
+    assert 85.0 <= second_hot_at(cold) <= 91.0
+    assert warm.p99_latency_s is not None and cold.p99_latency_s is not None
+    assert warm.p99_latency_s < cold.p99_latency_s
+    assert warm.hibernated_hours > 0
+    full = warm.hot_hours + warm.warming_hours + warm.pooled_hours + warm.hibernated_hours
+    assert warm.replica_hours == pytest.approx(full)  # full price: a sleeping one is a replica
+    assert warm.priced_hours == pytest.approx(full - 0.9 * warm.hibernated_hours)
