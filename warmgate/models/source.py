@@ -134,7 +134,7 @@ def unpack_archive(
         if files == 0:
             raise ModelLoadError(f"{label} holds no files")
         (staging / MARKER).write_text(json.dumps(identity, sort_keys=True))
-        _replace(staging, dest)
+        replace_dir(staging, dest)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise ModelLoadError(f"{label} is a damaged or truncated archive: {exc}") from exc
     finally:
@@ -188,7 +188,7 @@ def _is_current(dest: Path, identity: dict[str, Any]) -> bool:
     return recorded == expected
 
 
-def _replace(staging: Path, dest: Path) -> None:
+def replace_dir(staging: Path, dest: Path) -> None:
     """Rename ``staging`` to ``dest``; an older ``dest`` is moved aside first, then removed."""
     if dest.exists():
         aside = dest.with_name(f".{dest.name}.old-{os.getpid()}")
