@@ -103,8 +103,14 @@ def test_binary_data_without_the_header_is_refused(data: bytes) -> None:
         oip.decode_request(body, None, SPECS)
 
 
-def test_truncated_bytes_element_is_refused() -> None:
-    payload = struct.pack("<I", 10) + b"short"
+@pytest.mark.parametrize(
+    ("payload", "needle"),
+    [
+        (struct.pack("<I", 10) + b"short", "runs past its binary_data_size"),  # truncated element
+        (struct.pack("<I", 2) + b"\xff\xfe", "not valid UTF-8"),
+    ],
+)
+def test_bad_bytes_element_is_refused(payload: bytes, needle: str) -> None:
     tensor = {
         "name": "inputs",
         "shape": [1],
@@ -112,20 +118,7 @@ def test_truncated_bytes_element_is_refused() -> None:
         "parameters": {"binary_data_size": len(payload)},
     }
     body, length = _binary([tensor], payload)
-    with pytest.raises(BadRequest, match="runs past its binary_data_size"):
-        oip.decode_request(body, length, None)
-
-
-def test_invalid_utf8_text_is_refused() -> None:
-    payload = struct.pack("<I", 2) + b"\xff\xfe"
-    tensor = {
-        "name": "inputs",
-        "shape": [1],
-        "datatype": "BYTES",
-        "parameters": {"binary_data_size": len(payload)},
-    }
-    body, length = _binary([tensor], payload)
-    with pytest.raises(BadRequest, match="not valid UTF-8"):
+    with pytest.raises(BadRequest, match=needle):
         oip.decode_request(body, length, None)
 
 
