@@ -216,7 +216,7 @@ OPTIONS: tuple[Option, ...] = (
         "warmup_tolerance",
         ("WARMGATE_WARMUP_TOLERANCE",),
         "warmup.tolerance",
-        "a shape has converged when its last three runs are within this fraction",
+        "a shape has settled when its last two runs agree within this fraction, or its latest run lands within it of the latency predicted from the shapes already warmed",
     ),
     Option(
         "exit_on_failure",
