@@ -41,7 +41,9 @@ def error_response(exc: Exception, oip: bool = False) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Unavailable) else None
     else:
         code, message, status = "internal_error", f"{type(exc).__name__}: {exc}", 500
-    body = {"error": message, "code": code, "message": message} if oip else {"error": code, "message": message}
+    body = {"error": code, "message": message}
+    if oip:
+        body = {"error": message, "code": code, "message": message}
     return JSONResponse(body, status, headers=headers)
 
 
