@@ -3,8 +3,10 @@
 batch, then A and B (in alternating order) under the same closed-loop load, so every ratio is
 taken within one round of one machine state.
 
-    python scripts/bench_ab.py --a "--threads 1" --b "--threads 2" --rounds 4
-    python scripts/bench_ab.py --a "--no-batch-regroup" --b "" --clients 32 --seconds 5
+    python scripts/bench_ab.py --a="--threads 1" --b="--threads 2" --rounds 4
+    python scripts/bench_ab.py --a="--no-batch-regroup" --b="" --clients 32 --seconds 5
+
+(Write ``--a=...`` with the ``=``: the value itself starts with ``--``.)
 
 Per round and configuration it prints requests/s, the ratio to that round's raw best batch,
 p50/p99, /ping p99 (100 pings/s beside the load) and the batch sizes formed; then the median of
