@@ -183,7 +183,7 @@ OPTIONS: tuple[Option, ...] = (
         "batch_regroup",
         ("WARMGATE_BATCH_REGROUP",),
         "batching.regroup",
-        "right after a batch, a queue holding under half its rows waits up to a quarter of that "
+        "right after a batch, a queue holding fewer rows waits up to a quarter of that "
         "run (at most 20 ms) for batch-mates, so a saturated backend runs full batches",
     ),
     Option(

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
-# After a run frees the backend, a queue holding fewer than half the last batch's rows waits up
-# to this fraction of that run for batch-mates, and never more than REGROUP_MAX_S.
+# After a run frees the backend, a queue holding fewer rows than the last batch waits up to this
+# fraction of that run for batch-mates, and never more than REGROUP_MAX_S.
 REGROUP_FRACTION = 0.25
 REGROUP_MAX_S = 0.020
 
@@ -77,8 +77,9 @@ def oldest(heads: Mapping[Hashable, float]) -> Hashable | None:
 
 def regroup_wait(queued_rows: int, last_rows: int, last_run_s: float, limits: BatchLimits) -> float:
     """Seconds after the last run ended that a queue of ``queued_rows`` waits for batch-mates
-    (0: run at once). Only when it holds fewer than half the rows of the last batch (same
-    key), as under saturation: at low load the last batch was as small, so nothing waits."""
-    if limits.fixed or queued_rows * 2 >= last_rows:
+    (0: run at once). Only when it holds fewer rows than the last batch (same key), as under
+    saturation, where the last batch's callers are on their way back: at low load the last
+    batch was as small, so nothing waits."""
+    if limits.fixed or queued_rows >= last_rows:
         return 0.0
     return min(REGROUP_FRACTION * last_run_s, REGROUP_MAX_S)

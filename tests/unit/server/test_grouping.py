@@ -82,11 +82,11 @@ def test_limits_need_at_least_one_row() -> None:
     st.floats(min_value=0.0, max_value=10.0),
     limits,
 )
-def test_regroup_waits_only_for_a_queue_under_half_the_last_batch(
+def test_regroup_waits_only_for_a_queue_smaller_than_the_last_batch(
     queued: int, last: int, run_s: float, lim: BatchLimits
 ) -> None:
     wait = grouping.regroup_wait(queued, last, run_s, lim)
-    if lim.fixed or queued * 2 >= last:
+    if lim.fixed or queued >= last:
         assert wait == 0.0
     else:
         assert wait == min(grouping.REGROUP_FRACTION * run_s, grouping.REGROUP_MAX_S)
