@@ -258,7 +258,7 @@ class Runtime:
         if paths or model.kind is not ModelKind.TEXT:
             prompts = load_prompt_sets(paths)
         else:
-            prompts = default_prompt_set()
+            prompts = default_prompt_set(model.max_batch)
 
         async def path(body: bytes, content_type: str, accept: str) -> Reply:
             return await pipeline.handle(body, content_type, accept)
