@@ -197,3 +197,7 @@ class Batcher:
         for p, out in zip(batch, outputs, strict=True):
             if not p.future.done():
                 p.future.set_result(out)
+                # One caller resumes (encodes and sends its reply) per loop iteration, with a
+                # poll of the sockets between: a /ping that arrives as a batch completes waits
+                # for one reply's work, not for the whole batch's.
+                await asyncio.sleep(0)
