@@ -91,9 +91,7 @@ def main() -> int:
     print(
         f"{os.cpu_count()} cores; A: `{args.a}`; B: `{args.b}`; {args.clients} clients, {args.seconds:g} s\n"
     )
-    print(
-        "| round | raw best (seq/s) | config | req/s | ÷ raw | p50 | p99 | /ping p99 | batches (rows: n) |"
-    )
+    print("| round | raw best (seq/s) | config | req/s | ÷ raw | p50 | p99 | /ping p99 | batches (rows: n) |")
     print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         servers = {
