@@ -11,7 +11,6 @@ import pytest
 
 from warmgate.errors import InferenceTimeout, ModelError
 from warmgate.models.base import Item
-from warmgate.server import grouping
 from warmgate.server.batcher import Batcher
 from warmgate.server.grouping import BatchLimits
 
@@ -206,19 +205,3 @@ def test_after_a_big_batch_a_few_leftovers_wait_for_their_batch_mates() -> None:
 
     batches = run(scenario()).batches
     assert batches == [list(range(8)), ["left", "again-0", "again-1", "again-2"]]
-
-
-def test_at_low_load_a_request_never_waits_to_regroup() -> None:
-    async def scenario() -> Recorder:
-        execute = SlowRecorder(0.2)
-        batcher = Batcher(execute, BatchLimits(8), max_delay_s=0.0)
-        batcher.start()
-        assert await batcher.submit(item(1), 5) == 1
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        assert await batcher.submit(item(2), 5) == 2  # last batch had one row: no regrouping
-        assert loop.time() - t0 < 0.2 + grouping.REGROUP_MAX_S
-        await batcher.drain(5)
-        return execute
-
-    assert run(scenario()).batches == [[1], [2]]
