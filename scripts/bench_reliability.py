@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,14 +134,14 @@ def _wrk_latency(output: str) -> dict[str, float]:
 SATURATION_WORKERS = 16
 
 
-def overload(tmp: Path, seconds: int) -> dict[str, Any]:
+def overload(tmp: Path, seconds: int, extra: Sequence[str] = ()) -> dict[str, Any]:
     """4x saturation: hey with 4x the saturating connections, each paced so that together they
     offer 4x the saturated throughput; admission allows 2x the saturating concurrency."""
     model_dir = tmp / "mlp"
     onnx_models.slow(model_dir / "model.onnx")
     body = tmp / "body.npy"
     body.write_bytes(_npy(64))
-    args = ("--max-batch", "8", "--max-queue", str(2 * SATURATION_WORKERS))
+    args = ("--max-batch", "8", "--max-queue", str(2 * SATURATION_WORKERS), *extra)
     with replica(model_dir, tmp, *args) as server:
         server.wait_for("/ping", 200, timeout_s=300)
         pid = server.proc.pid
@@ -229,6 +230,13 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--json", default="")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra `warmgate serve` argument for the overload replica (repeat it)",
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {"machine": machine()}
     print(f"Machine: {results['machine']}\n")
@@ -246,7 +254,7 @@ def main() -> int:
         if "overload" in args.parts:
             trial_dir = Path(tmp) / "overload"
             trial_dir.mkdir()
-            results["overload"] = overload(trial_dir, args.seconds)
+            results["overload"] = overload(trial_dir, args.seconds, args.server_arg)
             print_overload(results["overload"])
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

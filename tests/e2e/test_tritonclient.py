@@ -67,6 +67,7 @@ def test_bad_binary_input_is_a_4xx_naming_the_problem(linear_server: Replica) ->
     with pytest.raises(InferenceServerException) as raised:
         _client(linear_server).infer("linear", [wrong])
     assert raised.value.status() == "400"
+    assert "datatype INT32 does not match the model's FP32" in raised.value.message()  # KServe's "error"
     body, length = triton.InferenceServerClient.generate_request_body([wrong])
     headers = {"Inference-Header-Content-Length": str(length)}
     refused = httpx.post(f"{linear_server.url}/v2/models/linear/infer", content=body, headers=headers)

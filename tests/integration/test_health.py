@@ -113,3 +113,35 @@ def test_drain_during_loading_is_a_stop_not_a_failure(linear_dir: Path) -> None:
         body = client.get("/ping").json()
         assert body["phase"] == "draining"
         assert runtime.exit_code is None  # no exit code 1 for a replica told to stop
+
+
+def _received(metrics_text: str, route: str, phase: str) -> float:
+    prefix = f'warmgate_requests_received_total{{phase="{phase}",route="{route}"}} '
+    lines = [line for line in metrics_text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+
+def test_requests_received_are_counted_by_the_phase_they_arrived_in(linear_dir: Path) -> None:
+    release = threading.Event()
+
+    def held_factory(config: Config, model_dir: Path) -> Model:
+        release.wait(10)
+        return default_model_factory(config, model_dir)
+
+    with serving(linear_dir, held_factory, settle=False) as client:
+        assert client.post("/invocations", json={"inputs": [[1, 2, 3, 4]]}).status_code == 503
+        oip = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
+        refused = client.post("/v2/models/linear/infer", json=oip)  # no model loaded yet: 404
+        assert refused.status_code == 404
+        assert "linear" in refused.json()["error"]  # OIP: the message itself, as KServe has it
+        text = client.get("/metrics").text
+        assert _received(text, "/invocations", "loading") == 1
+        assert _received(text, "/v2/models/{name}/infer", "loading") == 1
+        release.set()
+        assert wait_settled(client)["phase"] == "ready"
+        for _ in range(3):
+            assert client.post("/invocations", json={"inputs": [[1, 2, 3, 4]]}).status_code == 200
+        text = client.get("/metrics").text
+        assert _received(text, "/invocations", "ready") == 3
+        assert _received(text, "/invocations", "loading") == 1  # warmup's own requests not counted
+        assert _received(text, "/invocations", "warming") == 0

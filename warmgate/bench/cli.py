@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp, serve(model_dir, Path(tmp), args.server_arg) as server:
         meta = httpx.get(f"{server.url}/v2/models/{model_dir.name}", timeout=10).json()
         buckets = [_bucket(label) for label in meta["buckets"]]
-        threads = int(meta.get("intra_op_threads") or 0) or max(1, cores - 1)
+        threads = int(meta.get("intra_op_threads") or 0) or cores
         loading = server.phase_seconds("loading", "warming") or 0.0
         warming = server.phase_seconds("warming", "ready") or 0.0
         ready_s = server.ready_s

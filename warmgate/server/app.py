@@ -26,14 +26,25 @@ from warmgate.warmup.loopback import WARMUP_HEADER
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def error_response(exc: Exception) -> JSONResponse:
-    """The one mapping of exceptions to HTTP responses."""
+def error_response(exc: Exception, oip: bool = False) -> JSONResponse:
+    """The one mapping of exceptions to HTTP responses.
+
+    The body is ``{"error": code, "message": text}``; on the Open Inference Protocol's routes
+    (``oip``) ``error`` carries the text instead, as KServe's clients (tritonclient) show it,
+    and the code moves to ``code``.
+    """
+    headers = None
     if isinstance(exc, HTTPException):
-        return JSONResponse({"error": "http_error", "message": exc.detail}, exc.status_code)
-    if isinstance(exc, WarmgateError):
+        code, message, status = "http_error", str(exc.detail), exc.status_code
+    elif isinstance(exc, WarmgateError):
+        code, message, status = exc.code, exc.message, http_status(exc)
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Unavailable) else None
-        return JSONResponse(exc.to_json(), http_status(exc), headers=headers)
-    return JSONResponse({"error": "internal_error", "message": f"{type(exc).__name__}: {exc}"}, 500)
+    else:
+        code, message, status = "internal_error", f"{type(exc).__name__}: {exc}", 500
+    body = {"error": code, "message": message}
+    if oip:
+        body = {"error": message, "code": code, "message": message}
+    return JSONResponse(body, status, headers=headers)
 
 
 def create_app(rt: Runtime) -> Starlette:
@@ -42,13 +53,14 @@ def create_app(rt: Runtime) -> Starlette:
 
     def timed(route: str, handler: Handler) -> Handler:
         histogram = rt.metrics.request_seconds
+        oip = route.startswith("/v2")
 
         async def wrapped(request: Request) -> Response:
             t0 = time.perf_counter()
             try:
                 response = await handler(request)
             except Exception as exc:  # mapped to a JSON response in one place
-                response = error_response(exc)
+                response = error_response(exc, oip)
             if not rt.is_warmup_request(request.headers.get(WARMUP_HEADER)):  # warmup is not traffic
                 histogram.labels(route, str(response.status_code)).observe(time.perf_counter() - t0)
             return response
@@ -142,6 +154,11 @@ def create_app(rt: Runtime) -> Starlette:
             raise Unavailable(f"not ready: phase {rt.lifecycle.phase.value} ({rt.lifecycle.reason})", 5)
         return rt.pipeline
 
+    def received(request: Request, route: str) -> None:
+        """Count an inference request under the phase it arrived in (warmup's own are not traffic)."""
+        if not rt.is_warmup_request(request.headers.get(WARMUP_HEADER)):
+            rt.metrics.received.labels(route, rt.lifecycle.phase.value).inc()
+
     async def infer(request: Request, protocol: Protocol) -> Response:
         pipeline = serving_pipeline(request)
         with rt.admission.admit():
@@ -156,9 +173,11 @@ def create_app(rt: Runtime) -> Starlette:
         return Response(reply.body, media_type=reply.content_type, headers=dict(reply.headers))
 
     async def invocations(request: Request) -> Response:
+        received(request, "/invocations")
         return await infer(request, Protocol.SAGEMAKER)
 
     async def oip_infer(request: Request) -> Response:
+        received(request, "/v2/models/{name}/infer")
         check_model(request)
         return await infer(request, Protocol.OIP)
 

@@ -3,7 +3,9 @@
 Requests are grouped by ``Item.key`` (their shape bucket). A batch closes when it is full (see
 :mod:`warmgate.server.grouping`, sized from the loaded model's own limits) or when its oldest
 request has waited ``max_delay_s``; while a batch runs, new requests accumulate, so batches grow
-with load. Batches are handed to ``execute`` (the inference thread); the event loop never runs
+with load. Right after a run, a queue far smaller than the last batch waits a fraction of that
+run for its batch-mates (:func:`grouping.regroup_wait`), so a saturated backend runs full
+batches back to back. Batches are handed to ``execute`` (the inference thread); the event loop never runs
 inference. A request whose caller timed out or went away while queued is dropped; its
 batch-mates are unaffected.
 """
@@ -28,6 +30,14 @@ Execute = Callable[[Sequence[Item]], Awaitable[list[Any]]]
 Outcome = Callable[[Sequence[Item], BaseException | None], None]
 
 
+@dataclass(frozen=True)
+class _LastRun:
+    key: Hashable
+    rows: int
+    seconds: float
+    ended: float
+
+
 @dataclass
 class _Pending:
     item: Item
@@ -43,6 +53,7 @@ class Batcher:
         max_delay_s: float,
         on_batch: Callable[[int], None] = lambda rows: None,
         on_outcome: Outcome = lambda items, error: None,
+        regroup: bool = True,
     ) -> None:
         self._execute = execute
         self.limits = limits
@@ -54,6 +65,8 @@ class Batcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._regroup = regroup
+        self._last: _LastRun | None = None
 
     # --- public -------------------------------------------------------------------------------
 
@@ -140,7 +153,7 @@ class Batcher:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            deadline = self._queues[key][0].enqueued + self._max_delay_s
+            deadline = max(self._queues[key][0].enqueued + self._max_delay_s, self._regroup_until(key))
             while key in self._queues and not self._full(key):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -154,20 +167,37 @@ class Batcher:
             if batch:
                 await self._run(batch)
 
+    def _regroup_until(self, key: Hashable) -> float:
+        """When the key's queue may wait until for batch-mates after the last run (0: no wait)."""
+        last = self._last
+        if not self._regroup or last is None or last.key != key:
+            return 0.0
+        rows = sum(p.item.size for p in self._live(key))
+        return last.ended + grouping.regroup_wait(rows, last.rows, last.seconds, self.limits)
+
     async def _run(self, batch: list[_Pending]) -> None:
         items = [p.item for p in batch]
-        self._on_batch(sum(it.size for it in items))
+        rows = sum(it.size for it in items)
+        self._on_batch(rows)
+        started = time.monotonic()
         try:
             outputs = await self._execute(items)
             if len(outputs) != len(batch):
                 raise ModelError(f"the model returned {len(outputs)} outputs for a batch of {len(batch)}")
         except Exception as exc:  # the model's error belongs to every request of the batch
+            self._last = None
             self._on_outcome(items, exc)
             for p in batch:
                 if not p.future.done():
                     p.future.set_exception(exc)
             return
+        ended = time.monotonic()
+        self._last = _LastRun(items[0].key, rows, ended - started, ended)
         self._on_outcome(items, None)
         for p, out in zip(batch, outputs, strict=True):
             if not p.future.done():
                 p.future.set_result(out)
+                # One caller resumes (encodes and sends its reply) per loop iteration, with a
+                # poll of the sockets between: a /ping that arrives as a batch completes waits
+                # for one reply's work, not for the whole batch's.
+                await asyncio.sleep(0)

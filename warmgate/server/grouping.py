@@ -5,7 +5,11 @@ vLLM's CUDA graph dispatcher is a pure lookup apart from capture and replay:
 
 * :func:`take` — how many items from the head of one key's queue make the next batch;
 * :func:`full` — whether that queue already fills a batch (no reason to wait for more);
-* :func:`oldest` — which key to serve next (the one whose head has waited longest).
+* :func:`oldest` — which key to serve next (the one whose head has waited longest);
+* :func:`regroup_wait` — how long, after a run frees the backend, a much smaller batch waits
+  for batch-mates, so a saturated backend runs back-to-back full batches instead of
+  alternating a few rows (the ones left queued) with many (the callers of the last batch,
+  still on their way back).
 
 The limits come from the loaded model (:class:`BatchLimits`), never from configuration alone:
 a model whose batch axis is fixed takes exactly one request per call.
@@ -15,6 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+
+# After a run frees the backend, a queue holding fewer rows than the last batch waits up to this
+# fraction of that run for batch-mates, and never more than REGROUP_MAX_S.
+REGROUP_FRACTION = 0.25
+REGROUP_MAX_S = 0.020
 
 
 @dataclass(frozen=True)
@@ -64,3 +73,13 @@ def oldest(heads: Mapping[Hashable, float]) -> Hashable | None:
     if not heads:
         return None
     return min(heads, key=lambda key: heads[key])
+
+
+def regroup_wait(queued_rows: int, last_rows: int, last_run_s: float, limits: BatchLimits) -> float:
+    """Seconds after the last run ended that a queue of ``queued_rows`` waits for batch-mates
+    (0: run at once). Only when it holds fewer rows than the last batch (same key), as under
+    saturation, where the last batch's callers are on their way back: at low load the last
+    batch was as small, so nothing waits."""
+    if limits.fixed or queued_rows >= last_rows:
+        return 0.0
+    return min(REGROUP_FRACTION * last_run_s, REGROUP_MAX_S)

@@ -73,6 +73,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.received = Counter(
+            "warmgate_requests_received",
+            "inference requests received (warmup's own loopback requests excluded), by the phase "
+            "the replica was in when each arrived",
+            ["route", "phase"],
+            registry=r,
+        )
         self.in_flight = Gauge("warmgate_requests_in_flight", "inference requests admitted", registry=r)
         self.queue_depth = Gauge(
             "warmgate_queue_depth", "requests waiting for the inference thread", registry=r

@@ -62,7 +62,7 @@ class Runtime:
         self.lifecycle = Lifecycle(on_change=lambda old, new: self.metrics.set_phase(new))
         self.admission = Admission(config.max_queue, on_reject=self.metrics.rejected.labels("full").inc)
         self.recorder = ShapeRecorder() if config.record_shapes else None
-        self.inference = InferenceThread()
+        self.inference = InferenceThread(config.inference_niceness)
         self.batches = BatchRecord()
         # Set when the process should end with this code (--exit-on-failure); the server's
         # main loop reads it. Nothing outside the runtime writes it.
@@ -193,6 +193,7 @@ class Runtime:
             max_delay_s=self.config.batch_delay_ms / 1000,
             on_batch=self.metrics.batch_size.observe,
             on_outcome=self._on_outcome,
+            regroup=self.config.batch_regroup,
         )
         batcher.start().add_done_callback(self._batcher_ended)
         return batcher
@@ -257,7 +258,7 @@ class Runtime:
         if paths or model.kind is not ModelKind.TEXT:
             prompts = load_prompt_sets(paths)
         else:
-            prompts = default_prompt_set()
+            prompts = default_prompt_set(model.max_batch)
 
         async def path(body: bytes, content_type: str, accept: str) -> Reply:
             return await pipeline.handle(body, content_type, accept)

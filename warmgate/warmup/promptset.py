@@ -111,10 +111,29 @@ def default_set_path() -> Iterator[Path]:
         yield path
 
 
-def default_prompt_set() -> list[PromptLine]:
-    """The set shipped for the default model (all-MiniLM-L6-v2 text embeddings)."""
+def default_prompt_set(max_batch: int | None = None) -> list[PromptLine]:
+    """The set shipped for the default model (all-MiniLM-L6-v2 text embeddings).
+
+    With ``max_batch`` (the model's bucket plan), lines of more texts than that are left out:
+    warmup then warms the plan, and a batch the plan does not cover is not a shape to keep warm
+    (it runs unbucketed, as any request beyond the plan does)."""
     with default_set_path() as path:
-        return load_prompt_set(path)
+        lines = load_prompt_set(path)
+    if max_batch is None:
+        return lines
+    return [line for line in lines if text_count(line) <= max_batch]
+
+
+def text_count(line: PromptLine) -> int:
+    """How many texts a line's body carries: the length of a JSON ``inputs`` list, else one."""
+    if line.content_type != JSON_MEDIA:
+        return 1
+    try:
+        value = json.loads(line.body)
+    except ValueError:
+        return 1
+    inputs = value.get("inputs") if isinstance(value, dict) else None
+    return len(inputs) if isinstance(inputs, list) else 1
 
 
 def dump_prompt_set(lines: Sequence[PromptLine], path: str | Path) -> None:

@@ -18,9 +18,18 @@ def test_chunked_batch_equals_one_run(onnx_minilm: OnnxTextModel) -> None:
         assert onnx_minilm.stats.eager_runs == runs + 1
         item = onnx_minilm.prepare(TEXTS)
         assert item.bucket is not None and item.bucket.batch == 8
-        onnx_minilm.run_tokens = 2 * item.bucket.seq  # 2 rows a run: 3 runs, padding rows skipped
+        longest = max(len(row) for row in item.payload.rows)  # on CPU a batch runs at its own length
+        onnx_minilm.run_tokens = 2 * longest  # 2 rows a run: 3 runs, no padding rows
         (chunked,) = onnx_minilm.infer([item])
         assert onnx_minilm.stats.eager_runs == runs + 1 + 3
     finally:
         onnx_minilm.run_tokens = saved
     np.testing.assert_allclose(chunked, whole, atol=2e-5)
+
+
+def test_a_text_embeds_the_same_alone_and_padded_beside_a_longer_one(onnx_minilm: OnnxTextModel) -> None:
+    """On CPU a batch runs at its own longest text, not its bucket: padding must not matter."""
+    short, long = TEXTS[0], TEXTS[1]
+    (alone,) = onnx_minilm.infer([onnx_minilm.prepare([short])])
+    (batched,) = onnx_minilm.infer([onnx_minilm.prepare([short, long])])
+    np.testing.assert_allclose(batched[0], alone[0], atol=2e-5)

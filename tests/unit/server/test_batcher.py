@@ -173,3 +173,35 @@ def test_a_loop_that_ends_is_visible_on_its_task() -> None:
 
     exc = run(scenario())
     assert isinstance(exc, RuntimeError) and "metrics exporter broke" in str(exc)
+
+
+class SlowRecorder(Recorder):
+    """Each batch takes ``seconds`` (simulated work on the backend, not synchronisation)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    async def __call__(self, items: Sequence[Item]) -> list[Any]:
+        self.batches.append([it.payload for it in items])
+        await asyncio.sleep(self.seconds)
+        return [it.payload for it in items]
+
+
+def test_after_a_big_batch_a_few_leftovers_wait_for_their_batch_mates() -> None:
+    async def scenario() -> Recorder:
+        execute = SlowRecorder(0.2)  # regroup window: min(0.25 × 0.2 s, 20 ms) = 20 ms
+        batcher = Batcher(execute, BatchLimits(8), max_delay_s=0.0)
+        batcher.start()
+        first = [asyncio.ensure_future(batcher.submit(item(n), 5)) for n in range(8)]
+        await until_running(execute)
+        leftover = asyncio.ensure_future(batcher.submit(item("left"), 5))  # queued during the run
+        assert await asyncio.gather(*first) == list(range(8))
+        # The first batch's callers come straight back, as closed-loop clients do.
+        again = await asyncio.gather(*(batcher.submit(item(f"again-{n}"), 5) for n in range(3)))
+        assert again == ["again-0", "again-1", "again-2"] and await leftover == "left"
+        await batcher.drain(5)
+        return execute
+
+    batches = run(scenario()).batches
+    assert batches == [list(range(8)), ["left", "again-0", "again-1", "again-2"]]

@@ -74,3 +74,19 @@ def test_oldest_is_the_key_whose_head_waited_longest(heads: dict[str, float]) ->
 def test_limits_need_at_least_one_row() -> None:
     with pytest.raises(ValueError, match="max_rows"):
         BatchLimits(0)
+
+
+@given(
+    st.integers(min_value=0, max_value=64),
+    st.integers(min_value=1, max_value=64),
+    st.floats(min_value=0.0, max_value=10.0),
+    limits,
+)
+def test_regroup_waits_only_for_a_queue_smaller_than_the_last_batch(
+    queued: int, last: int, run_s: float, lim: BatchLimits
+) -> None:
+    wait = grouping.regroup_wait(queued, last, run_s, lim)
+    if lim.fixed or queued >= last:
+        assert wait == 0.0
+    else:
+        assert wait == min(grouping.REGROUP_FRACTION * run_s, grouping.REGROUP_MAX_S)

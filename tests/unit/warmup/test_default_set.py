@@ -46,3 +46,12 @@ def test_default_set_has_every_batch_size_and_plain_text() -> None:
     assert any(len(line.body.split()) > 256 for line in plain)
     big = [line for line in lines if len(texts(line)) == 32]
     assert any(max(len(t.split()) for t in texts(line)) > 256 for line in big)
+
+
+def test_default_set_for_a_plan_leaves_out_batches_beyond_its_max_batch() -> None:
+    everything = default_prompt_set()
+    planned = default_prompt_set(max_batch=16)
+    assert max(len(texts(line)) for line in planned) == 16
+    assert {line.name for line in everything} - {line.name for line in planned} == {
+        line.name for line in everything if len(texts(line)) > 16
+    }

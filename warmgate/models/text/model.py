@@ -2,9 +2,10 @@
 
 :class:`TextEmbeddingModel` implements the :class:`~warmgate.models.base.Model` contract for
 ``ModelKind.TEXT`` once: validation, tokenisation and bucket choice in :meth:`prepare`; padding
-to the bucket, pooling, normalisation and splitting in :meth:`infer`; synthetic warmup bodies;
-metadata. A backend (torch, ONNX Runtime) only loads its weights and turns padded
-``(input_ids, attention_mask)`` into token embeddings.
+(to the bucket when the backend needs it, else to the batch's longest text), pooling,
+normalisation and splitting in :meth:`infer`; synthetic warmup bodies; metadata. A backend
+(torch, ONNX Runtime) only loads its weights and turns padded ``(input_ids, attention_mask)``
+into token embeddings.
 
 The constructor reads the small JSON configs (so the bucket plan is known at once); :meth:`load`
 does the heavy work: tokenizer, weights, sessions.
@@ -107,6 +108,12 @@ class TextEmbeddingModel(abc.ABC):
         """``(rows, seq)`` padded ids and mask → ``(rows, seq, hidden)`` token embeddings.
         ``bucket`` is None for an out-of-bucket (eager) shape."""
 
+    def _pads_to_bucket(self) -> bool:
+        """Whether a batch runs padded to its bucket's shape (rows and sequence), as a captured
+        CUDA graph needs; otherwise it runs at its own rows × longest text, so no position is
+        computed for padding alone (on CPU the cost grows with every padded position)."""
+        return True
+
     def _rows_per_run(self, seq: int) -> int | None:
         """The most rows of ``seq`` tokens one backend call takes (None: a whole batch); larger
         batches run in chunks of rows, so the working memory of the biggest bucket stays bounded."""
@@ -178,9 +185,13 @@ class TextEmbeddingModel(abc.ABC):
         if not isinstance(key, int):
             raise ModelError(f"a text item's key is its sequence bucket, got {key!r}")
         bucket = self.plan.select(len(rows), key)
+        longest = max(len(r) for r in rows)
         if bucket is None:
             self.stats.out_of_bucket += 1
-            shape = Bucket(len(rows), max(key, max(len(r) for r in rows)))
+        if not self._pads_to_bucket():
+            shape = Bucket(len(rows), longest)
+        elif bucket is None:
+            shape = Bucket(len(rows), max(key, longest))
         else:
             shape = bucket
         ids, mask = pad_batch(rows, shape.batch, shape.seq, self.tokenizer.pad_id)

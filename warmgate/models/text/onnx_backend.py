@@ -123,6 +123,11 @@ class OnnxTextModel(TextEmbeddingModel):
         (out,) = self._session.run([self._output_name], feed)
         return np.asarray(out, dtype=np.float32)
 
+    def _pads_to_bucket(self) -> bool:
+        """Only on CUDA: the CPU provider has no per-shape compilation, so a batch runs at its
+        own rows × longest text (17 tokens, not the 32 of its bucket)."""
+        return CUDA in self._providers
+
     def _rows_per_run(self, seq: int) -> int | None:
         return max(1, self.run_tokens // max(seq, 1)) if self.run_tokens else None
 

@@ -86,6 +86,10 @@ class TorchTextModel(TextEmbeddingModel):
                 out = self._encoder(ids.to(self._device), mask.to(self._device))
             return out.float().cpu().numpy()
 
+    def _pads_to_bucket(self) -> bool:
+        """Only when CUDA graphs replay fixed shapes; eager torch runs the batch's own shape."""
+        return self._graphs is not None
+
     def seal(self) -> None:
         if self._graphs is not None:
             self._graphs.seal()

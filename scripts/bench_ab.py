@@ -1,0 +1,131 @@
+"""A/B of two `warmgate serve` configurations on a noisy machine: both replicas run side by side
+(idle while the other is loaded), and each round measures raw in-process ONNX Runtime at its best
+batch, then A and B (in alternating order) under the same closed-loop load, so every ratio is
+taken within one round of one machine state.
+
+    python scripts/bench_ab.py --a="--threads 1" --b="--threads 2" --rounds 4
+    python scripts/bench_ab.py --a="--no-batch-regroup" --b="" --clients 32 --seconds 5
+
+(Write ``--a=...`` with the ``=``: the value itself starts with ``--``.)
+
+Per round and configuration it prints requests/s, the ratio to that round's raw best batch,
+p50/p99, /ping p99 (100 pings/s beside the load) and the batch sizes formed; then the median of
+each over the rounds. Needs hey (Debian package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from warmgate.bench import hey  # noqa: E402
+from warmgate.bench.cli import SENTENCE, _model_dir  # noqa: E402
+from warmgate.bench.raw import RawSession, best_batch  # noqa: E402
+from warmgate.bench.served import Server, histogram_delta, serve  # noqa: E402
+
+PING_RATE = 100.0
+
+
+@dataclass(frozen=True)
+class Row:
+    round: int
+    raw: float  # that round's raw best-batch sequences/s
+    config: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    ping_p99_ms: float
+    batches: dict[str, int]
+
+
+def load(server: Server, body: bytes, clients: int, seconds: float) -> dict[str, object]:
+    before = server.batch_histogram()
+    ping_cmd = hey.hey_command(server.url + "/ping", max(seconds - 1, 1), 1, rate_per_client=PING_RATE)
+    loader = hey.start(hey.hey_command(server.url + "/invocations", seconds, clients, body))
+    time.sleep(0.5)  # let the load reach saturation before the pings start
+    ping = hey.run(ping_cmd, seconds)
+    result = hey.finish(loader, seconds)
+    return {
+        "rps": result.rps,
+        "p50_ms": result.percentile(50) * 1e3,
+        "p99_ms": result.percentile(99) * 1e3,
+        "errors": result.errors,
+        "ping_p99_ms": ping.percentile(99) * 1e3,
+        "batches": histogram_delta(before, server.batch_histogram()),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--a", default="", help="`warmgate serve` arguments of A (one string)")
+    parser.add_argument("--b", default="", help="`warmgate serve` arguments of B (one string)")
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each load run")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--raw-batches", default="8,16,32,64")
+    parser.add_argument("--raw-seconds", type=float, default=1.0)
+    parser.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
+    args = parser.parse_args()
+
+    model_dir = _model_dir(args.model_dir)
+    body = json.dumps({"inputs": [SENTENCE]}).encode()
+    configs = {"A": shlex.split(args.a), "B": shlex.split(args.b)}
+    batches = [int(b) for b in args.raw_batches.split(",")]
+    rows: list[Row] = []
+    print(
+        f"{os.cpu_count()} cores; A: `{args.a}`; B: `{args.b}`; {args.clients} clients, {args.seconds:g} s\n"
+    )
+    print("| round | raw best (seq/s) | config | req/s | ÷ raw | p50 | p99 | /ping p99 | batches (rows: n) |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(serve(model_dir, Path(tmp), argv)) for name, argv in configs.items()
+        }
+        raw = RawSession(model_dir, os.cpu_count() or 1)
+        for server in servers.values():  # one request each, outside the measurement
+            hey.run(hey.hey_command(server.url + "/invocations", 1, 1, body), 1)
+        for n in range(args.rounds):
+            best = max(r.sequences_per_s for r in best_batch(raw, SENTENCE, batches, args.raw_seconds))
+            order = ["A", "B"] if n % 2 == 0 else ["B", "A"]
+            for name in order:
+                row = Row(n + 1, best, name, **load(servers[name], body, args.clients, args.seconds))  # type: ignore[arg-type]
+                rows.append(row)
+                spread = ", ".join(f"{k}: {v}" for k, v in row.batches.items())
+                print(
+                    f"| {n + 1} | {best:.0f} | {name} | {row.rps:.0f} | {row.rps / best:.2f} | "
+                    f"{row.p50_ms:.1f} ms | {row.p99_ms:.1f} ms | {row.ping_p99_ms:.2f} ms | {spread} |",
+                    flush=True,
+                )
+    print("\n| config | median req/s | median ÷ raw | median p99 | median /ping p99 |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name in configs:
+        mine = [r for r in rows if r.config == name]
+        ratio = statistics.median(r.rps / r.raw for r in mine)
+        print(
+            f"| {name} | {statistics.median(r.rps for r in mine):.0f} | **{ratio:.2f}** | "
+            f"{statistics.median(r.p99_ms for r in mine):.1f} ms | "
+            f"{statistics.median(r.ping_p99_ms for r in mine):.2f} ms |"
+        )
+    if args.json is not None:
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
