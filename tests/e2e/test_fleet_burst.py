@@ -1,5 +1,6 @@
 """A x10 burst from a separate client process against the real fleet: the policy claims the
-READY standby, and the claimed replica serves its first request within a second of the decision.
+READY standby, the claimed replica serves its first request within a second of the decision, and
+the replicas' own counters show that no request reached one that was not READY.
 
 The client is its own Python process (httpx threads), so the load competes with the fleet as
 real clients would, not from inside the control loop's process.
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from prometheus_client import generate_latest
@@ -29,7 +31,7 @@ from warmgate.autoscaling.pool import PoolConfig, WarmPool
 from warmgate.fleet.control import Background, ControlLoop
 from warmgate.fleet.fleet import Fleet, Role
 from warmgate.fleet.haproxy_config import HaproxySettings
-from warmgate.fleet.replica import ReplicaSpec
+from warmgate.fleet.replica import HOST, ReplicaSpec
 
 pytestmark = [pytest.mark.e2e, requires_haproxy]
 
@@ -68,6 +70,17 @@ def _sample(loop: ControlLoop, name: str) -> float:
             if s.name == name and not s.labels:
                 return float(s.value)
     return 0.0
+
+
+def _received_by_phase(port: int) -> dict[str, float]:
+    """The replica's own count of the inference requests it received, by its phase on arrival."""
+    text = httpx.get(f"http://{HOST}:{port}/metrics", timeout=5).text
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "warmgate_requests_received_total":
+                counts[s.labels["phase"]] = counts.get(s.labels["phase"], 0.0) + s.value
+    return counts
 
 
 def _client(url: str, workers: int, seconds: float, body: Path) -> subprocess.Popen[str]:
@@ -114,6 +127,10 @@ def test_a_x10_burst_claims_the_standby_which_serves_within_a_second(slow_dir: P
         first = _sample(loop, "warmgate_pool_claim_to_first_request_seconds_sum") / _sample(loop, claims)
         assert first < 1.0, f"the claimed standby served its first request {first:.3f} s after the decision"
         assert set(statuses) == {200}, f"statuses seen: {sorted(set(statuses))}"
+        received = {r.replica_id: _received_by_phase(r.port) for r in fleet.replicas()}
+        assert sum(c.get("ready", 0.0) for c in received.values()) >= len(statuses)
+        early = {rid: c for rid, c in received.items() if set(c) - {"ready"}}
+        assert not early, f"requests reached replicas that were not READY: {early}"
     finally:
         background.stop()
         fleet.close(timeout_s=10.0)
