@@ -152,7 +152,7 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, python {platform.python_version()}, torch {torch.__version__}, "
         f"torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY {os.environ['OMP_WAIT_POLICY']}"
     )
-    print(f"model: {model_dir}\n")
+    print(f"model: {model_dir.name}\n")  # its name, not a machine path
 
     load_rows = bench_load(model_dir, args.repeat)
     base = load_rows[0][1]
