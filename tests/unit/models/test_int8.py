@@ -3,6 +3,7 @@ warms every bucket and serves like any model."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import onnx
 import pytest
 
 from tests.conftest import serving
-from tests.unit.models.bert_dirs import cosine
+from tests.unit.models.bert_dirs import TINY_CONFIG, cosine, write_bert_dir
 from warmgate.cli import main
 from warmgate.models.text import export_onnx
 
@@ -39,8 +40,29 @@ def test_int8_copy_holds_int8_weights(exported: tuple[Path, Path]) -> None:
     ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
     assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
     kept = [n.name for n in onnx.load(str(int8)).graph.node if n.op_type == "MatMul"]
-    assert kept and all("/output/dense/" in n or "attention/self/MatMul" in n for n in kept)
+    # two layers: the feed-forward down-projections stay fp32 (and the attention scores, which
+    # multiply two activations); every other weight MatMul is int8
+    ffn_down = [n for n in kept if re.fullmatch(r"/layer\.\d+/output/dense/MatMul", n)]
+    assert len(ffn_down) == 2
+    assert sorted(set(kept) - set(ffn_down)) == sorted(
+        f"/layer.{i}/attention/self/MatMul{s}" for i in range(2) for s in ("", "_1")
+    )
     assert int8.stat().st_size < fp32.stat().st_size
+
+
+def test_int8_keeps_inner_layers_feed_forward_fp32(tmp_path: Path) -> None:
+    """With four layers, the feed-forward up-projection of layers 1 and 2 (not the first or the
+    last) stays fp32 too; the attention projections are int8 in every layer."""
+    deep = write_bert_dir(tmp_path / "deep", None, config={**TINY_CONFIG, "num_hidden_layers": 4})
+    int8 = export_onnx(deep, tmp_path / "int8" / "model.onnx", quantize="int8")
+    nodes = onnx.load(str(int8)).graph.node
+    fp32_up = sorted(n.name for n in nodes if n.op_type == "MatMul" and "/intermediate/" in n.name)
+    assert fp32_up == ["/layer.1/intermediate/dense/MatMul", "/layer.2/intermediate/dense/MatMul"]
+    int8_names = " ".join(n.name for n in nodes if n.op_type == "MatMulInteger")
+    for i in range(4):
+        for part in ("query", "key", "value", "output/dense"):
+            assert f"/layer.{i}/attention/{'self/' if part != 'output/dense' else ''}{part}/" in int8_names
+    assert "/layer.0/intermediate/dense/" in int8_names and "/layer.3/intermediate/dense/" in int8_names
 
 
 def test_int8_model_warms_and_serves(exported: tuple[Path, Path]) -> None:
