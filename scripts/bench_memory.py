@@ -2,6 +2,7 @@
 
     python scripts/bench_memory.py raw [--seconds 5]     # per arena policy, in-process
     python scripts/bench_memory.py served [--seconds 10] # warmgate serve under wrk: peak RSS
+    python scripts/bench_memory.py served --arena shrink --serve-args="" --serve-args="--no-ort-prepacking"
     python scripts/bench_memory.py cache [--repeat 5]    # session open: cold vs graph cache hit
     python scripts/bench_memory.py options [--seconds 5] # threads, spinning, optimisation level
 
@@ -10,8 +11,9 @@ default plan once (what warmup does), then one 17-token sentence per row at batc
 batch 1 for ``--seconds`` each; it prints RSS after warming, peak RSS, and sequences/s.
 ``served`` starts ``warmgate serve`` on the exported model per policy, waits for READY (every
 bucket warmed), drives ``/invocations`` with ``wrk -c32`` and reads the process's peak RSS
-(``VmHWM``). The model is the default all-MiniLM-L6-v2, exported once under
-``$WARMGATE_BENCH_DIR`` (default ``./out/bench``, git-ignored).
+(``VmHWM``); each ``--serve-args`` string (write it with the ``=``) is one more server per
+policy with those extra ``warmgate serve`` flags. The model is the default all-MiniLM-L6-v2,
+exported once under ``$WARMGATE_BENCH_DIR`` (default ``./out/bench``, git-ignored).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import socket
 import statistics
@@ -189,19 +192,20 @@ def _vm_hwm(pid: int) -> int:
     raise RuntimeError("no VmHWM")
 
 
-def bench_served(model_dir: Path, seconds: int, arenas: tuple[str, ...]) -> None:
+def bench_served(model_dir: Path, seconds: int, arenas: tuple[str, ...], extra: tuple[str, ...]) -> None:
     import httpx
 
     print(f"Machine: {machine()}. `warmgate serve` on the exported MiniLM, default buckets (batch 1-16 x")
     print(f"seq 16-256, every one warmed), then wrk -c32 for {seconds} s on /invocations (one 17-token")
     print("sentence per request) from the same cores; peak RSS = the server's VmHWM.\n")
-    print("| arena | RSS at READY | peak RSS (VmHWM) after load | requests/s |")
-    print("| --- | --- | --- | --- |")
+    print("| arena | serve flags | RSS at READY | peak RSS (VmHWM) after load | requests/s |")
+    print("| --- | --- | --- | --- | --- |")
     body = json.dumps({"inputs": [SENTENCE]})
-    for arena in arenas:
+    for arena, flags in ((a, f) for a in arenas for f in extra):
         port = _free_port()
         cmd = [sys.executable, "-m", "warmgate", "serve", "--model-dir", str(model_dir), "--port", str(port)]
         cmd += ["--host", "127.0.0.1", "--no-fetch-default", "--ort-arena", arena, "--graph-cache", "off"]
+        cmd += shlex.split(flags)
         with tempfile.TemporaryFile() as log:
             env = {**os.environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT": "600"}  # a shared, slow machine
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -225,7 +229,12 @@ def bench_served(model_dir: Path, seconds: int, arenas: tuple[str, ...]) -> None
             finally:
                 proc.terminate()
                 proc.wait(30)
-        print(f"| {arena} | {ready / 2**20:.0f} MB | {peak / 2**20:.0f} MB | {rps:.0f} |")
+        shown = f"`{flags}`" if flags else "(defaults)"
+        print(f"| {arena} | {shown} | {_mb(ready)} | {_mb(peak)} | {rps:.0f} |")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.0f} MiB ({size / 1e6:.0f} MB)"
 
 
 def _free_port() -> int:
@@ -265,6 +274,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--model-dir", type=Path, default=None, help="default: the fp32 export")
     parser.add_argument("--arena", choices=ARENAS, action="append", help="arena policies (default: all)")
+    parser.add_argument(
+        "--serve-args", action="append", help="served: extra `warmgate serve` flags, one string (repeatable)"
+    )
     args = parser.parse_args()
     model_dir = args.model_dir or onnx_dir()
     arenas = tuple(args.arena or ARENAS)
@@ -276,7 +288,7 @@ def main() -> None:
         elif what == "cache":
             bench_cache(model_dir, args.repeat)
         else:
-            bench_served(model_dir, int(args.seconds), arenas)
+            bench_served(model_dir, int(args.seconds), arenas, tuple(args.serve_args or [""]))
         print()
 
 

@@ -112,5 +112,8 @@ def _ort_settings(config: Config) -> OrtSettings:
     from warmgate.models.ort_session import OrtSettings, graph_cache_dir
 
     return OrtSettings(
-        config.inference_threads, config.ort_arena, cache_dir=graph_cache_dir(config.graph_cache)
+        config.inference_threads,
+        config.ort_arena,
+        cache_dir=graph_cache_dir(config.graph_cache),
+        prepacking=config.ort_prepacking,
     )

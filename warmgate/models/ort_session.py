@@ -64,6 +64,7 @@ class OrtSettings:
     opt_level: OptLevel = OptLevel.ALL
     cache_dir: Path | None = None  # graph cache; None: no cache
     spinning: bool = False  # intra-op threads busy-wait between work (ORT's default; not ours)
+    prepacking: bool = True  # False: session.disable_prepacking (no pre-packed weight copies)
 
 
 def graph_cache_dir(setting: str) -> Path | None:
@@ -214,6 +215,8 @@ def _session_options(ort: Any, settings: OrtSettings) -> Any:
         OptLevel.ALL: ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }
     options.graph_optimization_level = levels[settings.opt_level]
+    if not settings.prepacking:
+        options.add_session_config_entry("session.disable_prepacking", "1")
     if settings.arena is Arena.OFF:
         options.enable_cpu_mem_arena = False
     elif settings.arena is Arena.SAME:

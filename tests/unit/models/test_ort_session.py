@@ -76,9 +76,13 @@ def test_unwritable_cache_still_serves(tmp_path: Path) -> None:
     np.testing.assert_allclose(y, _expected(1.0), rtol=1e-6)
 
 
+@pytest.mark.parametrize("prepacking", [True, False])
 @pytest.mark.parametrize("arena", list(Arena))
-def test_every_arena_policy_computes_the_same(tmp_path: Path, arena: Arena) -> None:
-    session = open_session(_linear(tmp_path / "model.onnx", 1.0), "cpu", OrtSettings(threads=1, arena=arena))
+def test_every_arena_policy_computes_the_same(tmp_path: Path, arena: Arena, prepacking: bool) -> None:
+    """Every arena policy, with ORT's pre-packed weight copies or without them
+    (``--no-ort-prepacking``), gives the linear model's exact result as shapes grow and shrink."""
+    settings = OrtSettings(threads=1, arena=arena, prepacking=prepacking)
+    session = open_session(_linear(tmp_path / "model.onnx", 1.0), "cpu", settings)
     for rows in (1, 64, 2):  # grow, then shrink back
         x = np.ones((rows, 4), np.float32)
         (y,) = session.run(["y"], {"x": x})
