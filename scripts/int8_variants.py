@@ -50,6 +50,7 @@ def variants(names: list[str]) -> dict[str, dict[str, Any]]:
         "last-layer-fp32": {"nodes_to_exclude": down + pick(layer, (5,))},
         "qkv-fp32": {"nodes_to_exclude": down + qkv},
         "attention-fp32": {"nodes_to_exclude": down + qkv + attn_out},
+        **{f"up-{i}-fp32": {"nodes_to_exclude": down + pick(up, (i,))} for i in range(6)},
         "up-2-4-fp32": {"nodes_to_exclude": down + pick(up, (2, 3, 4))},
         "up-0-2-4-fp32": {"nodes_to_exclude": down + pick(up, (0, 2, 3, 4))},
         "chosen": {"nodes_to_exclude": down + pick(up, (1, 2, 3, 4))},
