@@ -101,8 +101,10 @@ class SteadyPredictor:
                 return LatencyFit(*coef)
         return None
 
-    def predict(self, shape: Bucket) -> float | None:
-        if shape in self._points:
+    def predict(self, shape: Bucket, computed: bool = True) -> float | None:
+        """``computed``: ``shape`` is exactly what a run computes (the model says so), so a shape
+        already warmed predicts itself; otherwise (a bucket standing in) only the fit does."""
+        if computed and shape in self._points:
             return self._points[shape]
         if not self._points or work(shape) > self.max_extrapolation * max(map(work, self._points)):
             return None

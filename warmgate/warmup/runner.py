@@ -142,13 +142,14 @@ class _Warmer:
         self.deadline, self.clock = deadline, clock
         self.predictor = SteadyPredictor()
 
-    async def _in_process(self, shape: _Shape) -> tuple[Bucket | None, Bucket | None]:
-        """One run; the bucket it landed in and the rows × positions it computed (None: unknown)."""
+    async def _in_process(self, shape: _Shape) -> tuple[Bucket | None, Bucket | None, bool]:
+        """One run; the bucket it landed in, the rows × positions it computed (None: unknown) and
+        whether the model said so (else the bucket stands in)."""
         try:
             reply = await self.path(shape.body, shape.content_type, shape.accept)
         except WarmgateError as exc:
             if exc.status == shape.expect_status:
-                return shape.bucket, None
+                return shape.bucket, None, False
             raise WarmupError(
                 f"warmup request {shape.name!r} failed with {exc.status}: {exc.message}"
             ) from exc
@@ -158,12 +159,13 @@ class _Warmer:
         bucket = item.bucket  # the model picked it in prepare
         # What the run computed, when the model says; else its bucket, or (larger than every
         # bucket) rows × its sequence key.
-        return bucket, item.runs_at or bucket or Bucket(item.size, _seq(item))
+        return bucket, item.runs_at or bucket or Bucket(item.size, _seq(item)), item.runs_at is not None
 
     async def warm(self, shape: _Shape, send: HttpSend | None = None) -> ShapeResult:
         latencies: list[float] = []
         bucket = shape.bucket
         ran: Bucket | None = None  # the shape one run computes; unknown over HTTP and for errors
+        computed = False  # the model said what ``ran`` is (not a bucket standing in)
         predicted: float | None = None
         start = self.clock()
         while True:
@@ -171,7 +173,7 @@ class _Warmer:
                 raise WarmupDeadline(f"warmup deadline passed while warming shape {shape.name!r}")
             t0 = self.clock()
             if send is None:
-                bucket, ran = await self._in_process(shape)
+                bucket, ran, computed = await self._in_process(shape)
             else:
                 status = await send(shape.body, shape.content_type, shape.accept)
                 if status != shape.expect_status:
@@ -181,7 +183,7 @@ class _Warmer:
                     )
             latencies.append(self.clock() - t0)
             if ran is not None:
-                predicted = self.predictor.predict(ran)
+                predicted = self.predictor.predict(ran, computed)
             settled = settle(latencies, predicted, shape.min_runs, self.policy)
             if settled is not None:
                 break

@@ -65,6 +65,8 @@ def test_a_warmed_shape_predicts_itself() -> None:
     predictor.add(Bucket(1, 7), 0.006)
     assert predictor.predict(Bucket(1, 7)) == 0.006  # the same computation: the same latency
     assert predictor.predict(Bucket(1, 9)) is None
+    # A bucket standing in for shapes of unknown cost (a handler's, a tensor batch) does not.
+    assert predictor.predict(Bucket(1, 7), computed=False) is None
 
 
 def test_the_nearest_warmed_shape_corrects_a_region_the_line_misses() -> None:
