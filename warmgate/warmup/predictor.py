@@ -6,7 +6,9 @@ layers), plus a smaller term for attention, which grows with ``rows × seq²``. 
 latencies seen so far, weighting every point by its relative error, so a 5 ms shape counts as much
 as a 500 ms one. With too few or too alike points to tell the terms apart it drops the attention
 term, then the fixed cost; a fit with a negative term is noise, not a cost model, and predicts
-nothing. A shape already warmed predicts its own steady latency.
+nothing. The fit sets the ratio between two shapes and the nearest shape already warmed sets the
+level: one line over every shape misses long texts in a batch by more than the tolerance. A shape
+already warmed predicts its own steady latency, when the model reports the shape a run computed.
 
 The shape is the one a run actually computes: rows × the longest text when the backend does not
 pad to the bucket (:attr:`warmgate.models.base.Item.runs_at`), so predictions stay on the cost.
