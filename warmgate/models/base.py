@@ -16,7 +16,9 @@ The request path is then::
 ``Item.key`` is what the batcher groups by (normally the shape :class:`Bucket`), ``Item.size``
 is the rows the item adds to a batch, ``Item.bucket`` the padded shape the item runs at when it
 is alone in its batch (None: larger than every bucket, or no buckets at all). The model picks it
-once in ``prepare``; warmup and the shape recorder read it from there. ``infer`` receives only
+once in ``prepare``; warmup and the shape recorder read it from there. ``Item.runs_at``, when the
+model knows it, is the shape a run of the item alone actually computes (a text backend that does
+not pad to the bucket runs rows × the longest text); warmup predicts costs from it. ``infer`` receives only
 items with equal keys and a total size no larger than ``max_batch`` (a single larger item runs
 alone); when ``fixed_batch`` is true it receives exactly one item per call. The server builds its
 batcher from these two limits after ``load()``. Models know nothing of HTTP.
@@ -83,6 +85,7 @@ class Item:
     size: int
     payload: Any
     bucket: Bucket | None = None
+    runs_at: Bucket | None = None  # the rows × positions one run of it alone computes (None: bucket)
 
 
 @dataclass(frozen=True)

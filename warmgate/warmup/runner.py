@@ -76,6 +76,7 @@ class ShapeResult:
     settled: Settled = Settled.AGREEMENT
     predicted_s: float | None = None
     over_http: bool = False
+    ran: Bucket | None = None  # the rows × positions one run computed, when known
 
 
 def converged(latencies: Sequence[float], policy: WarmupPolicy) -> bool:
@@ -141,26 +142,30 @@ class _Warmer:
         self.deadline, self.clock = deadline, clock
         self.predictor = SteadyPredictor()
 
-    async def _in_process(self, shape: _Shape) -> tuple[Bucket | None, int]:
-        """One run; the bucket it landed in and the positions it computed (0: unknown)."""
+    async def _in_process(self, shape: _Shape) -> tuple[Bucket | None, Bucket | None, bool]:
+        """One run; the bucket it landed in, the rows × positions it computed (None: unknown) and
+        whether the model said so (else the bucket stands in)."""
         try:
             reply = await self.path(shape.body, shape.content_type, shape.accept)
         except WarmgateError as exc:
             if exc.status == shape.expect_status:
-                return shape.bucket, 0
+                return shape.bucket, None, False
             raise WarmupError(
                 f"warmup request {shape.name!r} failed with {exc.status}: {exc.message}"
             ) from exc
         if shape.expect_status != 200:
             raise WarmupError(f"warmup request {shape.name!r} answered 200, expected {shape.expect_status}")
-        bucket = reply.item.bucket  # the model picked it in prepare
-        # Larger than every bucket: it runs unpadded, rows × its sequence key.
-        return bucket, work(bucket or Bucket(reply.item.size, _seq(reply.item)))
+        item = reply.item
+        bucket = item.bucket  # the model picked it in prepare
+        # What the run computed, when the model says; else its bucket, or (larger than every
+        # bucket) rows × its sequence key.
+        return bucket, item.runs_at or bucket or Bucket(item.size, _seq(item)), item.runs_at is not None
 
     async def warm(self, shape: _Shape, send: HttpSend | None = None) -> ShapeResult:
         latencies: list[float] = []
         bucket = shape.bucket
-        units = 0  # positions one run computes, once known; 0 over HTTP and for expected errors
+        ran: Bucket | None = None  # the shape one run computes; unknown over HTTP and for errors
+        computed = False  # the model said what ``ran`` is (not a bucket standing in)
         predicted: float | None = None
         start = self.clock()
         while True:
@@ -168,7 +173,7 @@ class _Warmer:
                 raise WarmupDeadline(f"warmup deadline passed while warming shape {shape.name!r}")
             t0 = self.clock()
             if send is None:
-                bucket, units = await self._in_process(shape)
+                bucket, ran, computed = await self._in_process(shape)
             else:
                 status = await send(shape.body, shape.content_type, shape.accept)
                 if status != shape.expect_status:
@@ -177,15 +182,15 @@ class _Warmer:
                         f"expected {shape.expect_status}"
                     )
             latencies.append(self.clock() - t0)
-            if units:
-                predicted = self.predictor.predict(units)
+            if ran is not None:
+                predicted = self.predictor.predict(ran, computed)
             settled = settle(latencies, predicted, shape.min_runs, self.policy)
             if settled is not None:
                 break
         # The matching run, or the fastest run after the cold first one.
         steady = latencies[-1] if settled is Settled.PREDICTION else min(latencies[1:] or latencies)
-        if units and settled is not Settled.MAX_RUNS:
-            self.predictor.add(units, steady)
+        if ran is not None and settled is not Settled.MAX_RUNS:
+            self.predictor.add(ran, steady)
         return ShapeResult(
             name=shape.name,
             runs=len(latencies),
@@ -196,6 +201,7 @@ class _Warmer:
             settled=settled,
             predicted_s=predicted,
             over_http=send is not None,
+            ran=ran,
         )
 
 
@@ -239,7 +245,7 @@ async def run_warmup(
         progress(len(results), total, shape.name)
         result = await warmer.warm(shape, send)
         log.info(
-            "warmup shape %s: %d runs, first %.1f ms, steady %.1f ms (%s%s), bucket %s",
+            "warmup shape %s: %d runs, first %.1f ms, steady %.1f ms (%s%s), bucket %s, ran %s",
             shape.name,
             result.runs,
             result.first_s * 1e3,
@@ -247,6 +253,7 @@ async def run_warmup(
             result.settled.value,
             f", predicted {result.predicted_s * 1e3:.1f} ms" if result.predicted_s is not None else "",
             result.bucket.label() if result.bucket else "none",
+            result.ran.label() if result.ran else "unknown",
             extra={
                 "shape": shape.name,
                 "runs": result.runs,

@@ -36,21 +36,59 @@ def test_max_runs_stops_a_shape_that_never_settles() -> None:
     assert settle([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], None, 1, POLICY) is Settled.MAX_RUNS
 
 
-def test_predictor_recovers_a_linear_cost_and_refuses_to_guess() -> None:
+def cpu_cost(shape: Bucket) -> float:
+    """2 ms fixed, 10 µs per position and 20 ns per attention pair (positions × seq)."""
+    return 0.002 + 1e-5 * work(shape) + 2e-8 * work(shape) * shape.seq
+
+
+def test_predictor_recovers_a_cost_with_an_attention_term_and_refuses_to_guess() -> None:
     predictor = SteadyPredictor()
-    predictor.add(16, 0.002 + 16e-5)
-    assert predictor.predict(64) is None  # one point is no model
-    predictor.add(256, 0.002 + 256e-5)
-    predictor.add(1024, 0.002 + 1024e-5)
-    assert predictor.predict(4096) == pytest.approx(0.002 + 4096e-5)
-    assert predictor.predict(4097 * 4) is None  # past 4× the largest work seen
+    seen = [Bucket(1, 16), Bucket(4, 16), Bucket(1, 64), Bucket(4, 64), Bucket(1, 256), Bucket(2, 256)]
+    predictor.add(seen[0], cpu_cost(seen[0]))
+    assert predictor.predict(Bucket(2, 16)) is None  # one point is no model
+    for shape in seen[1:]:
+        predictor.add(shape, cpu_cost(shape))
+    for target in (Bucket(16, 256), Bucket(8, 128), Bucket(16, 32)):
+        assert predictor.predict(target) == pytest.approx(cpu_cost(target), rel=1e-6)
+    assert predictor.predict(Bucket(17, 256)) is None  # past 8× the largest work seen
+
+
+def test_a_line_through_two_points_predicts_until_more_points_come() -> None:
+    predictor = SteadyPredictor()
+    predictor.add(Bucket(1, 16), 0.002 + 16e-5)
+    predictor.add(Bucket(4, 16), 0.002 + 64e-5)
+    assert predictor.predict(Bucket(16, 16)) == pytest.approx(0.002 + 256e-5)
+
+
+def test_a_warmed_shape_predicts_itself() -> None:
+    predictor = SteadyPredictor()
+    predictor.add(Bucket(1, 7), 0.006)
+    assert predictor.predict(Bucket(1, 7)) == 0.006  # the same computation: the same latency
+    assert predictor.predict(Bucket(1, 9)) is None
+    # A bucket standing in for shapes of unknown cost (a handler's, a tensor batch) does not.
+    assert predictor.predict(Bucket(1, 7), computed=False) is None
+
+
+def test_the_nearest_warmed_shape_corrects_a_region_the_line_misses() -> None:
+    """Long texts cost 30 % more per row in a batch than the small shapes' line says: the
+    prediction for a bigger long shape follows the nearest long one, not the line."""
+    predictor = SteadyPredictor()
+    for shape in (Bucket(1, 8), Bucket(2, 8), Bucket(4, 8), Bucket(1, 32), Bucket(4, 32)):
+        predictor.add(shape, 0.002 + 1e-5 * work(shape))
+    predictor.add(Bucket(8, 230), 1.3 * (0.002 + 1e-5 * 8 * 230))
+    expected = 1.3 * (0.002 + 1e-5 * 32 * 256)
+    predicted = predictor.predict(Bucket(32, 256))
+    assert predicted is not None
+    assert predicted == pytest.approx(expected, rel=POLICY.tolerance)
+    line = 0.002 + 1e-5 * 32 * 256  # what the small shapes alone say
+    assert abs(predicted - line) > POLICY.tolerance * line
 
 
 def test_predictor_ignores_noise_that_falls_with_work() -> None:
     predictor = SteadyPredictor()
-    predictor.add(16, 0.010)
-    predictor.add(64, 0.005)
-    assert predictor.predict(128) is None
+    predictor.add(Bucket(1, 16), 0.010)
+    predictor.add(Bucket(4, 16), 0.005)
+    assert predictor.predict(Bucket(8, 16)) is None
 
 
 @dataclass(frozen=True)
@@ -140,3 +178,35 @@ def test_one_noisy_run_between_two_steady_ones_does_not_restart_the_count() -> N
     assert settle([0.015, 0.010, 0.030], None, 1, POLICY) is None
     three = WarmupPolicy(tolerance=0.1, window=3)
     assert settle([0.015, 0.010, 0.030, 0.0102], None, 1, three) is None  # a wider window is strict
+
+
+class UnpaddedModel:
+    """Like a CPU text backend: a batch runs at its rows × longest text, not its padded bucket,
+    and says so on the item (``runs_at``). Bodies are ``b'<rows>x<longest>'``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.runs: Counter[bytes] = Counter()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def __call__(self, body: bytes, content_type: str, accept: str) -> Reply:
+        rows, longest = (int(x) for x in body.split(b"x"))
+        bucket = next(b for b in BUCKETS if b.batch >= rows and b.seq >= longest)
+        ran = Bucket(rows, longest)
+        self.now += cpu_cost(ran) * (1.5 if self.runs[body] == 0 and self.runs.total() < 5 else 1.0)
+        self.runs[body] += 1
+        return Reply(Item(key=bucket.seq, size=rows, payload=None, bucket=bucket, runs_at=ran))
+
+
+def test_the_shape_a_run_computes_not_its_bucket_drives_the_prediction() -> None:
+    model = UnpaddedModel()
+    shapes = ["1x5", "1x7", "1x12", "4x9", "1x40", "4x42", "1x200", "4x230", "16x230"]
+    prompts = [PromptLine(f"p{i}", s.encode(), "text/plain") for i, s in enumerate(shapes)]
+    results = asyncio.run(run_warmup(model, prompts, BUCKETS, None, POLICY, clock=model.clock))
+    by_body = {r.name: r for r in results}
+    biggest = by_body[f"p{len(shapes) - 1}"]
+    assert biggest.ran == Bucket(16, 230) and biggest.bucket == Bucket(16, 256)
+    assert biggest.settled is Settled.PREDICTION and biggest.runs == 1
+    assert biggest.predicted_s == pytest.approx(cpu_cost(Bucket(16, 230)), rel=POLICY.tolerance)

@@ -173,7 +173,8 @@ class TextEmbeddingModel(abc.ABC):
                 )
             key = tokenized.longest
         bucket = self.plan.select(len(texts), key)
-        return Item(key=key, size=len(texts), payload=tokenized, bucket=bucket)
+        alone = self._run_shape(len(texts), key, tokenized.longest, bucket)
+        return Item(key=key, size=len(texts), payload=tokenized, bucket=bucket, runs_at=alone)
 
     def infer(self, items: Sequence[Item]) -> list[Any]:
         if not items:
@@ -185,15 +186,9 @@ class TextEmbeddingModel(abc.ABC):
         if not isinstance(key, int):
             raise ModelError(f"a text item's key is its sequence bucket, got {key!r}")
         bucket = self.plan.select(len(rows), key)
-        longest = max(len(r) for r in rows)
         if bucket is None:
             self.stats.out_of_bucket += 1
-        if not self._pads_to_bucket():
-            shape = Bucket(len(rows), longest)
-        elif bucket is None:
-            shape = Bucket(len(rows), max(key, longest))
-        else:
-            shape = bucket
+        shape = self._run_shape(len(rows), key, max(len(r) for r in rows), bucket)
         ids, mask = pad_batch(rows, shape.batch, shape.seq, self.tokenizer.pad_id)
         step = self._rows_per_run(shape.seq) or shape.batch
         if step >= shape.batch:
@@ -213,6 +208,12 @@ class TextEmbeddingModel(abc.ABC):
             outputs.append(pooled[start : start + item.size])
             start += item.size
         return outputs
+
+    def _run_shape(self, rows: int, key: int, longest: int, bucket: Bucket | None) -> Bucket:
+        """The padded shape a batch of ``rows`` texts runs at."""
+        if not self._pads_to_bucket():
+            return Bucket(rows, longest)
+        return bucket if bucket is not None else Bucket(rows, max(key, longest))
 
     def synthetic_request(self, bucket: Bucket) -> SyntheticRequest:
         text = self.tokenizer.text_of_length(bucket.seq)
