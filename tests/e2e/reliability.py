@@ -110,11 +110,7 @@ def rig(tmp_path: Path, replica_args: tuple[str, ...] = REPLICA_ARGS) -> Iterato
             for i, r in enumerate(replicas)
         ]
         config = tmp_path / "haproxy.cfg"
-        # Wait for the whole body before choosing a server, so a 503 can be retried elsewhere.
-        text = render_config(settings, lines).replace(
-            "    option redispatch 1\n", "    option redispatch 1\n    option http-buffer-request\n"
-        )
-        config.write_text(text)
+        config.write_text(render_config(settings, lines))
         proxy = HaproxyProcess(find_haproxy(), config, settings.socket, tmp_path / "haproxy.log")
         api = proxy.start()
         stack.callback(proxy.stop, 2.0)

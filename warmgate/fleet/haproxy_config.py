@@ -104,6 +104,9 @@ def render_config(settings: HaproxySettings, servers: Sequence[ServerLine]) -> s
         f"    retries {s.retries}",
         f"    retry-on {' '.join(s.retry_on)}",
         "    option redispatch 1",
+        # wait for the whole request before choosing a server: HAProxy retries a POST refused
+        # with 503 (a DEGRADED or draining replica) on another server only when it holds the body
+        "    option http-buffer-request",
         "",
         f"frontend {FRONTEND}",
         f"    bind {s.bind}:{s.port}",
