@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,13 +19,12 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.conftest import StartFleet
 from tests.e2e.haproxy import requires_haproxy
-from tests.e2e.process import free_port
 from warmgate.autoscaling.model import ReplicaPhase, ScalingConfig
 from warmgate.autoscaling.pool import PoolConfig, WarmPool
 from warmgate.fleet.control import Background, ControlLoop
 from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role
-from warmgate.fleet.haproxy_config import HaproxySettings
 from warmgate.fleet.probe import parse_metrics
 from warmgate.fleet.replica import ReplicaSpec
 
@@ -50,26 +47,13 @@ SLOW_BODY = _npy(4, 384)
 
 
 @pytest.fixture
-def make_fleet(tmp_path: Path) -> Iterator[MakeFleet]:
-    """Start fleets (HAProxy + no replicas yet); every process is stopped in ``finally``."""
-    fleets: list[Fleet] = []
-    short = Path(tempfile.mkdtemp(prefix="wg-"))  # a UNIX socket path must stay under 108 bytes
+def make_fleet(start_fleet: StartFleet) -> MakeFleet:
+    """Start fleets of ``model_dir`` replicas served with ``args``."""
 
     def make(model_dir: Path, *args: str, drain_delay_s: float = 0.5) -> Fleet:
-        n = len(fleets)
-        settings = HaproxySettings(port=free_port(), socket=short / f"haproxy-{n}.sock")
-        spec = ReplicaSpec(model_dir, args, drain_delay_s=drain_delay_s)
-        fleet = Fleet(spec, settings, tmp_path / f"fleet-{n}", slots=6, stop_timeout_s=20.0)
-        fleets.append(fleet)
-        fleet.start()
-        return fleet
+        return start_fleet(ReplicaSpec(model_dir, args, drain_delay_s=drain_delay_s))
 
-    try:
-        yield make
-    finally:
-        for fleet in fleets:
-            fleet.close(timeout_s=10.0)
-        shutil.rmtree(short, ignore_errors=True)
+    return make
 
 
 class Traffic:

@@ -8,8 +8,6 @@ more length.
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,13 +15,12 @@ from pathlib import Path
 import pytest
 
 from tests import onnx_models
+from tests.e2e.conftest import StartFleet
 from tests.e2e.haproxy import requires_haproxy
-from tests.e2e.process import free_port
 from warmgate.autoscaling.model import Decision, ReplicaPhase, ScalingConfig, ScalingMode
 from warmgate.autoscaling.pool import MemberState, PoolConfig
 from warmgate.fleet.control import Background, ControlLoop
 from warmgate.fleet.fleet import Fleet, Role
-from warmgate.fleet.haproxy_config import HaproxySettings
 from warmgate.fleet.match import fleet_match_key
 from warmgate.fleet.replica import ReplicaSpec
 from warmgate.fleet.store import PoolStore
@@ -31,29 +28,7 @@ from warmgate.fleet.store.postgres import PostgresPoolStore
 from warmgate.fleet.store.sqlite import SqlitePoolStore
 from warmgate.fleet.stored_pool import StoredPool
 
-MakeFleet = Callable[[ReplicaSpec], Fleet]
 OpenStore = Callable[[PoolConfig, float], PoolStore]
-
-
-@pytest.fixture
-def make_fleet(tmp_path: Path) -> Iterator[MakeFleet]:
-    fleets: list[Fleet] = []
-    short = Path(tempfile.mkdtemp(prefix="wg-st-"))  # a UNIX socket path must stay under 108 bytes
-
-    def make(spec: ReplicaSpec) -> Fleet:
-        n = len(fleets)
-        settings = HaproxySettings(port=free_port(), socket=short / f"haproxy-{n}.sock")
-        fleet = Fleet(spec, settings, tmp_path / f"fleet-{n}", slots=6, stop_timeout_s=20.0)
-        fleets.append(fleet)
-        fleet.start()
-        return fleet
-
-    try:
-        yield make
-    finally:
-        for fleet in fleets:
-            fleet.close(timeout_s=10.0)
-        shutil.rmtree(short, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -113,14 +88,14 @@ def _start_one() -> Decision:
 
 @requires_haproxy
 def test_a_standby_booked_under_another_key_is_never_claimed_and_the_fleet_cold_starts(
-    linear_dir: Path, make_fleet: MakeFleet, open_store: OpenStore
+    linear_dir: Path, start_fleet: StartFleet, open_store: OpenStore
 ) -> None:
     spec = ReplicaSpec(linear_dir, drain_delay_s=0.0)
     stale_args = ("--max-batch", "8")  # another option set: another key
     key = fleet_match_key(spec)
     stale_key = fleet_match_key(dataclasses.replace(spec, args=stale_args))
     assert stale_key != key
-    fleet = make_fleet(spec)
+    fleet = start_fleet(spec)
     store = open_store(PoolConfig(target_size=0, max_size=2), 30.0)  # no top-ups: only ours
     pool = StoredPool(store, key, "fleet", time.time(), lease_ttl_s=30.0)
     loop = ControlLoop(fleet, ScalingConfig(min_hot=1, max_replicas=3), pool, clock=time.time)
@@ -154,7 +129,7 @@ def test_a_standby_booked_under_another_key_is_never_claimed_and_the_fleet_cold_
 
 @requires_haproxy
 def test_a_fleet_restarted_on_the_same_sqlite_file_does_not_double_count_members(
-    linear_dir: Path, make_fleet: MakeFleet, tmp_path: Path
+    linear_dir: Path, start_fleet: StartFleet, tmp_path: Path
 ) -> None:
     spec = ReplicaSpec(linear_dir, drain_delay_s=0.0)
     key = fleet_match_key(spec)
@@ -173,7 +148,7 @@ def test_a_fleet_restarted_on_the_same_sqlite_file_does_not_double_count_members
         return [m.member_id for m in pool.members() if m.state is MemberState.READY]
 
     # First run: one standby READY, then the fleet dies without leaving (its processes too).
-    first_fleet = make_fleet(spec)
+    first_fleet = start_fleet(spec)
     first_store, first, background = run(first_fleet)
     _until(lambda: len(ready(first)) == 1, "the first run's standby READY")
     background.stop()
@@ -183,7 +158,7 @@ def test_a_fleet_restarted_on_the_same_sqlite_file_does_not_double_count_members
 
     # Second run on the same file: the dead run's READY member is neither counted as one of
     # this fleet's standbys nor claimed; it leaves the books once its lease has lapsed.
-    fleet = make_fleet(spec)
+    fleet = start_fleet(spec)
     store, second, background = run(fleet)
     try:
         _until(lambda: len(second.members()) == 1, "the second run's own standby launched")

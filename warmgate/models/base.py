@@ -87,6 +87,11 @@ class Item:
     bucket: Bucket | None = None
     runs_at: Bucket | None = None  # the rows × positions one run of it alone computes (None: bucket)
 
+    @property
+    def seq(self) -> int:
+        """Its sequence length when the key is one (a text item's token bucket), else 0."""
+        return self.key if isinstance(self.key, int) else 0
+
 
 @dataclass(frozen=True)
 class SyntheticRequest:

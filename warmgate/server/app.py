@@ -148,19 +148,21 @@ def create_app(rt: Runtime) -> Starlette:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def serving_pipeline(request: Request) -> Pipeline:
-        warmup = rt.is_warmup_request(request.headers.get(WARMUP_HEADER))
+    def serving_pipeline(warmup: bool) -> Pipeline:
         if not (rt.lifecycle.serving or warmup) or rt.pipeline is None:
             raise Unavailable(f"not ready: phase {rt.lifecycle.phase.value} ({rt.lifecycle.reason})", 5)
         return rt.pipeline
 
-    def received(request: Request, route: str) -> None:
-        """Count an inference request under the phase it arrived in (warmup's own are not traffic)."""
-        if not rt.is_warmup_request(request.headers.get(WARMUP_HEADER)):
+    def received(request: Request, route: str) -> bool:
+        """Count an inference request under the phase it arrived in; True for warmup's own
+        loopback requests, which are not traffic (not counted, but let in while WARMING)."""
+        warmup = rt.is_warmup_request(request.headers.get(WARMUP_HEADER))
+        if not warmup:
             rt.metrics.received.labels(route, rt.lifecycle.phase.value).inc()
+        return warmup
 
-    async def infer(request: Request, protocol: Protocol) -> Response:
-        pipeline = serving_pipeline(request)
+    async def infer(request: Request, protocol: Protocol, warmup: bool) -> Response:
+        pipeline = serving_pipeline(warmup)
         with rt.admission.admit():
             body = await read_body(request)
             reply = await pipeline.handle(
@@ -173,13 +175,13 @@ def create_app(rt: Runtime) -> Starlette:
         return Response(reply.body, media_type=reply.content_type, headers=dict(reply.headers))
 
     async def invocations(request: Request) -> Response:
-        received(request, "/invocations")
-        return await infer(request, Protocol.SAGEMAKER)
+        warmup = received(request, "/invocations")
+        return await infer(request, Protocol.SAGEMAKER, warmup)
 
     async def oip_infer(request: Request) -> Response:
-        received(request, "/v2/models/{name}/infer")
+        warmup = received(request, "/v2/models/{name}/infer")
         check_model(request)
-        return await infer(request, Protocol.OIP)
+        return await infer(request, Protocol.OIP, warmup)
 
     def route(path: str, handler: Handler, method: str = "GET") -> Route:
         """A route whose duration histogram is labelled with its path template."""

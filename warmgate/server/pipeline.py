@@ -60,13 +60,8 @@ class Pipeline:
         item = self.model.prepare(decoded.payload)
         if self._observe is not None:
             shape = item.bucket
-            rows, tokens = (shape.batch, shape.seq) if shape else (item.size, _tokens(item))
+            rows, tokens = (shape.batch, shape.seq) if shape else (item.size, item.seq)
             self._observe(request.content_type, decoded.reply_type, rows, tokens)
         output = await self._batcher.submit(item, self._timeout_s)
         encoded = codec.encode(output, decoded)
         return Reply(encoded.body, encoded.content_type, item, encoded.headers)
-
-
-def _tokens(item: Item) -> int:
-    """An out-of-bucket text item's key is its own token count; other keys have no tokens."""
-    return item.key if isinstance(item.key, int) else 0

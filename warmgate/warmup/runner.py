@@ -115,10 +115,6 @@ def settle(
     return None
 
 
-def _seq(item: Item) -> int:
-    return item.key if isinstance(item.key, int) else 0
-
-
 @dataclass(frozen=True)
 class _Shape:
     name: str
@@ -159,7 +155,7 @@ class _Warmer:
         bucket = item.bucket  # the model picked it in prepare
         # What the run computed, when the model says; else its bucket, or (larger than every
         # bucket) rows × its sequence key.
-        return bucket, item.runs_at or bucket or Bucket(item.size, _seq(item)), item.runs_at is not None
+        return bucket, item.runs_at or bucket or Bucket(item.size, item.seq), item.runs_at is not None
 
     async def warm(self, shape: _Shape, send: HttpSend | None = None) -> ShapeResult:
         latencies: list[float] = []
