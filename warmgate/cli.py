@@ -9,15 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 
-from warmgate.config import OPTIONS, Config, load_config
+from warmgate.config import OPTIONS, add_arguments, load_config
 from warmgate.errors import ConfigError, WarmgateError
-
-
-def _flag(field: str) -> str:
-    return "--" + field.replace("_", "-")
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,25 +24,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "environment, environment over warmgate.toml.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    defaults = Config()
-    types = {f.name: f.type for f in fields(Config)}
-    for opt in OPTIONS:
-        default = getattr(defaults, opt.field)
-        where = ", ".join(f"${e}" for e in opt.env) + (f", toml {opt.toml}" if opt.toml else "")
-        shown = default.value if hasattr(default, "value") else default
-        help_text = f"{opt.help} [{where}] (default: {shown!s})"
-        if types[opt.field] in (bool, "bool"):
-            parser.add_argument(
-                _flag(opt.field),
-                dest=opt.field,
-                default=None,
-                action=argparse.BooleanOptionalAction,
-                help=help_text,
-            )
-        else:
-            parser.add_argument(
-                _flag(opt.field), dest=opt.field, default=None, metavar="VALUE", help=help_text
-            )
+    add_arguments(parser)
     parser.set_defaults(func=_serve)
 
 

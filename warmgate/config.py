@@ -7,6 +7,7 @@ the TOML lookup are all derived from that table.
 
 from __future__ import annotations
 
+import argparse
 import enum
 import os
 import tomllib
@@ -326,6 +327,24 @@ _FALSE = {"0", "false", "no", "off", ""}
 def _field_types() -> dict[str, Any]:
     defaults = Config()
     return {f.name: type(getattr(defaults, f.name)) for f in fields(Config)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per option, named after its field (``--max-batch``), each defaulting to None so an
+    unset flag falls through to the environment and ``warmgate.toml``."""
+    defaults = Config()
+    types = _field_types()
+    for opt in OPTIONS:
+        default = getattr(defaults, opt.field)
+        where = ", ".join(f"${e}" for e in opt.env) + (f", toml {opt.toml}" if opt.toml else "")
+        shown = default.value if isinstance(default, enum.Enum) else default
+        help_text = f"{opt.help} [{where}] (default: {shown!s})"
+        flag = "--" + opt.field.replace("_", "-")
+        if types[opt.field] is bool:
+            action = argparse.BooleanOptionalAction
+            parser.add_argument(flag, dest=opt.field, default=None, action=action, help=help_text)
+        else:
+            parser.add_argument(flag, dest=opt.field, default=None, metavar="VALUE", help=help_text)
 
 
 def parse_value(name: str, raw: Any) -> Any:

@@ -53,16 +53,10 @@ def replica_config(spec: ReplicaSpec) -> Config:
     (named after the config fields, as ``warmgate/cli.py`` declares them) over the environment
     over the model's ``warmgate.toml``. Flags this parser does not know are left alone."""
     # Imported here: the fleet reads the serving config only when it builds a key.
-    from warmgate.config import OPTIONS, Config, load_config
+    from warmgate.config import add_arguments, load_config
 
     parser = argparse.ArgumentParser(add_help=False)
-    kinds = {name: type(value) for name, value in vars(Config()).items()}
-    for opt in OPTIONS:
-        flag = "--" + opt.field.replace("_", "-")
-        if kinds[opt.field] is bool:
-            parser.add_argument(flag, dest=opt.field, default=None, action=argparse.BooleanOptionalAction)
-        else:
-            parser.add_argument(flag, dest=opt.field, default=None)
+    add_arguments(parser)
     known, _ = parser.parse_known_args(spec.command(8080)[4:])  # after `python -m warmgate serve`
     return load_config(vars(known), env={**os.environ, **spec.env})
 
