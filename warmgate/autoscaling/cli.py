@@ -17,6 +17,7 @@ from warmgate.autoscaling.compare import compare
 from warmgate.autoscaling.model import TargetMetric
 from warmgate.autoscaling.pool import PoolConfig
 from warmgate.autoscaling.render import Engine, RenderOptions, render
+from warmgate.autoscaling.render.options import WarmPoolState
 from warmgate.autoscaling.report import format_report
 from warmgate.autoscaling.scenario import (
     DEFAULT_POOL,
@@ -185,6 +186,34 @@ def _add_render(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--timeout", type=int, default=defaults.timeout_s)
     p.add_argument("--instance-type", default=defaults.instance_type)
     p.add_argument("--alb-resource-label", default=defaults.alb_resource_label)
+    p.add_argument(
+        "--pool-size",
+        type=int,
+        default=DEFAULT_POOL.target_size,
+        help="standbys (the Kubernetes standby Deployment's replicas; EC2 with --max-prepared none)",
+    )
+    p.add_argument(
+        "--pool-min-size",
+        type=int,
+        default=DEFAULT_POOL.min_size,
+        help="EC2 warm pool MinSize: standbys kept whatever the group's size",
+    )
+    p.add_argument(
+        "--max-prepared",
+        type=_int_or_none,
+        default=DEFAULT_POOL.max_prepared,
+        help="EC2 MaxGroupPreparedCapacity: hot + standby instances ('none': --pool-size standbys)",
+    )
+    p.add_argument(
+        "--pool-state",
+        choices=[s.value for s in WarmPoolState],
+        default=defaults.pool_state.value,
+        help="EC2 warm pool instance state (Hibernated needs hibernation-capable instances and AMI)",
+    )
+    p.add_argument("--region", default=defaults.region, help="AWS region in the ARNs")
+    p.add_argument("--account-id", default=defaults.account_id, help="AWS account in the ARNs")
+    p.add_argument("--asg-name", default=None, help="the ECS hosts' Auto Scaling group (default NAME-ecs)")
+    p.add_argument("--ec2-instance-type", default=defaults.ec2_instance_type, help="the ECS hosts' type")
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     p.set_defaults(func=run_render)
 
@@ -275,8 +304,16 @@ def run_render(args: argparse.Namespace) -> int:
         target_per_replica=args.invocations_per_replica,
         scale_in_window_s=args.scale_in_window_s,
     )
+    pool = dataclasses.replace(
+        DEFAULT_POOL,
+        target_size=args.pool_size,
+        min_size=args.pool_min_size,
+        max_size=max(DEFAULT_POOL.max_size, args.pool_size),
+        max_prepared=args.max_prepared,
+    )
     options = RenderOptions.from_scaling(
         scaling,
+        pool,
         name=args.name,
         image=args.image,
         port=args.port,
@@ -286,6 +323,11 @@ def run_render(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         instance_type=args.instance_type,
         alb_resource_label=args.alb_resource_label,
+        pool_state=WarmPoolState(args.pool_state),
+        region=args.region,
+        account_id=args.account_id,
+        asg_name=args.asg_name,
+        ec2_instance_type=args.ec2_instance_type,
     )
     text = render(Engine(args.engine), options)
     if args.output is None:

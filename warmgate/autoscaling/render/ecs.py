@@ -7,8 +7,9 @@ warmups rely on the service's ``healthCheckGracePeriodSeconds`` (the load balanc
 ignored that long after a task starts), which is set to the whole start-up budget.
 
 The service's target group is the one named in ``alb_resource_label``
-(``app/<lb>/<id>/targetgroup/<tg>/<id>``); its ARN's region and account are placeholders to
-replace, as the label's names are.
+(``app/<lb>/<id>/targetgroup/<tg>/<id>``); its ARN takes ``region`` and ``account_id``.
+The tasks run on a capacity provider whose Auto Scaling group has a warm pool
+(:mod:`.ec2_warm_pool`); those calls come first, in the order to apply them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from warmgate.autoscaling.render.ec2_warm_pool import capacity_provider_name, warm_pool_documents
 from warmgate.autoscaling.render.options import RenderOptions
 
 _ECS_MAX_START_PERIOD_S = 300
@@ -35,13 +37,13 @@ def ping_command(port: int) -> list[str]:
     return ["CMD", "bash", "-c", script]
 
 
-def target_group_arn(alb_resource_label: str) -> str:
-    """The target group ARN for ``app/<lb>/<id>/targetgroup/<tg>/<id>``, region and account
-    left as placeholders."""
-    _, marker, group = alb_resource_label.partition("targetgroup/")
+def target_group_arn(options: RenderOptions) -> str:
+    """The target group ARN for ``app/<lb>/<id>/targetgroup/<tg>/<id>`` in the options'
+    region and account."""
+    _, marker, group = options.alb_resource_label.partition("targetgroup/")
     if not marker:
         group = "REPLACE-ME/0123456789abcdef"
-    return f"arn:aws:elasticloadbalancing:REPLACE-REGION:000000000000:targetgroup/{group}"
+    return f"arn:aws:elasticloadbalancing:{options.region}:{options.account_id}:targetgroup/{group}"
 
 
 def ecs_documents(options: RenderOptions) -> dict[str, dict[str, Any]]:
@@ -71,6 +73,8 @@ def ecs_documents(options: RenderOptions) -> dict[str, dict[str, Any]]:
         "stopTimeout": min(options.termination_grace_s, _ECS_MAX_STOP_TIMEOUT_S),
     }
     return {
+        "CreateCluster": {"clusterName": options.name},
+        **warm_pool_documents(options),
         "RegisterTaskDefinition": {
             "family": options.name,
             "networkMode": "awsvpc",
@@ -84,9 +88,10 @@ def ecs_documents(options: RenderOptions) -> dict[str, dict[str, Any]]:
             "serviceName": options.name,
             "taskDefinition": options.name,
             "desiredCount": options.min_hot,
+            "capacityProviderStrategy": [{"capacityProvider": capacity_provider_name(options), "weight": 1}],
             "loadBalancers": [
                 {
-                    "targetGroupArn": target_group_arn(options.alb_resource_label),
+                    "targetGroupArn": target_group_arn(options),
                     "containerName": options.name,
                     "containerPort": options.port,
                 }

@@ -9,7 +9,8 @@ from enum import Enum
 from typing import Any
 
 from warmgate.autoscaling.model import ScalingConfig, TargetMetric
-from warmgate.autoscaling.scenario import DEFAULT_SCALING
+from warmgate.autoscaling.pool import PoolConfig
+from warmgate.autoscaling.scenario import DEFAULT_POOL, DEFAULT_SCALING
 from warmgate.errors import ConfigError
 
 # The in-flight target when the policy scales on request rate: ScalingConfig's own default.
@@ -22,18 +23,39 @@ class Engine(Enum):
     K8S = "k8s"
 
 
+class WarmPoolState(Enum):
+    """The state an EC2 Auto Scaling warm pool parks its instances in (``PutWarmPool``'s
+    ``PoolState``). Stopped and Hibernated pay only for EBS (Hibernated's volume also holds the
+    RAM); Running pays the full instance price."""
+
+    STOPPED = "Stopped"
+    RUNNING = "Running"
+    HIBERNATED = "Hibernated"
+
+
+# EC2 Auto Scaling's limit on a lifecycle hook's HeartbeatTimeout (30 s .. 7200 s).
+MAX_HOOK_HEARTBEAT_S = 7200
+
+
 @dataclass(frozen=True)
 class RenderOptions:
-    """Defaults come from the simulator's tuned policy (``DEFAULT_SCALING``) and the server.
+    """Defaults come from the simulator's tuned policy (``DEFAULT_SCALING``), its warm pool
+    (``DEFAULT_POOL``) and the server.
 
     Build it with :meth:`from_scaling` so the engines get the policy's own floor, cap,
-    target and scale-in window rather than a second copy of them.
+    target and scale-in window, and the pool's sizes, rather than a second copy of them.
 
     ``invocations_per_replica`` is per second (the policy's unit); SageMaker and the ALB
     count per minute, so their renderers multiply by 60. ``startup_s`` bounds provision +
     load + warmup: how long a new replica may answer /ping 503 before it is declared
     unhealthy. ``drain_delay_s`` is the server's ``WARMGATE_DRAIN_DELAY``; ``timeout_s`` its
     request timeout, the longest a request still in flight at SIGTERM may take.
+
+    The warm pool: ``pool_target_size`` standbys (the Kubernetes standby Deployment's
+    replicas); on EC2 ``pool_max_prepared`` is ``MaxGroupPreparedCapacity`` (hot + standby
+    instances, ``None``: a constant ``pool_target_size``) and ``pool_min_size`` the pool's
+    ``MinSize``. ``region``, ``account_id`` and ``asg_name`` fill the ARNs and names the AWS
+    output refers to (placeholders until set).
     """
 
     name: str = "warmgate"
@@ -52,6 +74,16 @@ class RenderOptions:
     cpu_units: int = 2048
     memory_mib: int = 8192
     alb_resource_label: str = "app/REPLACE-ME/0123456789abcdef/targetgroup/REPLACE-ME/0123456789abcdef"
+    pool_target_size: int = DEFAULT_POOL.target_size
+    pool_min_size: int = DEFAULT_POOL.min_size
+    pool_max_prepared: int | None = DEFAULT_POOL.max_prepared
+    pool_state: WarmPoolState = WarmPoolState.STOPPED
+    region: str = "REPLACE-REGION"
+    account_id: str = "000000000000"
+    asg_name: str | None = None
+    instance_role: str = "ecsInstanceRole"  # the instance profile and role of the ECS hosts
+    ec2_instance_type: str = "m6i.xlarge"  # 4 vCPU, 16 GiB: one 2-vCPU / 8 GiB task with room
+    root_volume_gib: int = 30
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
@@ -66,11 +98,29 @@ class RenderOptions:
             raise ConfigError(
                 "startup_s must be >= 60 (SageMaker's minimum), drain_delay_s >= 0, timeout_s >= 1"
             )
+        if self.lifecycle_heartbeat_s > MAX_HOOK_HEARTBEAT_S:
+            raise ConfigError(
+                f"startup_s + termination grace = {self.lifecycle_heartbeat_s} s exceeds the "
+                f"{MAX_HOOK_HEARTBEAT_S} s an EC2 Auto Scaling lifecycle hook may wait"
+            )
+        if not 0 <= self.pool_min_size <= self.pool_target_size:
+            raise ConfigError(
+                "warm pool sizes must satisfy 0 <= pool_min_size <= pool_target_size, got "
+                f"{self.pool_min_size} and {self.pool_target_size}"
+            )
+        if self.pool_max_prepared is not None and self.pool_max_prepared < self.pool_min_size:
+            raise ConfigError(
+                f"pool_max_prepared ({self.pool_max_prepared}) must be >= pool_min_size "
+                f"({self.pool_min_size}): EC2 keeps at least MinSize standbys whatever it is"
+            )
 
     @classmethod
-    def from_scaling(cls, scaling: ScalingConfig, **engine: Any) -> RenderOptions:
-        """The engines' options for ``scaling``: floor, cap, the target in the policy's metric
-        and the scale-in window; ``engine`` sets everything the policy does not know."""
+    def from_scaling(
+        cls, scaling: ScalingConfig, pool: PoolConfig = DEFAULT_POOL, **engine: Any
+    ) -> RenderOptions:
+        """The engines' options for ``scaling`` and ``pool``: floor, cap, the target in the
+        policy's metric, the scale-in window and the pool's sizes; ``engine`` sets everything
+        the policy and the pool do not know."""
         target = (
             {"invocations_per_replica": scaling.target_per_replica}
             if scaling.metric is TargetMetric.INVOCATIONS
@@ -80,6 +130,9 @@ class RenderOptions:
             "min_hot": scaling.min_hot,
             "max_replicas": scaling.max_replicas,
             "scale_in_cooldown_s": math.ceil(scaling.scale_in_window_s),
+            "pool_target_size": pool.target_size,
+            "pool_min_size": pool.min_size,
+            "pool_max_prepared": pool.max_prepared,
             **target,
         }
         return dataclasses.replace(cls(), **{**policy, **engine})
@@ -93,6 +146,16 @@ class RenderOptions:
         """Time from 'stop' to SIGKILL: the pre-stop wait, the server's drain delay, the
         longest request still in flight, and 5 s of slack."""
         return 2 * self.drain_delay_s + self.timeout_s + 5
+
+    @property
+    def auto_scaling_group_name(self) -> str:
+        return self.asg_name or f"{self.name}-ecs"
+
+    @property
+    def lifecycle_heartbeat_s(self) -> int:
+        """How long the launch hook waits for CompleteLifecycleAction: the start-up budget
+        (boot, image pull, load, warmup) and a clean stop of the warm-up container."""
+        return self.startup_s + self.termination_grace_s
 
     @property
     def probe_failures_for_startup(self) -> int:

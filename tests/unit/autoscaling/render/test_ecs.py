@@ -27,7 +27,7 @@ def test_task_definition_service_and_scaling_register() -> None:
     assert check["command"][:3] == ["CMD", "bash", "-c"] and "/ping" in check["command"][-1]
     assert check["startPeriod"] == 300  # covers warmup, capped at ECS's maximum
 
-    ecs.create_cluster(clusterName="emb")
+    ecs.create_cluster(**docs["CreateCluster"])
     service = ecs.create_service(**docs["CreateService"])["service"]
     assert service["desiredCount"] == 2
     (balancer,) = service["loadBalancers"]
@@ -50,10 +50,12 @@ def test_start_period_covers_a_short_warmup_exactly() -> None:
     assert check["startPeriod"] == 120
 
 
-def test_target_group_comes_from_the_alb_label() -> None:
+def test_target_group_comes_from_the_alb_label_region_and_account() -> None:
     label = "app/front/50dc6c495c0c9188/targetgroup/emb-tg/73e2d6bc24d8a067"
-    assert target_group_arn(label).endswith(":targetgroup/emb-tg/73e2d6bc24d8a067")
-    assert target_group_arn(label).startswith("arn:aws:elasticloadbalancing:")
+    options = RenderOptions(alb_resource_label=label, region="eu-west-1", account_id="123456789012")
+    assert target_group_arn(options) == (
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/emb-tg/73e2d6bc24d8a067"
+    )
 
 
 @pytest.fixture
