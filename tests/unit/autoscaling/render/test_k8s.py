@@ -18,11 +18,29 @@ MODELS = {
     "Service": "V1Service",
     "HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler",
     "PodDisruptionBudget": "V1PodDisruptionBudget",
+    "ServiceAccount": "V1ServiceAccount",
+    "Role": "V1Role",
+    "RoleBinding": "V1RoleBinding",
 }
+KINDS = [
+    "Deployment",
+    "Deployment",
+    "Service",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+]
 
 
 def documents(options: RenderOptions) -> dict[str, dict[str, Any]]:
-    return {d["kind"]: d for d in yaml.safe_load_all(render(Engine.K8S, options))}
+    """By kind; the standby Deployment under ``Deployment/standby``."""
+    docs: dict[str, dict[str, Any]] = {}
+    for doc in yaml.safe_load_all(render(Engine.K8S, options)):
+        standby = doc["kind"] == "Deployment" and doc["metadata"]["name"].endswith("-standby")
+        docs["Deployment/standby" if standby else doc["kind"]] = doc
+    return docs
 
 
 #: The newest Kubernetes release whose OpenAPI schema kubernetes-validate bundles.
@@ -36,12 +54,7 @@ K8S_VERSION = kubernetes_validate.latest_version()
 )
 def test_every_document_passes_the_kubernetes_schema(options: RenderOptions) -> None:
     docs = list(yaml.safe_load_all(render(Engine.K8S, options)))
-    assert [d["kind"] for d in docs] == [
-        "Deployment",
-        "Service",
-        "HorizontalPodAutoscaler",
-        "PodDisruptionBudget",
-    ]
+    assert [d["kind"] for d in docs] == KINDS
     for doc in docs:
         # raises ValidationError naming the path of a missing, mistyped or unknown field
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
@@ -59,11 +72,11 @@ def test_the_schema_check_catches_a_misplaced_field() -> None:
         kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("kind", sorted(MODELS))
-def test_every_document_round_trips_through_the_client_models(kind: str) -> None:
-    doc = documents(RenderOptions())[kind]
+@pytest.mark.parametrize("key", [*sorted(MODELS), "Deployment/standby"])
+def test_every_document_round_trips_through_the_client_models(key: str) -> None:
+    doc = documents(RenderOptions())[key]
     api = client.ApiClient()
-    model = api.deserialize(json.dumps(doc), MODELS[kind], "application/json")
+    model = api.deserialize(json.dumps(doc), MODELS[doc["kind"]], "application/json")
     # a misspelt or misplaced key would be dropped by the model and fail this comparison
     assert api.sanitize_for_serialization(model) == doc  # type: ignore[no-untyped-call]
 
