@@ -214,6 +214,11 @@ def _add_render(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--account-id", default=defaults.account_id, help="AWS account in the ARNs")
     p.add_argument("--asg-name", default=None, help="the ECS hosts' Auto Scaling group (default NAME-ecs)")
     p.add_argument("--ec2-instance-type", default=defaults.ec2_instance_type, help="the ECS hosts' type")
+    p.add_argument(
+        "--inference-components",
+        action="store_true",
+        help="SageMaker: an inference-component endpoint (a floor of model copies and instances)",
+    )
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     p.set_defaults(func=run_render)
 
@@ -328,6 +333,7 @@ def run_render(args: argparse.Namespace) -> int:
         account_id=args.account_id,
         asg_name=args.asg_name,
         ec2_instance_type=args.ec2_instance_type,
+        inference_components=args.inference_components,
     )
     text = render(Engine(args.engine), options)
     if args.output is None:

@@ -84,6 +84,7 @@ class RenderOptions:
     instance_role: str = "ecsInstanceRole"  # the instance profile and role of the ECS hosts
     ec2_instance_type: str = "m6i.xlarge"  # 4 vCPU, 16 GiB: one 2-vCPU / 8 GiB task with room
     root_volume_gib: int = 30
+    inference_components: bool = False  # SageMaker: an inference-component endpoint
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
