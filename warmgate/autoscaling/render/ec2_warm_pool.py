@@ -29,9 +29,12 @@ from typing import Any
 
 from warmgate.autoscaling.render.bootstrap import lifecycle_hook_name, user_data
 from warmgate.autoscaling.render.options import RenderOptions, WarmPoolState
+from warmgate.errors import ConfigError
 
 ECS_AMI = "resolve:ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 SUBNET_PLACEHOLDER = "subnet-REPLACE-ME"
+# EC2 Auto Scaling's limit on a lifecycle hook's HeartbeatTimeout (30 s .. 7200 s).
+MAX_HOOK_HEARTBEAT_S = 7200
 
 
 def capacity_provider_name(options: RenderOptions) -> str:
@@ -53,6 +56,11 @@ def _group_arn(options: RenderOptions) -> str:
 
 
 def warm_pool_documents(options: RenderOptions) -> dict[str, dict[str, Any]]:
+    if options.lifecycle_heartbeat_s > MAX_HOOK_HEARTBEAT_S:
+        raise ConfigError(
+            f"startup_s + termination grace = {options.lifecycle_heartbeat_s} s exceeds the "
+            f"{MAX_HOOK_HEARTBEAT_S} s an EC2 Auto Scaling lifecycle hook may wait"
+        )
     group = options.auto_scaling_group_name
     template = f"{options.name}-ecs"
     min_size, max_prepared = warm_pool_sizes(options)

@@ -33,10 +33,6 @@ class WarmPoolState(Enum):
     HIBERNATED = "Hibernated"
 
 
-# EC2 Auto Scaling's limit on a lifecycle hook's HeartbeatTimeout (30 s .. 7200 s).
-MAX_HOOK_HEARTBEAT_S = 7200
-
-
 @dataclass(frozen=True)
 class RenderOptions:
     """Defaults come from the simulator's tuned policy (``DEFAULT_SCALING``), its warm pool
@@ -98,11 +94,6 @@ class RenderOptions:
         if self.startup_s < 60 or self.drain_delay_s < 0 or self.timeout_s < 1:
             raise ConfigError(
                 "startup_s must be >= 60 (SageMaker's minimum), drain_delay_s >= 0, timeout_s >= 1"
-            )
-        if self.lifecycle_heartbeat_s > MAX_HOOK_HEARTBEAT_S:
-            raise ConfigError(
-                f"startup_s + termination grace = {self.lifecycle_heartbeat_s} s exceeds the "
-                f"{MAX_HOOK_HEARTBEAT_S} s an EC2 Auto Scaling lifecycle hook may wait"
             )
         if not 0 <= self.pool_min_size <= self.pool_target_size:
             raise ConfigError(
