@@ -215,6 +215,18 @@ def _add_render(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--asg-name", default=None, help="the ECS hosts' Auto Scaling group (default NAME-ecs)")
     p.add_argument("--ec2-instance-type", default=defaults.ec2_instance_type, help="the ECS hosts' type")
     p.add_argument(
+        "--subnet",
+        dest="subnets",
+        action="append",
+        help="a subnet of the ECS hosts and tasks (repeat for several; default a placeholder)",
+    )
+    p.add_argument(
+        "--security-group",
+        dest="security_groups",
+        action="append",
+        help="a security group of the ECS tasks (repeat for several; default a placeholder)",
+    )
+    p.add_argument(
         "--inference-components",
         action="store_true",
         help="SageMaker: an inference-component endpoint (a floor of model copies and instances)",
@@ -334,6 +346,8 @@ def run_render(args: argparse.Namespace) -> int:
         asg_name=args.asg_name,
         ec2_instance_type=args.ec2_instance_type,
         inference_components=args.inference_components,
+        **({"subnets": tuple(args.subnets)} if args.subnets else {}),
+        **({"security_groups": tuple(args.security_groups)} if args.security_groups else {}),
     )
     text = render(Engine(args.engine), options)
     if args.output is None:

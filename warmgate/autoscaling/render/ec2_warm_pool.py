@@ -32,7 +32,6 @@ from warmgate.autoscaling.render.options import RenderOptions, WarmPoolState
 from warmgate.errors import ConfigError
 
 ECS_AMI = "resolve:ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
-SUBNET_PLACEHOLDER = "subnet-REPLACE-ME"
 # EC2 Auto Scaling's limit on a lifecycle hook's HeartbeatTimeout (30 s .. 7200 s).
 MAX_HOOK_HEARTBEAT_S = 7200
 
@@ -109,7 +108,7 @@ def warm_pool_documents(options: RenderOptions) -> dict[str, dict[str, Any]]:
             "MinSize": 0,
             "MaxSize": options.max_replicas,
             "DesiredCapacity": 0,
-            "VPCZoneIdentifier": SUBNET_PLACEHOLDER,
+            "VPCZoneIdentifier": ",".join(options.subnets),
             # managed termination protection: ECS scales in only instances without tasks
             "NewInstancesProtectedFromScaleIn": True,
         },

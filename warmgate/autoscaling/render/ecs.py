@@ -88,6 +88,14 @@ def ecs_documents(options: RenderOptions) -> dict[str, dict[str, Any]]:
             "serviceName": options.name,
             "taskDefinition": options.name,
             "desiredCount": options.min_hot,
+            # awsvpc: each task gets its own network interface in these subnets (the target
+            # group's target type must be ip)
+            "networkConfiguration": {
+                "awsvpcConfiguration": {
+                    "subnets": list(options.subnets),
+                    "securityGroups": list(options.security_groups),
+                }
+            },
             "capacityProviderStrategy": [{"capacityProvider": capacity_provider_name(options), "weight": 1}],
             "loadBalancers": [
                 {

@@ -50,8 +50,9 @@ class RenderOptions:
     The warm pool: ``pool_target_size`` standbys (the Kubernetes standby Deployment's
     replicas); on EC2 ``pool_max_prepared`` is ``MaxGroupPreparedCapacity`` (hot + standby
     instances, ``None``: a constant ``pool_target_size``) and ``pool_min_size`` the pool's
-    ``MinSize``. ``region``, ``account_id`` and ``asg_name`` fill the ARNs and names the AWS
-    output refers to (placeholders until set).
+    ``MinSize``. ``region``, ``account_id``, ``asg_name``, ``subnets`` and ``security_groups``
+    fill the ARNs, names
+    and network the AWS output refers to (placeholders until set).
     """
 
     name: str = "warmgate"
@@ -77,6 +78,8 @@ class RenderOptions:
     region: str = "REPLACE-REGION"
     account_id: str = "000000000000"
     asg_name: str | None = None
+    subnets: tuple[str, ...] = ("subnet-REPLACE-ME",)  # the ECS hosts' and the tasks' subnets
+    security_groups: tuple[str, ...] = ("sg-REPLACE-ME",)  # the tasks' (the ALB reaches `port`)
     instance_role: str = "ecsInstanceRole"  # the instance profile and role of the ECS hosts
     ec2_instance_type: str = "m6i.xlarge"  # 4 vCPU, 16 GiB: one 2-vCPU / 8 GiB task with room
     root_volume_gib: int = 30
@@ -95,6 +98,8 @@ class RenderOptions:
             raise ConfigError(
                 "startup_s must be >= 60 (SageMaker's minimum), drain_delay_s >= 0, timeout_s >= 1"
             )
+        if not self.subnets:
+            raise ConfigError("subnets must name at least one subnet")
         if not 0 <= self.pool_min_size <= self.pool_target_size:
             raise ConfigError(
                 "warm pool sizes must satisfy 0 <= pool_min_size <= pool_target_size, got "

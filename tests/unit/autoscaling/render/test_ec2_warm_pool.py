@@ -16,7 +16,7 @@ from botocore.validate import ParamValidator
 from warmgate.autoscaling.pool import PoolConfig
 from warmgate.autoscaling.render import Engine, RenderOptions, render
 from warmgate.autoscaling.render.bootstrap import lifecycle_script
-from warmgate.autoscaling.render.ec2_warm_pool import SUBNET_PLACEHOLDER, warm_pool_documents
+from warmgate.autoscaling.render.ec2_warm_pool import warm_pool_documents
 from warmgate.autoscaling.render.options import WarmPoolState
 from warmgate.autoscaling.scenario import DEFAULT_SCALING
 from warmgate.errors import ConfigError
@@ -51,11 +51,8 @@ def apply(docs: dict[str, dict[str, Any]]) -> None:
         getattr(client, snake(call))(**kwargs)
 
 
-def prepare_account() -> str:
-    """What the documents expect to exist already: a subnet and the ECS instance role."""
-    ec2 = boto3.client("ec2", region_name=REGION)
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet: str = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+def create_instance_role() -> None:
+    """What the documents expect to exist already, besides the network: the ECS instance role."""
     iam = boto3.client("iam", region_name=REGION)
     trust = {
         "Version": "2012-10-17",
@@ -66,18 +63,24 @@ def prepare_account() -> str:
     iam.create_role(RoleName="ecsInstanceRole", AssumeRolePolicyDocument=json.dumps(trust))
     iam.create_instance_profile(InstanceProfileName="ecsInstanceRole")
     iam.add_role_to_instance_profile(InstanceProfileName="ecsInstanceRole", RoleName="ecsInstanceRole")
-    return subnet
 
 
-@pytest.mark.usefixtures("aws")
 @pytest.mark.parametrize("state", list(WarmPoolState), ids=[s.value for s in WarmPoolState])
-def test_every_call_applies_and_the_pool_and_hook_describe_back(state: WarmPoolState) -> None:
-    options = RenderOptions(name="emb", image="repo/emb:1", pool_state=state, region=REGION)
+def test_every_call_applies_and_the_pool_and_hook_describe_back(
+    state: WarmPoolState, network: tuple[str, str]
+) -> None:
+    subnet, security_group = network
+    create_instance_role()
+    options = RenderOptions(
+        name="emb",
+        image="repo/emb:1",
+        pool_state=state,
+        region=REGION,
+        subnets=(subnet,),
+        security_groups=(security_group,),
+    )
     docs = json.loads(render(Engine.ECS, options))
     assert list(docs) == list(CLIENTS)  # the order to apply them in
-    subnet = prepare_account()
-    docs["CreateAutoScalingGroup"]["VPCZoneIdentifier"] = subnet
-    assert SUBNET_PLACEHOLDER not in json.dumps(docs)
     apply(docs)
 
     autoscaling = boto3.client("autoscaling", region_name=REGION)
@@ -97,6 +100,7 @@ def test_every_call_applies_and_the_pool_and_hook_describe_back(state: WarmPoolS
         "AutoScalingGroups"
     ]
     assert group["NewInstancesProtectedFromScaleIn"] is True
+    assert group["VPCZoneIdentifier"] == subnet
     assert group["MaxSize"] == DEFAULT_SCALING.max_replicas
 
     ec2 = boto3.client("ec2", region_name=REGION)
@@ -113,6 +117,9 @@ def test_every_call_applies_and_the_pool_and_hook_describe_back(state: WarmPoolS
     assert cluster["capacityProviders"] == ["emb-ec2"]
     (provider,) = ecs.describe_capacity_providers(capacityProviders=["emb-ec2"])["capacityProviders"]
     assert provider["autoScalingGroupProvider"]["managedTerminationProtection"] == "ENABLED"
+    (service,) = ecs.describe_services(cluster="emb", services=["emb"])["services"]
+    tasks_network = service["networkConfiguration"]["awsvpcConfiguration"]
+    assert (tasks_network["subnets"], tasks_network["securityGroups"]) == ([subnet], [security_group])
     # moto does not echo the service's capacityProviderStrategy; botocore validated its shape
 
 

@@ -16,9 +16,10 @@ from warmgate.autoscaling.render import Engine, RenderOptions, render
 from warmgate.autoscaling.render.ecs import ecs_documents, ping_command, target_group_arn
 
 
-@pytest.mark.usefixtures("aws")
-def test_task_definition_service_and_scaling_register() -> None:
-    docs = json.loads(render(Engine.ECS, RenderOptions(name="emb", image="repo/emb:1")))
+def test_task_definition_service_and_scaling_register(network: tuple[str, str]) -> None:
+    subnet, group = network
+    options = RenderOptions(name="emb", image="repo/emb:1", subnets=(subnet,), security_groups=(group,))
+    docs = json.loads(render(Engine.ECS, options))
     ecs = boto3.client("ecs", region_name="us-east-1")
     task = ecs.register_task_definition(**docs["RegisterTaskDefinition"])["taskDefinition"]
     (container,) = task["containerDefinitions"]
