@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from warmgate.autoscaling.render import RenderOptions
-from warmgate.autoscaling.render.bootstrap import lifecycle_script
+from warmgate.autoscaling.render.bootstrap import SCRIPT_PATH, UNIT_NAME, lifecycle_script, user_data
 
 TOKEN = "imds-session-token"
 
@@ -179,3 +179,16 @@ def test_an_image_that_never_gets_ready_is_abandoned(start: Callable[..., Run]) 
     run = start(Host(state="Warmed:Hibernated", ping_status=503), startup_s=3)
     assert run.wait_for("aws", 1) == [hook_call("ABANDON")]
     assert run.lines("docker stop")  # the failed container is stopped, not left running
+
+
+def test_the_user_data_is_valid_bash_that_installs_the_script_verbatim(tmp_path: Path) -> None:
+    options = RenderOptions(name="emb", image="repo/emb:1")
+    text = user_data(options)
+    path = tmp_path / "user-data"
+    path.write_text(text)
+    checked = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+    # the heredoc is quoted ('WARMGATE_EOF'): bash writes the script without expanding it
+    body = text.split(f"cat > {SCRIPT_PATH} <<'WARMGATE_EOF'\n", 1)[1].split("\nWARMGATE_EOF\n", 1)[0]
+    assert body + "\n" == lifecycle_script(options)
+    assert f"systemctl enable --now --no-block {UNIT_NAME}" in text
