@@ -61,3 +61,27 @@ def test_simulate_a_counts_csv_with_a_plot(tmp_path: Path, capsys: pytest.Captur
 def test_unknown_engine_is_refused() -> None:
     with pytest.raises(SystemExit):
         parse(["render", "nomad"])
+
+
+def test_render_ecs_takes_the_warm_pool_and_the_network_from_flags(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["render", "ecs", "--name", "emb", "--pool-state", "Hibernated", "--max-prepared", "none"]
+    argv += ["--pool-size", "2", "--subnet", "subnet-a", "--subnet", "subnet-b", "--region", "eu-west-1"]
+    assert main(argv) == 0
+    docs = json.loads(capsys.readouterr().out)
+    pool = docs["PutWarmPool"]
+    assert (pool["PoolState"], pool["MinSize"], pool["MaxGroupPreparedCapacity"]) == ("Hibernated", 2, 2)
+    assert docs["CreateLaunchTemplate"]["LaunchTemplateData"]["HibernationOptions"] == {"Configured": True}
+    assert docs["CreateAutoScalingGroup"]["VPCZoneIdentifier"] == "subnet-a,subnet-b"
+    assert ":eu-west-1:" in docs["PutRolePolicy"]["PolicyDocument"]
+
+
+def test_render_sagemaker_inference_components(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", "sagemaker", "--inference-components", "--min-hot", "3"]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    assert (
+        docs["RegisterScalableTarget"]["ScalableDimension"]
+        == "sagemaker:inference-component:DesiredCopyCount"
+    )
+    assert docs["RegisterScalableTarget"]["MinCapacity"] == 3
