@@ -91,8 +91,8 @@ class InferenceThread:
             try:
                 result = call()
             except BaseException as exc:  # handed to the caller unchanged, as an executor does
+                self._busy_since = None  # idle before the caller wakes, never after
                 future.set_exception(exc)
             else:
-                future.set_result(result)
-            finally:
                 self._busy_since = None
+                future.set_result(result)
