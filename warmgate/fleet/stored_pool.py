@@ -11,7 +11,10 @@ actuation sequence whichever books it keeps. What the store adds:
   (at most every third of the lease's TTL), and :meth:`StoredPool.leave` ends it;
 - claims and top-ups are the controller's own (``own=True``): a local fleet can promote only
   the processes it launched, so a standby booked by another controller (or by this fleet's
-  earlier run that crashed) is never claimed and never counted towards this fleet's pool.
+  earlier run that crashed) is never claimed and never counted towards this fleet's pool;
+- a model change re-keys the pool (:meth:`StoredPool.rekey`): this fleet's standbys of the old key
+  are drained in the store (never claimed again) and the next reap reports them for the
+  fleet to stop, while top-ups and claims use the new key.
 
 ``now`` is the store's clock: seconds that every controller sharing the store agrees on.
 """
@@ -87,6 +90,22 @@ class StoredPool:
 
     def mark_errored(self, member_id: str, reason: str) -> Member:
         return self.store.mark_errored(member_id, reason).member
+
+    def rekey(self, key: MatchKey, reason: str) -> tuple[str, ...]:
+        """Book, top up and claim under ``key`` from now on. This fleet's WARMING and READY
+        standbys of any other key are drained (``reason`` on their rows), so no claim can take
+        them; the next :meth:`reap` removes them and reports them for the fleet to stop.
+        Returns their ids. Only this fleet's own: ``store.drain(key)`` would also drain the
+        standbys of other controllers that still serve the old key, and stop that key's top-ups.
+        """
+        drained = []
+        for stored in self.store.members():
+            live = stored.member.state in (MemberState.WARMING, MemberState.READY)
+            if stored.owner in self._held and stored.key != key and live:
+                self.store.mark_draining(stored.member.member_id, reason)
+                drained.append(stored.member.member_id)
+        self.key = key
+        return tuple(drained)
 
     def _drain_surplus(self) -> None:
         """Standbys over a lowered target leave as :meth:`WarmPool.reap` retires them: WARMING
