@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.e2e.books import BookWatch
 from tests.e2e.fleet_process import FleetProcess, fleet_process, gone, pids
 from tests.e2e.haproxy import requires_haproxy
 from tests.e2e.model_load import read_rows
@@ -133,33 +133,6 @@ def _answered_after(rows: list[dict[str, float]], at: float) -> int:
     return sum(1 for r in rows if r["sent"] > at)
 
 
-class _Books:
-    """Every state each of ``watched`` showed in the store, polled from a thread."""
-
-    def __init__(self, path: Path, watched: list[str]) -> None:
-        self._store = SqlitePoolStore(path, PoolConfig())
-        self._watched = set(watched)
-        self.seen: dict[str, set[MemberState]] = {m: set() for m in watched}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def __enter__(self) -> _Books:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._store.close()
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            for stored in self._store.members():
-                if stored.member_id in self._watched:
-                    self.seen[stored.member_id].add(stored.member.state)
-            self._stop.wait(0.02)
-
-
 @requires_haproxy
 def test_after_a_model_change_no_request_is_served_by_the_old_model_once_the_new_one_is_ready(
     models: Models,
@@ -173,7 +146,8 @@ def test_after_a_model_change_no_request_is_served_by_the_old_model_once_the_new
         store = SqlitePoolStore(workdir / "pool.db", PoolConfig())
         fleet.until(lambda: (workdir / "pool.db").exists(), "the pool store")
         old_standbys = _settle(fleet, store, old_key)
-        with load(fleet.url, rows_path) as loader, _Books(workdir / "pool.db", old_standbys) as books:
+        watch = BookWatch(SqlitePoolStore(workdir / "pool.db", PoolConfig()))
+        with load(fleet.url, rows_path) as loader, watch as books:
             fleet.until(lambda: len(read_rows(rows_path)) >= 20, "the load flowing through HAProxy")
             point(models.current, models.new)
             fleet.proc.send_signal(signal.SIGHUP)
@@ -203,7 +177,8 @@ def test_after_a_model_change_no_request_is_served_by_the_old_model_once_the_new
         # The old key's standbys were drained, never claimed: never CLAIMED on the books,
         # never promoted by the fleet, named in the drain, their processes stopped.
         for member_id in old_standbys:
-            assert MemberState.CLAIMED not in books.seen[member_id], books.seen
+            assert MemberState.READY in books.states(member_id), books.seen
+            assert MemberState.CLAIMED not in books.states(member_id), books.seen
             assert f"promoted standby {member_id}" not in text
         drained = re.search(r"drained old standbys \[([^\]]*)\]", text)
         assert drained is not None, text
