@@ -21,6 +21,7 @@ actuation sequence whichever books it keeps. What the store adds:
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 from warmgate.autoscaling.pool import Member, MemberState, PoolConfig, ReapReport
@@ -39,6 +40,8 @@ class StoredPool:
         self._renew_every = lease_ttl_s / 3
         self._target = store.config.target_size
         self._held: list[str] = []  # every controller id this pool held; their processes are ours
+        self._seq = itertools.count()
+        self._launched: dict[str, int] = {}  # member id -> order of its top-up: ties of created_at
         self._join(now)
 
     @property
@@ -85,6 +88,7 @@ class StoredPool:
         self._drain_surplus()
         report = self.store.reap(self.controller_id, now)
         started = self.store.top_up(self.key, self._target, self.controller_id, now, own=True)
+        self._launched.update((member_id, next(self._seq)) for member_id in started)
         removed = tuple(m.member_id for m in report.removed if m.owner in self._held)
         return ReapReport(started, report.errored, report.recycled, removed)
 
@@ -112,7 +116,10 @@ class StoredPool:
         ones first (not yet useful), then READY ones, the newest of each first. Drained here,
         the store's reap then removes them and reports them for the fleet to stop."""
         mine = [s.member for s in self.store.members() if s.owner in self._held and s.key == self.key]
-        newest = sorted(mine, key=lambda m: m.created_at, reverse=True)
+        self._launched = {m.member_id: n for m in mine if (n := self._launched.get(m.member_id)) is not None}
+        # Newest first; members topped up at the same instant in the order they were launched,
+        # as WarmPool (ids are random, so the store's id order says nothing about age).
+        newest = sorted(mine, key=lambda m: (m.created_at, self._launched.get(m.member_id, -1)), reverse=True)
         order = [m for m in newest if m.state is MemberState.WARMING]
         order += [m for m in newest if m.state is MemberState.READY]
         for member in order[: max(0, len(order) - self._target)]:
