@@ -17,6 +17,7 @@ from tests.e2e.test_fleet_redeploy import NEW, OLD, marked, point
 from warmgate.autoscaling.model import Decision, ReplicaPhase, ScalingConfig, ScalingMode
 from warmgate.fleet.control import ControlLoop
 from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role
+from warmgate.fleet.haproxy_config import HaproxySettings
 from warmgate.fleet.match import fleet_match_key
 from warmgate.fleet.probe import Load
 from warmgate.fleet.redeploy import Redeploy, checked_up, staged_surplus
@@ -128,3 +129,68 @@ def test_a_held_replica_counts_as_checked_only_when_haproxy_shows_it_drain_with_
     assert not checked_up(info, backend("DOWN", "INI"))
     assert not checked_up(info, backend("DRAIN", "L7OK", port=20002))  # the slot's previous holder
     assert not checked_up(info, backend("UP", "L7OK"))  # in rotation: not held
+
+
+def _unstarted_fleet(model_dir: Path, workdir: Path) -> Fleet:
+    """A fleet that is never started: the redeploy paths here launch nothing."""
+    return Fleet(ReplicaSpec(model_dir), HaproxySettings(port=8080, socket=workdir / "h.sock"), workdir)
+
+
+def _step_until_counted(redeploy: Redeploy, registry: CollectorRegistry, outcome: str) -> None:
+    deadline = time.monotonic() + 30.0
+    while registry.get_sample_value("warmgate_fleet_redeploys_total", {"outcome": outcome}) != 1.0:
+        assert time.monotonic() < deadline, f"no {outcome} redeploy counted"
+        redeploy.step(time.time())
+        time.sleep(0.01)
+
+
+def test_a_reload_of_a_directory_that_is_gone_counts_a_failure_and_keeps_the_served_model(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = marked(tmp_path / "old", OLD)
+    current = tmp_path / "current"
+    current.symlink_to(tmp_path / "nowhere")
+    fleet = _unstarted_fleet(old, tmp_path)
+    registry = CollectorRegistry()
+    key = fleet_match_key(ReplicaSpec(old))
+    redeploy = Redeploy(fleet, key, None, model_dir=current, floor=2, registry=registry, clock=time.time)
+    try:
+        redeploy.request()
+        with caplog.at_level("ERROR", logger="warmgate.fleet"):
+            _step_until_counted(redeploy, registry, "failed")
+        assert "is not a directory" in caplog.text and "still serving" in caplog.text
+        assert (redeploy.served, redeploy.staged, fleet.staging) == (key, None, False)
+        labels = {"model_digest": key.model_digest, "match_key": key.digest}
+        assert registry.get_sample_value("warmgate_fleet_model_info", labels) == 1.0
+    finally:
+        redeploy.close()
+        fleet.close()
+
+
+def test_a_reload_that_finds_the_same_model_changes_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = marked(tmp_path / "old", OLD)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "model.onnx").write_bytes((old / "model.onnx").read_bytes())  # same bytes elsewhere
+    current = tmp_path / "current"
+    current.symlink_to(copy)
+    fleet = _unstarted_fleet(old, tmp_path)
+    registry = CollectorRegistry()
+    key = fleet_match_key(ReplicaSpec(old))
+    redeploy = Redeploy(fleet, key, None, model_dir=current, floor=2, registry=registry, clock=time.time)
+    try:
+        redeploy.request()
+        deadline = time.monotonic() + 30.0
+        with caplog.at_level("INFO", logger="warmgate.fleet"):
+            while "the model is unchanged" not in caplog.text:
+                assert time.monotonic() < deadline, caplog.text
+                redeploy.step(time.time())
+                time.sleep(0.01)
+        assert (redeploy.served, redeploy.staged, fleet.staging) == (key, None, False)
+        for outcome in ("switched", "failed", "cancelled"):
+            assert registry.get_sample_value("warmgate_fleet_redeploys_total", {"outcome": outcome}) == 0.0
+    finally:
+        redeploy.close()
+        fleet.close()

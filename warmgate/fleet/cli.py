@@ -142,6 +142,7 @@ def run_fleet(args: argparse.Namespace) -> int:
     stop = threading.Event()
 
     redeploy: Redeploy | None = None
+    early_hangup = threading.Event()  # a SIGHUP before the fleet is up: acted on once it is
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("%s received: draining the fleet", signal.Signals(signum).name)
@@ -150,6 +151,8 @@ def run_fleet(args: argparse.Namespace) -> int:
     def on_hangup(signum: int, frame: FrameType | None) -> None:
         if redeploy is not None:
             redeploy.request()  # sets a flag: the control loop reads the model directory
+        else:
+            early_hangup.set()
 
     handlers = {signal.SIGINT: on_signal, signal.SIGTERM: on_signal, signal.SIGHUP: on_hangup}
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
@@ -171,6 +174,8 @@ def run_fleet(args: argparse.Namespace) -> int:
                 clock=loop.clock,
                 timeout_s=args.redeploy_timeout_s,
             )
+            if early_hangup.is_set():
+                redeploy.request()
             try:
                 if args.metrics_port is not None:
                     start_http_server(args.metrics_port, args.bind, registry=loop.metrics.registry)

@@ -44,7 +44,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from warmgate.autoscaling.model import ReplicaPhase
-from warmgate.errors import WarmgateError
+from warmgate.errors import ConfigError, WarmgateError
 from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role
 from warmgate.fleet.match import fleet_match_key
 from warmgate.fleet.replica import ReplicaSpec
@@ -198,7 +198,10 @@ class Redeploy:
 
     def _resolve(self) -> tuple[ReplicaSpec, MatchKey]:
         """The spec of the model directory as it is now (symlinks resolved) and its key."""
-        spec = dataclasses.replace(self._base, model_dir=Path(os.path.realpath(self._model_dir)))
+        real = Path(os.path.realpath(self._model_dir))
+        if not real.is_dir():
+            raise ConfigError(f"the model directory {self._model_dir} ({real}) is not a directory")
+        spec = dataclasses.replace(self._base, model_dir=real)
         return spec, self._keyer(spec)
 
     def _poll(self, now: float) -> None:
