@@ -2,6 +2,10 @@
 
 Each verb is one call on :class:`~warmgate.fleet.fleet.Fleet`; the sequence that calls them is
 :func:`~warmgate.autoscaling.actuation.actuate`, the same one the simulator runs.
+
+While a new model is staged (:mod:`warmgate.fleet.redeploy`), capacity the policy starts is
+the new model's: a cold start or a claimed standby joins the STAGED generation (checked, held
+out of rotation until the switch), never the old model's rotation.
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ class FleetActuator:
         self.fleet.drain(replica_id, now)
 
     def promote(self, member_id: str, now: float) -> None:
-        self.fleet.promote(member_id)
+        self.fleet.promote(member_id, self._serving_role())
 
     def cold_start(self, now: float) -> str | None:
         try:
-            return self.fleet.launch(Role.SERVING, now)
+            return self.fleet.launch(self._serving_role(), now)
         except NoFreeSlot as exc:
             log.warning("cannot start a replica: %s", exc)
             return None
@@ -46,3 +50,6 @@ class FleetActuator:
 
     def retire_standby(self, member_id: str, now: float) -> None:
         self.fleet.retire(member_id, now)
+
+    def _serving_role(self) -> Role:
+        return Role.STAGED if self.fleet.staging else Role.SERVING

@@ -2,12 +2,16 @@
 
 ``warmgate/cli.py`` registers it with :func:`add_fleet_command`; ``python -m
 warmgate.fleet ARGS`` runs the same command on its own. Nothing runs at import.
+
+SIGHUP reads ``--model-dir`` again and, if the model changed, redeploys blue/green
+(:mod:`warmgate.fleet.redeploy`). SIGINT and SIGTERM drain the fleet and exit.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -25,8 +29,9 @@ from warmgate.fleet.control import ControlLoop
 from warmgate.fleet.fleet import Fleet, Role
 from warmgate.fleet.haproxy_config import HaproxySettings
 from warmgate.fleet.match import fleet_match_key
+from warmgate.fleet.redeploy import Redeploy
 from warmgate.fleet.replica import ReplicaSpec
-from warmgate.fleet.store import open_store
+from warmgate.fleet.store import MatchKey, open_store
 from warmgate.fleet.stored_pool import StoredPool
 
 log = logging.getLogger("warmgate.fleet")
@@ -39,11 +44,17 @@ def add_fleet_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         help="run a local fleet: replica processes behind HAProxy, steered by the scaling policy",
         description="Start HAProxy on --port (active checks on /ping) and --replicas `warmgate serve` "
         "processes behind it, plus --pool warm standbys parked out of rotation; keep at least "
-        "--min-hot READY replicas, replacing failed ones from the pool first. SIGINT/SIGTERM "
-        "drains every replica, then stops HAProxy.",
+        "--min-hot READY replicas, replacing failed ones from the pool first. SIGHUP reads "
+        "--model-dir again and, if the model changed, switches to it blue/green once its "
+        "replicas are READY (docs/fleet.md). SIGINT/SIGTERM drains every replica, then stops HAProxy.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model-dir", type=Path, required=True, help="model directory every replica serves")
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        required=True,
+        help="model directory every replica serves; may be a symlink, re-read on SIGHUP",
+    )
     p.add_argument("--replicas", type=int, default=2, help="replicas started in rotation at once")
     p.add_argument("--port", type=int, default=8080, help="HAProxy's frontend port")
     p.add_argument("--bind", default="127.0.0.1", help="HAProxy's frontend address")
@@ -82,6 +93,13 @@ def add_fleet_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     )
     p.add_argument("--tick-s", type=float, default=0.25, help="control loop period")
     p.add_argument(
+        "--redeploy-timeout-s",
+        type=float,
+        default=600.0,
+        help="after SIGHUP, how long the new model may take to be READY before the redeploy is "
+        "cancelled (the old model keeps serving)",
+    )
+    p.add_argument(
         "--workdir", type=Path, default=None, help="haproxy.cfg, socket and logs (default: a temp dir)"
     )
     p.add_argument("--haproxy", default=None, help="HAProxy binary (default: haproxy on PATH)")
@@ -116,22 +134,48 @@ def run_fleet(args: argparse.Namespace) -> int:
         check_inter_ms=args.check_inter_ms,
         server_maxconn=args.max_conn_per_replica,
     )
-    spec = ReplicaSpec(args.model_dir, tuple(args.replica_arg), drain_delay_s=args.drain_delay_s)
+    # Replicas read the resolved directory: a symlink swapped later changes only what a reload sees.
+    model_dir = Path(os.path.realpath(args.model_dir))
+    spec = ReplicaSpec(model_dir, tuple(args.replica_arg), drain_delay_s=args.drain_delay_s)
     store_url = args.pool_store or str(workdir / "pool.db")
     slots = 2 * args.max_replicas + args.pool
     stop = threading.Event()
+
+    redeploy: Redeploy | None = None
+    early_hangup = threading.Event()  # a SIGHUP before the fleet is up: acted on once it is
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("%s received: draining the fleet", signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def on_hangup(signum: int, frame: FrameType | None) -> None:
+        if redeploy is not None:
+            redeploy.request()  # sets a flag: the control loop reads the model directory
+        else:
+            early_hangup.set()
+
+    handlers = {signal.SIGINT: on_signal, signal.SIGTERM: on_signal, signal.SIGHUP: on_hangup}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         with Fleet(spec, settings, workdir, slots=slots, haproxy_binary=args.haproxy) as fleet:
             log.info("fleet on %s; work directory %s", fleet.url, workdir)
-            pool = _open_pool(args, spec, store_url) if args.pool else None
+            key = fleet_match_key(spec)
+            log.info("serving %s: model %s", model_dir, key)
+            pool = _open_pool(args, key, store_url) if args.pool else None
             # The store's times are wall-clock seconds, which every controller sharing it agrees on.
             loop = ControlLoop(fleet, scaling, pool, clock=time.time, tick_s=args.tick_s)
+            redeploy = loop.redeploy = Redeploy(
+                fleet,
+                key,
+                pool,
+                model_dir=args.model_dir,
+                floor=args.min_hot,
+                registry=loop.metrics.registry,
+                clock=loop.clock,
+                timeout_s=args.redeploy_timeout_s,
+            )
+            if early_hangup.is_set():
+                redeploy.request()
             try:
                 if args.metrics_port is not None:
                     start_http_server(args.metrics_port, args.bind, registry=loop.metrics.registry)
@@ -140,6 +184,7 @@ def run_fleet(args: argparse.Namespace) -> int:
                     fleet.launch(Role.SERVING, loop.clock())
                 loop.run(stop)
             finally:
+                redeploy.close()
                 if pool is not None:
                     for member in pool.leave():
                         fleet.retire(member.member_id, loop.clock())
@@ -151,9 +196,8 @@ def run_fleet(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_pool(args: argparse.Namespace, spec: ReplicaSpec, url: str) -> StoredPool:
+def _open_pool(args: argparse.Namespace, key: MatchKey, url: str) -> StoredPool:
     config = PoolConfig(target_size=args.pool, max_size=max(args.pool, 1))
-    key = fleet_match_key(spec)
     store = open_store(url, config, lease_ttl_s=args.pool_lease_ttl_s)
     log.info("pool store %s; standbys match %s", url.split("@")[-1], key)
     return StoredPool(store, key, "fleet", time.time(), lease_ttl_s=args.pool_lease_ttl_s)

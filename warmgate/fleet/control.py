@@ -2,10 +2,12 @@
 
 One :meth:`ControlLoop.tick`:
 
-1. refresh the fleet (probe every replica over HTTP, poll every process);
+1. refresh the fleet (probe every replica over HTTP, poll every process); with a
+   :class:`~warmgate.fleet.redeploy.Redeploy`, step a model change (stage, warm, switch);
 2. sync the pool's books with what the standbys' probes said (READY, or died → errored);
 3. build an :class:`~warmgate.autoscaling.model.Observation` of the SERVING replicas
-   (request rate from ``/invocations`` counts, HAProxy's backend queue as ``queued``);
+   (request rate from ``/invocations`` counts, HAProxy's backend queue as ``queued``), plus,
+   while a new model warms, the STAGED replicas the policy itself started (as WARMING);
 4. ``decide(observation, state, config, now)``;
 5. apply it with the shared :func:`~warmgate.autoscaling.actuation.actuate` through
    :class:`~warmgate.fleet.actuator.FleetActuator` (the simulator runs the same sequence):
@@ -38,6 +40,7 @@ from warmgate.autoscaling.pool import Member, MemberState, ReapReport
 from warmgate.fleet.actuator import FleetActuator
 from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role
 from warmgate.fleet.metrics import FleetMetrics
+from warmgate.fleet.redeploy import Redeploy, staged_surplus
 
 log = logging.getLogger("warmgate.fleet")
 
@@ -89,7 +92,12 @@ class TickReport:
 
 
 class ControlLoop:
-    """Steps the policy over a live :class:`Fleet`, with an optional warm pool of standbys."""
+    """Steps the policy over a live :class:`Fleet`, with an optional warm pool of standbys.
+
+    ``redeploy``, when set, is stepped every tick before the pool and the policy: it changes
+    the model blue/green (:mod:`warmgate.fleet.redeploy`)."""
+
+    redeploy: Redeploy | None
 
     def __init__(
         self,
@@ -109,10 +117,13 @@ class ControlLoop:
         self._rate = RateMeter()
         self._actuator = FleetActuator(fleet)
         self.metrics = FleetMetrics()
+        self.redeploy = None
 
     def tick(self) -> TickReport:
         now = self.clock()
         self.fleet.refresh(now)
+        if self.redeploy is not None:
+            self.redeploy.step(now)
         replicas = self.fleet.replicas()
         serving = [r for r in replicas if r.role is Role.SERVING]
         if self.pool is not None:
@@ -121,7 +132,7 @@ class ControlLoop:
         members = self.pool.members() if self.pool is not None else ()
         self.metrics.update(replicas, members, backend, now)
         rate = self._rate.update({r.replica_id: r.load.invocations for r in serving}, now)
-        observation = observe(serving, rate, backend.queued)
+        observation = observe([*serving, *staged_surplus(replicas)], rate, backend.queued)
         decision, self.state = decide(observation, self.state, self.config, now)
 
         done = self.apply(decision, now)

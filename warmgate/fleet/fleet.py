@@ -8,6 +8,12 @@ refreshes what it knows by probing each replica over HTTP and polling its proces
 
 A replica's state is the policy's own :class:`~warmgate.autoscaling.model.ReplicaPhase`;
 its :class:`Role` says whether HAProxy may route to it.
+
+**Generations.** Every replica is launched from the fleet's spec of one *generation* (its
+model directory and flags). The *live* generation is the one in HAProxy's rotation. A model
+change (:mod:`warmgate.fleet.redeploy`) stages a new generation (:meth:`Fleet.stage`): from then
+on every launch uses its spec, and SERVING capacity is launched STAGED (health-checked, held
+out of rotation) until :meth:`Fleet.switch` swaps the generations in one runtime API step.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ log = logging.getLogger("warmgate.fleet")
 class Role(Enum):
     SERVING = "serving"  # in HAProxy's rotation whenever its /ping check passes
     STANDBY = "standby"  # a warm-pool member: its server line stays in maint until promoted
+    STAGED = "staged"  # the next generation's capacity: checked by HAProxy, held in drain (no traffic)
 
 
 class FleetError(WarmgateError):
@@ -66,6 +73,8 @@ class ReplicaInfo:
     load: Load
     started_at: float
     ready_at: float | None = None  # first probe that saw it READY
+    generation: int = 0  # the fleet spec it was launched from (see the module doc)
+    reason: str = ""  # the replica's own reason for its phase (why it FAILED, for one)
 
 
 @dataclass
@@ -75,9 +84,11 @@ class _Tracked:
     slot: str
     phase: ReplicaPhase
     started_at: float
+    generation: int
     load: Load = field(default_factory=Load)
     draining_since: float | None = None
     ready_at: float | None = None
+    reason: str = ""
 
     def info(self) -> ReplicaInfo:
         p = self.process
@@ -91,7 +102,19 @@ class _Tracked:
             self.load,
             self.started_at,
             self.ready_at,
+            self.generation,
+            self.reason,
         )
+
+
+@dataclass(frozen=True)
+class Switch:
+    """What :meth:`Fleet.switch` did: the generation now live, the STAGED replicas it put in
+    rotation, and the replicas of older generations it took out (drained or removed)."""
+
+    generation: int
+    admitted: tuple[str, ...]
+    retired: tuple[str, ...]
 
 
 class Fleet:
@@ -100,6 +123,8 @@ class Fleet:
     ``slots`` server lines are declared; each live replica (draining ones included) holds
     one. ``stop_timeout_s`` bounds a drain: past it the process is killed.
     """
+
+    spec: ReplicaSpec  # what new replicas are launched from: the newest generation's spec
 
     def __init__(
         self,
@@ -113,6 +138,10 @@ class Fleet:
         stop_timeout_s: float = 30.0,
     ) -> None:
         self.spec = spec
+        self._specs = {0: spec}
+        self._generation = 0  # the newest generation: what launches use
+        self._live = 0  # the generation in HAProxy's rotation
+        self._numbers = itertools.count(1)  # a cancelled generation's number is never reused
         self.settings = haproxy
         self.workdir = workdir
         self.stop_timeout_s = stop_timeout_s
@@ -176,32 +205,113 @@ class Fleet:
         """Where clients send requests: HAProxy's frontend."""
         return f"http://{self.settings.bind}:{self.settings.port}"
 
+    # -- generations ------------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """The newest generation: what every launch now uses."""
+        return self._generation
+
+    @property
+    def live_generation(self) -> int:
+        """The generation in HAProxy's rotation."""
+        return self._live
+
+    @property
+    def staging(self) -> bool:
+        """A newer generation is staged and not yet switched to: serving capacity launches STAGED."""
+        return self._generation != self._live
+
+    def stage(self, spec: ReplicaSpec) -> int:
+        """Launch from ``spec`` from now on, as a new generation held out of rotation until
+        :meth:`switch`. A generation already staged is cancelled first (:meth:`unstage`)."""
+        with self._lock:
+            if self.staging:
+                self.unstage()
+            self._generation = next(self._numbers)
+            self._specs[self._generation] = spec
+            self.spec = spec
+            log.info("generation %d staged: %s", self._generation, spec.model_dir)
+            return self._generation
+
+    def unstage(self) -> tuple[str, ...]:
+        """Cancel the staged generation: remove its STAGED replicas; launches go back to the
+        live spec. Its standbys are the pool's to retire. Returns the removed ids."""
+        with self._lock:
+            staged = tuple(rid for rid, t in self._replicas.items() if t.role is Role.STAGED)
+            for rid in staged:
+                self.remove(rid)
+            self._generation = self._live
+            self.spec = self._specs[self._live]
+            return staged
+
+    def switch(self, now: float) -> Switch:
+        """Blue/green cut-over in one runtime API line: every STAGED replica ``ready`` (one
+        whose check passed is in rotation at once), every serving replica of an older
+        generation ``drain`` (no new requests; in-flight ones finish). Then the old ones get
+        SIGTERM (FAILED ones are removed) and the staged generation is the live one."""
+        with self._lock:
+            staged = [t for t in self._replicas.values() if t.role is Role.STAGED]
+            old = [
+                t
+                for t in self._replicas.values()
+                if t.role is Role.SERVING and t.generation != self._generation
+            ]
+            changes = [(t.slot, AdminState.READY) for t in staged]
+            changes += [(t.slot, AdminState.DRAIN) for t in old if t.phase is not ReplicaPhase.DRAINING]
+            self.api.set_states(changes)
+            for t in staged:
+                t.role = Role.SERVING
+            self._live = self._generation
+            for t in old:
+                rid = t.process.replica_id
+                if t.phase is ReplicaPhase.FAILED:
+                    self.remove(rid)
+                elif t.phase is not ReplicaPhase.DRAINING:
+                    t.process.terminate()
+                    t.phase, t.draining_since = ReplicaPhase.DRAINING, now
+            return Switch(
+                self._live,
+                tuple(t.process.replica_id for t in staged),
+                tuple(t.process.replica_id for t in old),
+            )
+
     # -- actuation --------------------------------------------------------------------------
 
     def launch(self, role: Role, now: float, replica_id: str | None = None, args: Iterable[str] = ()) -> str:
-        """Start a replica process. SERVING: admitted to rotation (its check gates traffic);
-        STANDBY: parked in maint. Raises :class:`~.slots.NoFreeSlot` when every slot is held."""
+        """Start a replica process of the newest generation. SERVING: admitted to rotation (its
+        check gates traffic); STAGED: checked, held in drain; STANDBY: parked in maint. Raises
+        :class:`~.slots.NoFreeSlot` when every slot is held."""
         with self._lock:
             rid = replica_id or next(self._ids)
             slot = self._slots.acquire(rid)
             port = pick_port()
             spec = dataclasses.replace(self.spec, args=(*self.spec.args, *args))
             process = ReplicaProcess(rid, spec, port, self.workdir / "logs")
-            self._replicas[rid] = _Tracked(process, role, slot, ReplicaPhase.WARMING, now)
+            tracked = _Tracked(process, role, slot, ReplicaPhase.WARMING, now, self._generation)
+            self._replicas[rid] = tracked
             self.api.set_state(slot, AdminState.MAINT)
             self.api.set_address(slot, HOST, port)
-            if role is Role.SERVING:
-                self.api.admit(slot)
-            log.info("launched %s (%s) pid %s port %s slot %s", rid, role.value, process.pid, port, slot)
+            self._enter(tracked)
+            log.info(
+                "launched %s (%s, generation %d) pid %s port %s slot %s",
+                rid,
+                role.value,
+                self._generation,
+                process.pid,
+                port,
+                slot,
+            )
             return rid
 
-    def promote(self, replica_id: str) -> None:
-        """A standby joins the rotation (its process keeps running: no cold start)."""
+    def promote(self, replica_id: str, role: Role = Role.SERVING) -> None:
+        """A standby joins the rotation (its process keeps running: no cold start), or, with
+        ``role`` STAGED, the staged generation's capacity (checked, held out of rotation)."""
         with self._lock:
             t = self._get(replica_id)
-            t.role = Role.SERVING
-            self.api.admit(t.slot)
-            log.info("promoted standby %s into rotation (slot %s)", replica_id, t.slot)
+            t.role = role
+            self._enter(t)
+            log.info("promoted standby %s to %s (slot %s)", replica_id, role.value, t.slot)
 
     def drain(self, replica_id: str, now: float) -> None:
         """Take new traffic away (HAProxy ``drain``), then SIGTERM: in-flight work finishes."""
@@ -284,7 +394,7 @@ class Fleet:
                 log.warning("%s died (exit %s) while %s", rid, code, t.role.value)
             return
         if seen.phase is not None:
-            t.load = seen.load
+            t.load, t.reason = seen.load, seen.reason
             if seen.phase is ReplicaPhase.DRAINING and t.draining_since is None:
                 t.draining_since = now  # drained from outside (SIGTERM by someone else)
             if t.phase is not ReplicaPhase.DRAINING or seen.phase is ReplicaPhase.DRAINING:
@@ -296,6 +406,13 @@ class Fleet:
         if t.draining_since is not None and now - t.draining_since > self.stop_timeout_s:
             log.warning("%s still running %.0fs after SIGTERM: killing it", rid, now - t.draining_since)
             t.process.kill()
+
+    def _enter(self, t: _Tracked) -> None:
+        """Put a replica's slot where its role says: rotation (gated), staged, or maint."""
+        if t.role is Role.SERVING:
+            self.api.admit(t.slot)
+        elif t.role is Role.STAGED:
+            self.api.stage(t.slot)
 
     def _free(self, t: _Tracked) -> None:
         self.api.set_state(t.slot, AdminState.MAINT)

@@ -46,6 +46,7 @@ class Probe:
     phase: ReplicaPhase | None
     reported: str = ""  # the server's own phase word
     load: Load = Load()
+    reason: str = ""  # the server's reason for its phase (why it FAILED, for one)
 
 
 def phase_of(word: str) -> ReplicaPhase:
@@ -75,6 +76,7 @@ def probe(client: httpx.Client, base_url: str) -> Probe:
         metrics = client.get(base_url + "/metrics")
     except httpx.TransportError:
         return Probe(None)
-    word = str(ready.json().get("phase", ""))
+    body = ready.json()
+    word = str(body.get("phase", ""))
     load = parse_metrics(metrics.text) if metrics.status_code == 200 else Load()
-    return Probe(phase_of(word), word, load)
+    return Probe(phase_of(word), word, load, str(body.get("reason") or ""))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +135,23 @@ class RuntimeApi:
         self.set_state(server, AdminState.DRAIN)
         self.force_health_down(server)
         self.set_state(server, AdminState.READY)
+
+    def stage(self, server: str) -> None:
+        """Health-check ``server`` but send it nothing: ``drain`` (weight 0) with its health
+        forced DOWN, so its status reads ``DRAIN`` only once a ``/ping`` check passed (``DOWN``
+        until then). :meth:`set_states` with ``ready`` then puts it in rotation at once."""
+        self.set_state(server, AdminState.DRAIN)
+        self.force_health_down(server)
+
+    def set_states(self, changes: Sequence[tuple[str, AdminState]]) -> None:
+        """Several ``set server … state`` commands on one line (``;``-separated), run by
+        HAProxy one after the other in one connection: one step for the caller."""
+        if not changes:
+            return
+        line = ";".join(
+            f"set server {self.backend}/{server} state {state.value}" for server, state in changes
+        )
+        self._silent(line)
 
     def _silent(self, line: str) -> None:
         """Run a command whose success is an empty answer."""

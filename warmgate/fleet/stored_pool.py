@@ -11,13 +11,17 @@ actuation sequence whichever books it keeps. What the store adds:
   (at most every third of the lease's TTL), and :meth:`StoredPool.leave` ends it;
 - claims and top-ups are the controller's own (``own=True``): a local fleet can promote only
   the processes it launched, so a standby booked by another controller (or by this fleet's
-  earlier run that crashed) is never claimed and never counted towards this fleet's pool.
+  earlier run that crashed) is never claimed and never counted towards this fleet's pool;
+- a model change re-keys the pool (:meth:`StoredPool.rekey`): this fleet's standbys of the old key
+  are drained in the store (never claimed again) and the next reap reports them for the
+  fleet to stop, while top-ups and claims use the new key.
 
 ``now`` is the store's clock: seconds that every controller sharing the store agrees on.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 from warmgate.autoscaling.pool import Member, MemberState, PoolConfig, ReapReport
@@ -36,6 +40,8 @@ class StoredPool:
         self._renew_every = lease_ttl_s / 3
         self._target = store.config.target_size
         self._held: list[str] = []  # every controller id this pool held; their processes are ours
+        self._seq = itertools.count()
+        self._launched: dict[str, int] = {}  # member id -> order of its top-up: ties of created_at
         self._join(now)
 
     @property
@@ -82,18 +88,38 @@ class StoredPool:
         self._drain_surplus()
         report = self.store.reap(self.controller_id, now)
         started = self.store.top_up(self.key, self._target, self.controller_id, now, own=True)
+        self._launched.update((member_id, next(self._seq)) for member_id in started)
         removed = tuple(m.member_id for m in report.removed if m.owner in self._held)
         return ReapReport(started, report.errored, report.recycled, removed)
 
     def mark_errored(self, member_id: str, reason: str) -> Member:
         return self.store.mark_errored(member_id, reason).member
 
+    def rekey(self, key: MatchKey, reason: str) -> tuple[str, ...]:
+        """Book, top up and claim under ``key`` from now on. This fleet's WARMING and READY
+        standbys of any other key are drained (``reason`` on their rows), so no claim can take
+        them; the next :meth:`reap` removes them and reports them for the fleet to stop.
+        Returns their ids. Only this fleet's own: ``store.drain(key)`` would also drain the
+        standbys of other controllers that still serve the old key, and stop that key's top-ups.
+        """
+        drained = []
+        for stored in self.store.members():
+            live = stored.member.state in (MemberState.WARMING, MemberState.READY)
+            if stored.owner in self._held and stored.key != key and live:
+                self.store.mark_draining(stored.member.member_id, reason)
+                drained.append(stored.member.member_id)
+        self.key = key
+        return tuple(drained)
+
     def _drain_surplus(self) -> None:
         """Standbys over a lowered target leave as :meth:`WarmPool.reap` retires them: WARMING
         ones first (not yet useful), then READY ones, the newest of each first. Drained here,
         the store's reap then removes them and reports them for the fleet to stop."""
         mine = [s.member for s in self.store.members() if s.owner in self._held and s.key == self.key]
-        newest = sorted(mine, key=lambda m: m.created_at, reverse=True)
+        self._launched = {m.member_id: n for m in mine if (n := self._launched.get(m.member_id)) is not None}
+        # Newest first; members topped up at the same instant in the order they were launched,
+        # as WarmPool (ids are random, so the store's id order says nothing about age).
+        newest = sorted(mine, key=lambda m: (m.created_at, self._launched.get(m.member_id, -1)), reverse=True)
         order = [m for m in newest if m.state is MemberState.WARMING]
         order += [m for m in newest if m.state is MemberState.READY]
         for member in order[: max(0, len(order) - self._target)]:
