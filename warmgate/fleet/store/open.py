@@ -9,20 +9,24 @@ from warmgate.fleet.store.protocol import PoolStore
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_store(url: str, config: PoolConfig, *, lease_ttl_s: float = 30.0) -> PoolStore:
+def open_store(
+    url: str, config: PoolConfig, *, lease_ttl_s: float = 30.0, migrate: bool = False
+) -> PoolStore:
     """``postgresql://user@host/db`` → :class:`PostgresPoolStore` (needs the ``postgres``
     extra); ``sqlite:///pool.db`` (relative), ``sqlite:////abs/pool.db``, ``sqlite://``
-    (in memory) or a plain path →
-    :class:`SqlitePoolStore`."""
+    (in memory) or a plain path → :class:`SqlitePoolStore`.
+
+    A PostgreSQL store's schema must be current (``warmgate pool migrate``) unless ``migrate``
+    applies the pending migrations; a SQLite file is always migrated on open."""
     if url.startswith(_POSTGRES_SCHEMES):
         try:
             from warmgate.fleet.store.postgres import PostgresPoolStore
         except ImportError as exc:
             raise ConfigError(
-                f"pool store {url.split('@')[-1]!r} is PostgreSQL, but psycopg is not installed: "
+                f"pool store {redact(url)!r} is PostgreSQL, but psycopg is not installed: "
                 "pip install 'warmgate[postgres]'"
             ) from exc
-        return PostgresPoolStore(url, config, lease_ttl_s=lease_ttl_s)
+        return PostgresPoolStore(url, config, lease_ttl_s=lease_ttl_s, migrate=migrate)
     from warmgate.fleet.store.sqlite import SqlitePoolStore
 
     if url.startswith("sqlite:///"):  # SQLAlchemy's form: sqlite:///rel.db, sqlite:////abs.db
@@ -36,3 +40,8 @@ def open_store(url: str, config: PoolConfig, *, lease_ttl_s: float = 30.0) -> Po
     if not path:
         raise ConfigError(f"pool store URL {url!r} names no SQLite file")
     return SqlitePoolStore(path, config, lease_ttl_s=lease_ttl_s)
+
+
+def redact(url: str) -> str:
+    """The URL without credentials (what follows the last ``@``), for messages and logs."""
+    return url.split("@")[-1]

@@ -4,6 +4,9 @@ Every operation is one ``BEGIN IMMEDIATE`` transaction: it takes SQLite's write 
 reading, so a claim's read and its update are atomic against every other connection to the
 same file, in this process or another. Files use WAL so readers never block the writer.
 Controllers on one host can share a file; across hosts use :mod:`.postgres`.
+
+Opening a file migrates its schema to the latest version (SQLite is embedded: whoever opens the
+file owns its schema, and the migration runs under the write lock, so openers take turns).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from warmgate.autoscaling.pool import PoolConfig
-from warmgate.fleet.store.sql import Dialect, SqlPoolStore
+from warmgate.fleet.store.sql import SqlPoolStore
+from warmgate.fleet.store.tx import Dialect
 
 SQLITE = Dialect(placeholder="?")
 
@@ -39,7 +43,11 @@ class SqlitePoolStore(SqlPoolStore):
         if str(path) != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
-        self._create_schema()
+        try:
+            self._open_schema(migrate=True)
+        except BaseException:
+            self._conn.close()
+            raise
 
     @contextmanager
     def _begin(self) -> Iterator[sqlite3.Cursor]:

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster for tests: ``initdb`` + ``pg_ctl`` into a temporary folder.
+"""A throwaway local PostgreSQL cluster, for the tests and the claim benchmark: ``initdb`` +
+``pg_ctl`` into a temporary folder.
 
 It listens on a UNIX socket only (no TCP port to collide with), trusts local connections and
 skips fsync, and it is stopped and deleted afterwards. PostgreSQL refuses to run as root, so
