@@ -132,6 +132,8 @@ def run_fleet(args: argparse.Namespace) -> int:
             pool = _open_pool(args, spec, store_url) if args.pool else None
             # The store's times are wall-clock seconds, which every controller sharing it agrees on.
             loop = ControlLoop(fleet, scaling, pool, clock=time.time, tick_s=args.tick_s)
+            if pool is not None:
+                loop.metrics.watch_store(pool.store, time.time)
             try:
                 if args.metrics_port is not None:
                     start_http_server(args.metrics_port, args.bind, registry=loop.metrics.registry)

@@ -29,6 +29,16 @@ def open_store(
         return PostgresPoolStore(url, config, lease_ttl_s=lease_ttl_s, migrate=migrate)
     from warmgate.fleet.store.sqlite import SqlitePoolStore
 
+    path = sqlite_path(url)
+    assert path is not None  # not PostgreSQL
+    return SqlitePoolStore(path, config, lease_ttl_s=lease_ttl_s)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The SQLite file a store URL names (``":memory:"`` for ``sqlite://``); ``None`` for a
+    PostgreSQL URL."""
+    if url.startswith(_POSTGRES_SCHEMES):
+        return None
     if url.startswith("sqlite:///"):  # SQLAlchemy's form: sqlite:///rel.db, sqlite:////abs.db
         path = url.removeprefix("sqlite:///")
     elif url == "sqlite://":
@@ -39,7 +49,7 @@ def open_store(
         path = url
     if not path:
         raise ConfigError(f"pool store URL {url!r} names no SQLite file")
-    return SqlitePoolStore(path, config, lease_ttl_s=lease_ttl_s)
+    return path
 
 
 def redact(url: str) -> str:

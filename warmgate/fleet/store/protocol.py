@@ -129,7 +129,12 @@ class PoolStore(Protocol):
         ...
 
     def migrate(self) -> tuple[int, ...]:
-        """Apply pending schema migrations; return the versions applied."""
+        """Apply pending schema migrations; return the versions this store object applied
+        (when it was opened, or now)."""
+        ...
+
+    def schema_version(self) -> int:
+        """The highest schema migration applied to the store."""
         ...
 
     # -- reading -------------------------------------------------------------------------

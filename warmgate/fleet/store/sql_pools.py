@@ -66,6 +66,7 @@ class SqlPools(ABC):
         self._dialect = dialect
         self._lease_ttl_s = lease_ttl_s
         self._lock = threading.Lock()
+        self._applied: tuple[int, ...] = ()
 
     @abstractmethod
     def _begin(self) -> AbstractContextManager[Any]:
@@ -89,14 +90,16 @@ class SqlPools(ABC):
         """Migrate the schema to the latest version, or refuse a store that is not there."""
         with self._tx() as tx:
             if migrate:
-                schema.migrate(tx)
+                self._applied = schema.migrate(tx)
             else:
                 schema.require_current(tx)
 
     def migrate(self) -> tuple[int, ...]:
-        """Apply pending migrations; return the versions applied (none: it was current)."""
+        """Apply pending migrations; return the versions this store object applied, when it
+        was opened or now (none: the schema was current)."""
         with self._tx() as tx:
-            return schema.migrate(tx)
+            self._applied += schema.migrate(tx)
+        return self._applied
 
     def schema_version(self) -> int:
         with self._tx() as tx:
@@ -229,6 +232,7 @@ class SqlPools(ABC):
             min(ages) if ages else None,
             billable_standby_s(events, now - window_s, now),
             window_s,
+            sum(1 for e in events if e.event is PoolEvent.REUSED),
         )
 
     def _members(self, tx: Tx, key: MatchKey | None) -> tuple[StoredMember, ...]:

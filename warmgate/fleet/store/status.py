@@ -85,8 +85,8 @@ class PoolStatus:
     """One pool now: its settings, counts by state and status, standby ages, history sums.
 
     ``billable_standby_s`` is the time members spent WARMING or READY within the last
-    ``window_s`` seconds, members that already ended included; ``terminated`` and ``reuses``
-    count over the whole history of the key.
+    ``window_s`` seconds, members that already ended included; ``Terminated`` (in
+    ``statuses``) and ``reuses`` count over the key's whole history.
     """
 
     settings: PoolSettings
@@ -96,6 +96,7 @@ class PoolStatus:
     newest_standby_s: float | None
     billable_standby_s: float
     window_s: float
+    reuses: int = 0
 
     @property
     def key_id(self) -> str:
@@ -122,4 +123,5 @@ class PoolStatus:
             "newest_standby_age_s": self.newest_standby_s,
             "billable_standby_s": self.billable_standby_s,
             "window_s": self.window_s,
+            "reuses": self.reuses,
         }
