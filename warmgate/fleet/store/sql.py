@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 
 from warmgate.autoscaling.pool import (
+    IllegalTransition,
     Member,
     MemberState,
     PoolConfig,
@@ -165,7 +166,7 @@ class SqlPoolStore(SqlPools):
             pool = self._pool(tx, MatchKey.from_json(found[0][0]), self._dialect.for_update)
             member = self._locked(tx, member_id)
             if member.state is MemberState.CLAIMED and member.owner != controller_id:
-                raise LeaseExpired(
+                raise IllegalTransition(
                     f"pool member {member_id!r} is claimed by {member.owner}, not {controller_id}: "
                     "only its claimer releases it"
                 )
