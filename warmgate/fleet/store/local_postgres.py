@@ -49,6 +49,11 @@ class Cluster:
     def conninfo(self) -> str:
         return f"host={self.root} port={self.port} user=postgres dbname=postgres"
 
+    @property
+    def url(self) -> str:
+        """The same as a ``postgresql://`` URL (what ``--store`` and ``--pool-store`` take)."""
+        return f"postgresql://postgres@/postgres?host={self.root}&port={self.port}"
+
     def _run(self, argv: Sequence[str]) -> None:
         prefix = ["runuser", "-u", self.run_as, "--"] if self.run_as else []
         done = subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=120)
