@@ -65,7 +65,7 @@ class SqlPools(ABC):
         self._config = config
         self._dialect = dialect
         self._lease_ttl_s = lease_ttl_s
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered by a store's own multi-step operations
         self._applied: tuple[int, ...] = ()
 
     @abstractmethod
