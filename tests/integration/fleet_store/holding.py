@@ -5,7 +5,7 @@ SELECT and UPDATE have run (on PostgreSQL the row is locked; on SQLite the write
 held) but nothing is committed. These subclasses wrap the stores' own ``_begin`` (the hook
 every SQL store implements): when :attr:`hold` is set, the next transaction reports
 ``"holding"`` on the pipe after its statements ran, and blocks reading the pipe before the
-commit. The test then SIGKILLs the process.
+commit: until the test answers (the transaction then commits) or SIGKILLs the process.
 """
 
 from __future__ import annotations
@@ -43,4 +43,4 @@ def _hold(store: HoldingSqlite | HoldingPostgres) -> None:
     pipe, store.hold = store.hold, None
     if pipe is not None:
         pipe.send(("holding",))
-        pipe.recv()  # never answered: the test kills this process here, before the commit
+        pipe.recv()  # the test answers, or kills this process here, before the commit

@@ -207,12 +207,27 @@ class SqlPoolStore(SqlPools):
                 )
             ]
             ttls = self._ttls(tx)
+            # Read without locks, then lock only the members that move (and judge them again
+            # as locked): a reap never holds the rows of healthy members, so claims running
+            # beside it on PostgreSQL do not skip them.
             live = tx.rows(
-                f"SELECT {COLUMNS} FROM warmgate_pool_members WHERE state IN ({marks(LIVE)}) "
-                f"ORDER BY member_id{self._dialect.for_update}",
-                LIVE,
+                f"SELECT {COLUMNS} FROM warmgate_pool_members WHERE state IN ({marks(LIVE)})", LIVE
             )
-            for member in map(stored, live):
+            moving = sorted(
+                m.member_id
+                for m in map(stored, live)
+                if self._verdict(m, expired, ttls.get(m.key.digest), now) is not None
+            )
+            locked = (
+                tx.rows(
+                    f"SELECT {COLUMNS} FROM warmgate_pool_members WHERE member_id IN ({marks(moving)}) "
+                    f"AND state IN ({marks(LIVE)}) ORDER BY member_id{self._dialect.for_update}",
+                    (*moving, *LIVE),
+                )
+                if moving
+                else []
+            )
+            for member in map(stored, locked):
                 verdict = self._verdict(member, expired, ttls.get(member.key.digest), now)
                 if verdict is not None:
                     state, reason = verdict
