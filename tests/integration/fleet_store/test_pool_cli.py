@@ -157,3 +157,14 @@ def test_bad_arguments_say_what_is_wrong_and_exit_non_zero(
 def test_a_missing_sqlite_file_is_not_created(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = cli(capsys, "pool", "status", "--store", f"sqlite:///{tmp_path}/typo.db")
     assert code == 2 and "no SQLite pool store at" in err
+
+
+def test_a_store_that_cannot_be_opened_is_named_without_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"postgresql://postgres:secret@/postgres?host={tmp_path}"  # no server listens there
+    code, _, err = cli(capsys, "pool", "status", "--store", url)
+    assert code == 2 and "cannot connect to the PostgreSQL pool store" in err
+    assert "secret" not in err
+    code, _, err = cli(capsys, "pool", "migrate", "--store", f"{tmp_path}/missing/pool.db")
+    assert code == 2 and "cannot open the SQLite pool store" in err

@@ -29,6 +29,7 @@ from warmgate.fleet.store.records import (
     SchemaVersionError,
     StoredMember,
     StoreReapReport,
+    StoreUnavailable,
     UnknownPool,
 )
 from warmgate.fleet.store.sqlite import SqlitePoolStore
@@ -50,6 +51,7 @@ __all__ = [
     "SchemaVersionError",
     "SqlitePoolStore",
     "StoreReapReport",
+    "StoreUnavailable",
     "StoredMember",
     "UnknownPool",
     "WarmPoolStatus",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from warmgate.autoscaling.pool import PoolConfig
 from warmgate.errors import ConfigError
 from warmgate.fleet.store.protocol import PoolStore
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_PASSWORD = re.compile(r"password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)")
 
 
 def open_store(
@@ -53,5 +56,9 @@ def sqlite_path(url: str) -> str | None:
 
 
 def redact(url: str) -> str:
-    """The URL without credentials (what follows the last ``@``), for messages and logs."""
-    return url.split("@")[-1]
+    """The store URL or libpq conninfo without credentials, for messages and logs: the user
+    info of a URL (what precedes ``@``) and any ``password=`` value go."""
+    if "://" in url:
+        scheme, rest = url.split("://", 1)
+        url = f"{scheme}://{rest.rsplit('@', 1)[-1]}"
+    return _PASSWORD.sub("password=***", url)

@@ -21,6 +21,8 @@ from typing import Any
 import psycopg
 
 from warmgate.autoscaling.pool import PoolConfig
+from warmgate.fleet.store.open import redact
+from warmgate.fleet.store.records import StoreUnavailable
 from warmgate.fleet.store.sql import SqlPoolStore
 from warmgate.fleet.store.tx import Dialect
 
@@ -56,7 +58,12 @@ class PostgresPoolStore(SqlPoolStore):
         migrate: bool = False,
     ) -> None:
         super().__init__(config, POSTGRES, lease_ttl_s=lease_ttl_s, id_prefix=id_prefix)
-        self._conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=connect_timeout_s)
+        try:
+            self._conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=connect_timeout_s)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(
+                f"cannot connect to the PostgreSQL pool store {redact(conninfo)!r}: {str(exc).strip()}"
+            ) from exc
         try:
             self._open_schema(migrate)
         except BaseException:

@@ -94,6 +94,13 @@ class UnknownPool(WarmgateError):
     code = "unknown_pool"
 
 
+class StoreUnavailable(WarmgateError):
+    """The pool store cannot be opened: the server is unreachable, or the file's folder is
+    missing or not writable. The message names the store (without credentials)."""
+
+    code = "store_unavailable"
+
+
 class SchemaVersionError(WarmgateError):
     """The store's schema is missing, older or newer than this warmgate's; the message says
     which command fixes it."""

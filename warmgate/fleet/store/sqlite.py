@@ -25,7 +25,7 @@ from pathlib import Path
 
 from warmgate.autoscaling.pool import MemberState, PoolConfig, PoolEmpty
 from warmgate.fleet.store.key import MatchKey
-from warmgate.fleet.store.records import StoredMember
+from warmgate.fleet.store.records import StoredMember, StoreUnavailable
 from warmgate.fleet.store.sql import SqlPoolStore
 from warmgate.fleet.store.tx import Dialect, Tx
 
@@ -48,11 +48,14 @@ class SqlitePoolStore(SqlPoolStore):
         super().__init__(config, SQLITE, lease_ttl_s=lease_ttl_s, id_prefix=id_prefix)
         self._busy_timeout_s = busy_timeout_s
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
-        self._conn = sqlite3.connect(
-            str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
-        if str(path) != ":memory:":
-            self._conn.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._conn = sqlite3.connect(
+                str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            if str(path) != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"cannot open the SQLite pool store {str(path)!r}: {exc}") from exc
         self._conn.execute("PRAGMA foreign_keys=ON")
         try:
             self._open_schema(migrate=True)
