@@ -69,6 +69,8 @@ MIGRATIONS = (
                 reason TEXT NOT NULL)""",
             """CREATE INDEX warmgate_pool_events_by_key
                 ON warmgate_pool_events (match_key, member_id, event_id)""",
+            """CREATE INDEX warmgate_pool_events_by_time
+                ON warmgate_pool_events (match_key, at)""",
         ),
     ),
 )

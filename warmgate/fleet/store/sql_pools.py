@@ -215,25 +215,41 @@ class SqlPools(ABC):
     # -- inside a transaction ------------------------------------------------------------
     def _status(self, tx: Tx, pool: PoolSettings, now: float, window_s: float) -> PoolStatus:
         members = self._members(tx, pool.key)
-        events = self._events(tx, pool.key)
         statuses = dict.fromkeys(WarmPoolStatus, 0)
         for member in members:
             if member.state.value in (*STANDBY, MemberState.CLAIMED.value):
                 statuses[member_status(member)] += 1
-        statuses[WarmPoolStatus.TERMINATED] = sum(
-            1 for e in events if e.event in (PoolEvent.ERRORED, PoolEvent.DRAINING)
-        )
+        tally = dict.fromkeys(PoolEvent, 0)
+        for event, n in tx.rows(
+            "SELECT event, count(*) FROM warmgate_pool_events WHERE match_key = ? GROUP BY event",
+            (pool.key.digest,),
+        ):
+            tally[PoolEvent(event)] = int(n)
+        statuses[WarmPoolStatus.TERMINATED] = tally[PoolEvent.ERRORED] + tally[PoolEvent.DRAINING]
         ages = [now - m.member.created_at for m in members if m.state.value in STANDBY]
+        since = now - window_s
         return PoolStatus(
             pool,
             self._counts(tx, pool.key),
             statuses,
             max(ages) if ages else None,
             min(ages) if ages else None,
-            billable_standby_s(events, now - window_s, now),
+            billable_standby_s(self._events_since(tx, pool.key, since), since, now),
             window_s,
-            sum(1 for e in events if e.event is PoolEvent.REUSED),
+            tally[PoolEvent.REUSED],
         )
+
+    def _events_since(self, tx: Tx, key: MatchKey, since: float) -> tuple[EventRecord, ...]:
+        """The whole history of the members that may have been standbys after ``since``: those
+        still booked and those with an event since then (or one without a time). So status
+        reads what its window needs, not the key's whole history."""
+        rows = tx.rows(
+            f"SELECT {EVENT_COLUMNS} FROM warmgate_pool_events WHERE match_key = ? AND member_id IN ("
+            "SELECT member_id FROM warmgate_pool_events WHERE match_key = ? AND (at IS NULL OR at >= ?) "
+            "UNION SELECT member_id FROM warmgate_pool_members WHERE match_key = ?) ORDER BY event_id",
+            (key.digest, key.digest, since, key.digest),
+        )
+        return tuple(map(event_record, rows))
 
     def _members(self, tx: Tx, key: MatchKey | None) -> tuple[StoredMember, ...]:
         if key is None:
