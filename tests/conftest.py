@@ -15,8 +15,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests import onnx_models
-from tests.integration.fleet_store.postgres import Cluster, PostgresUnavailable, start_cluster
+from warmgate.autoscaling.pool import PoolConfig
 from warmgate.config import load_config
+from warmgate.fleet.store.local_postgres import Cluster, PostgresUnavailable, start_cluster
+from warmgate.fleet.store.postgres import PostgresPoolStore
 from warmgate.server.app import create_app
 from warmgate.server.runtime import ModelFactory, Runtime, default_model_factory
 
@@ -107,8 +109,9 @@ def postgres_cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def postgres_conninfo(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh schema of the throwaway cluster, first on the search path of every connection."""
+def postgres_bare_conninfo(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty schema of the throwaway cluster, first on the search path of every
+    connection (no pool tables: see ``postgres_conninfo`` for a migrated one)."""
     cluster: Cluster = request.getfixturevalue("postgres_cluster")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(cluster.conninfo, autocommit=True) as admin:
@@ -116,3 +119,11 @@ def postgres_conninfo(request: pytest.FixtureRequest) -> Iterator[str]:
     yield f"{cluster.conninfo} options='-c search_path={schema}'"
     with psycopg.connect(cluster.conninfo, autocommit=True) as admin:
         admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def postgres_conninfo(postgres_bare_conninfo: str) -> str:
+    """A fresh schema migrated to the pool store's latest version, as `warmgate pool migrate`
+    leaves it before controllers open the store."""
+    PostgresPoolStore(postgres_bare_conninfo, PoolConfig(), migrate=True).close()
+    return postgres_bare_conninfo

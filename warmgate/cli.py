@@ -1,4 +1,5 @@
-"""``warmgate serve | fetch-model | export-onnx | replay | record | simulate | render | fleet | bench``.
+"""``warmgate serve | fetch-model | export-onnx | replay | record | simulate | render | fleet | pool |
+bench``.
 
 Parsers are built when ``main`` runs, never at import. ``serve`` imports only the server;
 model backends load in the background after the listener opens.
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     from warmgate.autoscaling.cli import add_commands as add_autoscaling
     from warmgate.bench.cli import add_command as add_bench
     from warmgate.fleet.cli import add_fleet_command
+    from warmgate.fleet.pool_cli import add_pool_command
     from warmgate.warmup.cli import add_commands as add_warmup
 
     parser = argparse.ArgumentParser(prog="warmgate", description=(warmgate.__doc__ or "").strip())
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_warmup(sub)
     add_autoscaling(sub)
     add_fleet_command(sub)
+    add_pool_command(sub)
     add_bench(sub)
     return parser
 

@@ -119,21 +119,61 @@ def check_move(member: Member, state: MemberState) -> None:
         )
 
 
-def expiry(member: Member, config: PoolConfig, now: float) -> tuple[MemberState, str] | None:
+def expiry(
+    member: Member, config: PoolConfig, now: float, *, keep_alive_ttl_s: float | None = None
+) -> tuple[MemberState, str] | None:
     """The reaper's rule for one member: ``(new state, reason)``, or ``None`` to keep it.
 
     A WARMING member past ``warm_timeout_s`` errors; a READY one idle past its keep-alive TTL,
     or older than ``max_age_s``, drains (is recycled). Every other member is left alone.
+    ``keep_alive_ttl_s`` overrides the config's TTL (a pool store keeps one per match key);
+    a TTL of 0 switches the pool off: every standby, WARMING or READY, drains.
     """
+    ttl = config.keep_alive_ttl_s if keep_alive_ttl_s is None else keep_alive_ttl_s
+    if ttl <= 0 and member.state in (MemberState.WARMING, MemberState.READY):
+        return MemberState.DRAINING, "keep-alive TTL is 0"
     age = now - member.created_at
     if member.state is MemberState.WARMING and age > config.warm_timeout_s:
         return MemberState.ERRORED, "warmup timed out"
     if member.state is MemberState.READY:
         idle = now - (member.ready_at if member.ready_at is not None else now)
-        if idle > config.keep_alive_ttl_s:
+        if idle > ttl:
             return MemberState.DRAINING, "keep-alive TTL expired"
         if age > config.max_age_s:
             return MemberState.DRAINING, "maximum age reached"
+    return None
+
+
+def reuse_refusal(
+    member: Member,
+    config: PoolConfig,
+    now: float,
+    *,
+    keep_alive_ttl_s: float,
+    accepting: bool,
+    standby: int,
+) -> str | None:
+    """Whether a CLAIMED member whose replica was scaled in may go back to READY (EC2 warm
+    pools' ``ReuseOnScaleIn``; SageMaker's reuse that renews the keep-alive): ``None`` if it
+    may, else the reason it drains instead.
+
+    It may when its pool is ``accepting`` members (active, not archived), the keep-alive TTL
+    is above 0, it is younger than ``max_age_s`` (counted from its creation: reuse renews the
+    keep-alive, never the age), and the pool's ``standby`` members (WARMING + READY) are
+    fewer than ``max_size``.
+    """
+    if member.state is not MemberState.CLAIMED:
+        raise IllegalTransition(
+            f"pool member {member.member_id} is {member.state.value}: only a claimed member is released"
+        )
+    if not accepting:
+        return "released: the pool is draining or archived"
+    if keep_alive_ttl_s <= 0:
+        return "released: keep-alive TTL is 0"
+    if now - member.created_at >= config.max_age_s:
+        return "released: maximum age reached"
+    if standby >= config.max_size:
+        return f"released: the pool is full ({standby} standbys, max_size {config.max_size})"
     return None
 
 

@@ -32,6 +32,7 @@ from warmgate.fleet.match import fleet_match_key
 from warmgate.fleet.redeploy import Redeploy
 from warmgate.fleet.replica import ReplicaSpec
 from warmgate.fleet.store import MatchKey, open_store
+from warmgate.fleet.store.open import redact
 from warmgate.fleet.stored_pool import StoredPool
 
 log = logging.getLogger("warmgate.fleet")
@@ -176,6 +177,8 @@ def run_fleet(args: argparse.Namespace) -> int:
             )
             if early_hangup.is_set():
                 redeploy.request()
+            if pool is not None:
+                loop.metrics.watch_store(pool.store, time.time)
             try:
                 if args.metrics_port is not None:
                     start_http_server(args.metrics_port, args.bind, registry=loop.metrics.registry)
@@ -199,7 +202,7 @@ def run_fleet(args: argparse.Namespace) -> int:
 def _open_pool(args: argparse.Namespace, key: MatchKey, url: str) -> StoredPool:
     config = PoolConfig(target_size=args.pool, max_size=max(args.pool, 1))
     store = open_store(url, config, lease_ttl_s=args.pool_lease_ttl_s)
-    log.info("pool store %s; standbys match %s", url.split("@")[-1], key)
+    log.info("pool store %s; standbys match %s", redact(url), key)
     return StoredPool(store, key, "fleet", time.time(), lease_ttl_s=args.pool_lease_ttl_s)
 
 

@@ -12,12 +12,16 @@ Updated once per control tick by :class:`~warmgate.fleet.control.ControlLoop`; s
 - ``warmgate_replica_start_to_ready_seconds``: from launch to the first probe that saw READY;
 - ``warmgate_fleet_no_ready_replica_responses_total``: requests HAProxy answered 503 itself
   because no server could take them (requests that met no ready replica);
-- ``warmgate_fleet_queued_requests``: requests waiting in HAProxy's backend queue now.
+- ``warmgate_fleet_queued_requests``: requests waiting in HAProxy's backend queue now;
+- with a pool store (:meth:`FleetMetrics.watch_store`), every pool's member statuses by key,
+  SageMaker's names mapped onto ours (:mod:`warmgate.fleet.store.metrics`):
+  ``warmgate_pool_member_status{key,status}``, ``warmgate_pool_members_terminated_total{key}``,
+  ``warmgate_pool_member_reuses_total{key}``, read from the store at each scrape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -26,6 +30,8 @@ from warmgate.autoscaling.model import ReplicaPhase
 from warmgate.autoscaling.pool import Member, MemberState
 from warmgate.fleet.fleet import ReplicaInfo, Role
 from warmgate.fleet.runtime_api import BackendStat
+from warmgate.fleet.store.metrics import PoolStatusCollector
+from warmgate.fleet.store.protocol import PoolStore
 
 _FAST = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 _SLOW = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -76,6 +82,11 @@ class FleetMetrics:
         self._claims: dict[str, _Claim] = {}
         self._ready_seen: set[str] = set()
         self._no_ready_seen = 0
+
+    def watch_store(self, store: PoolStore, clock: Callable[[], float]) -> None:
+        """Export the members' statuses of every pool in ``store`` (read at each scrape;
+        ``clock`` is the store's)."""
+        self.registry.register(PoolStatusCollector(store, clock))
 
     def claimed(self, replica_id: str, decided_at: float, admitted_at: float, invocations: int) -> None:
         self.claim_seconds.observe(admitted_at - decided_at)

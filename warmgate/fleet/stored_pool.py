@@ -122,7 +122,11 @@ class StoredPool:
         newest = sorted(mine, key=lambda m: (m.created_at, self._launched.get(m.member_id, -1)), reverse=True)
         order = [m for m in newest if m.state is MemberState.WARMING]
         order += [m for m in newest if m.state is MemberState.READY]
-        for member in order[: max(0, len(order) - self._target)]:
+        # An operator's `warmgate pool replenish N` is a floor the store's top-up honours; keep
+        # it here too, or this drain and that top-up would retire and relaunch every tick.
+        floor = next((p.min_standby for p in self.store.pools() if p.key == self.key), 0)
+        keep = min(max(self._target, floor), self.config.max_size)
+        for member in order[: max(0, len(order) - keep)]:
             self.store.mark_draining(member.member_id, "surplus over the target size")
 
     # -- what the control loop reads and syncs ---------------------------------------------

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from warmgate.autoscaling.pool import PoolConfig
 from warmgate.fleet.store.postgres import PostgresPoolStore
@@ -41,6 +43,20 @@ def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
     if request.param == "postgres":
         return StoreSpec("postgres", request.getfixturevalue("postgres_conninfo"))
     return StoreSpec("sqlite", str(tmp_path / "pool.db"))
+
+
+@pytest.fixture
+def store_url(store_spec: StoreSpec) -> str:
+    """The test's store as a URL, for the command line."""
+    return url_of(store_spec)
+
+
+def url_of(spec: StoreSpec) -> str:
+    if spec.kind == "sqlite":
+        return f"sqlite:///{spec.where}"
+    params = conninfo_to_dict(spec.where)
+    query = {name: str(params[name]) for name in ("host", "port", "options") if name in params}
+    return f"postgresql://{params['user']}@/{params['dbname']}?{urlencode(query, quote_via=quote)}"
 
 
 @pytest.fixture

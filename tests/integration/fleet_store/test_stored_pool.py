@@ -62,3 +62,16 @@ def test_resize_retires_the_newest_ready_standbys_over_the_target() -> None:
     assert len(removed) == 2 and set(removed) < set(started)
     (kept,) = pool.members()
     assert kept.state is MemberState.READY and kept.member_id not in removed
+
+
+def test_an_operators_replenish_floor_is_kept_not_retired_and_relaunched_every_reap() -> None:
+    store = SqlitePoolStore(":memory:", PoolConfig(target_size=1, max_size=4))
+    pool = StoredPool(store, KEY, "fleet", 0.0, lease_ttl_s=30.0)
+    (first,) = pool.reap(0.0).started
+    store.replenish(KEY, 3)  # `warmgate pool replenish --min 3`: above the fleet's own target
+    topped = pool.reap(1.0)
+    assert len(topped.started) == 2 and topped.removed == ()
+    for tick in (2.0, 3.0, 4.0):
+        report = pool.reap(tick)
+        assert report.started == () and report.removed == ()
+    assert sorted(m.member_id for m in pool.members()) == sorted((first, *topped.started))

@@ -9,6 +9,7 @@ import pytest
 from warmgate.autoscaling.pool import MemberState, PoolConfig
 from warmgate.errors import ConfigError
 from warmgate.fleet.store import MatchKey, SqlitePoolStore, open_store
+from warmgate.fleet.store.open import redact
 
 KEY = MatchKey.of("sha256:aa", "v1", "cpu")
 
@@ -37,3 +38,16 @@ def test_sqlite_with_no_path_is_in_memory() -> None:
 def test_malformed_sqlite_urls_say_how_to_write_them(url: str) -> None:
     with pytest.raises(ConfigError, match="sqlite"):
         open_store(url, PoolConfig())
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:secret@db.example/pool", "postgresql://db.example/pool"),
+        ("postgresql:///pool?host=/run/pg&password=secret", "postgresql:///pool?host=/run/pg&password=***"),
+        ("host=/run/pg user=u password='s e c' dbname=pool", "host=/run/pg user=u password=*** dbname=pool"),
+        ("sqlite:///pool.db", "sqlite:///pool.db"),
+    ],
+)
+def test_store_urls_are_shown_without_credentials(url: str, shown: str) -> None:
+    assert redact(url) == shown

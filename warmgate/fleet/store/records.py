@@ -19,11 +19,13 @@ class StoredMember:
 
     ``owner`` is the controller that registered the member or, once CLAIMED, the one that
     claimed it: the controller whose replica process it is, and which stops it when reaped.
+    ``reuses`` counts the times it went back to READY after a claim (:meth:`release`).
     """
 
     member: Member
     key: MatchKey
     owner: str
+    reuses: int = 0
 
     @property
     def member_id(self) -> str:
@@ -71,6 +73,39 @@ class PoolDraining(WarmgateError):
     """The pool for this key is draining: it takes no new members until it is activated."""
 
     code = "pool_draining"
+
+
+class PoolArchived(PoolDraining):
+    """The pool for this key is archived: it takes no members and hands none out until it is
+    activated again."""
+
+    code = "pool_archived"
+
+
+class PoolNotEmpty(WarmgateError):
+    """The pool still has members: drain it and let the controllers reap them first."""
+
+    code = "pool_not_empty"
+
+
+class UnknownPool(WarmgateError):
+    """No pool on the books matches this key (or key-id prefix)."""
+
+    code = "unknown_pool"
+
+
+class StoreUnavailable(WarmgateError):
+    """The pool store cannot be opened: the server is unreachable, or the file's folder is
+    missing or not writable. The message names the store (without credentials)."""
+
+    code = "store_unavailable"
+
+
+class SchemaVersionError(WarmgateError):
+    """The store's schema is missing, older or newer than this warmgate's; the message says
+    which command fixes it."""
+
+    code = "schema_version"
 
 
 class DuplicateMember(WarmgateError):

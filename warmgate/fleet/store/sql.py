@@ -1,117 +1,47 @@
 """The pool's books in SQL: one implementation of :class:`PoolStore` over a DB-API connection.
 
 The SQLite and PostgreSQL stores differ only in how a transaction starts and how rows are
-locked (a :class:`Dialect`); every rule is the pure pool's (:func:`check_move`,
-:func:`expiry`), applied in Python to rows read inside the transaction that writes them.
+locked (a :class:`~warmgate.fleet.store.tx.Dialect`); every rule is the pure pool's
+(:func:`check_move`, :func:`expiry`, :func:`reuse_refusal`), applied in Python to rows read
+inside the transaction that writes them, and every move is recorded in the history
+(:mod:`.history`) by that same transaction. The operator's pool controls live in
+:class:`~warmgate.fleet.store.sql_pools.SqlPools`, which this class extends.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
 import uuid
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 from warmgate.autoscaling.pool import (
+    IllegalTransition,
     Member,
     MemberState,
     PoolConfig,
     PoolEmpty,
-    PoolMode,
     UnknownMember,
-    check_move,
     expiry,
+    reuse_refusal,
 )
-from warmgate.errors import ConfigError
+from warmgate.fleet.store.history import PoolEvent, record
 from warmgate.fleet.store.key import MatchKey
 from warmgate.fleet.store.records import (
     DuplicateMember,
     Lease,
     LeaseExpired,
+    PoolArchived,
     PoolDraining,
     StoredMember,
     StoreReapReport,
 )
+from warmgate.fleet.store.sql_pools import SqlPools
+from warmgate.fleet.store.tx import COLUMNS, LIVE, STANDBY, TERMINAL, Dialect, Tx, marks, stored
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS warmgate_pools (
-        match_key TEXT PRIMARY KEY,
-        match_json TEXT NOT NULL,
-        mode TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS warmgate_pool_members (
-        member_id TEXT PRIMARY KEY,
-        match_key TEXT NOT NULL REFERENCES warmgate_pools (match_key),
-        match_json TEXT NOT NULL,
-        state TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL,
-        ready_at DOUBLE PRECISION,
-        claimed_at DOUBLE PRECISION,
-        reason TEXT NOT NULL)""",
-    """CREATE INDEX IF NOT EXISTS warmgate_pool_members_by_key
-        ON warmgate_pool_members (match_key, state, ready_at)""",
-    """CREATE TABLE IF NOT EXISTS warmgate_pool_leases (
-        controller_id TEXT PRIMARY KEY,
-        expires_at DOUBLE PRECISION NOT NULL)""",
-)
-
-_COLUMNS = "member_id, match_json, state, owner, created_at, ready_at, claimed_at, reason"
-_STANDBY = (MemberState.WARMING.value, MemberState.READY.value)
-_LIVE = (*_STANDBY, MemberState.CLAIMED.value)
-_TERMINAL = (MemberState.ERRORED.value, MemberState.DRAINING.value)
+__all__ = ["Dialect", "SqlPoolStore"]
 
 
-@dataclass(frozen=True)
-class Dialect:
-    """What differs between the SQL engines: placeholders and row locks."""
-
-    placeholder: str  # the driver's parameter marker, written "?" in our SQL
-    for_update: str = ""  # suffix locking the selected rows
-    for_share: str = ""  # suffix share-locking them
-    skip_locked: str = ""  # suffix locking them, skipping rows other transactions hold
-    serialize_reap: str = ""  # statement run first in a reap so two reapers take turns
-
-
-class Tx:
-    """One transaction's cursor, speaking our SQL (``?`` markers) to the driver."""
-
-    def __init__(self, cursor: Any, dialect: Dialect) -> None:
-        self._cursor = cursor
-        self._dialect = dialect
-
-    def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        self._cursor.execute(sql.replace("?", self._dialect.placeholder), tuple(params))
-        if self._cursor.description is None:
-            return []
-        return [tuple(row) for row in self._cursor.fetchall()]
-
-    def run(self, sql: str, params: Sequence[object] = ()) -> int:
-        self._cursor.execute(sql.replace("?", self._dialect.placeholder), tuple(params))
-        return int(self._cursor.rowcount)
-
-
-def _marks(values: Sequence[object]) -> str:
-    return ", ".join("?" for _ in values)
-
-
-def _stored(row: tuple[Any, ...]) -> StoredMember:
-    member_id, match_json, state, owner, created_at, ready_at, claimed_at, reason = row
-    member = Member(
-        member_id,
-        MemberState(state),
-        created_at=float(created_at),
-        ready_at=None if ready_at is None else float(ready_at),
-        claimed_at=None if claimed_at is None else float(claimed_at),
-        reason=reason,
-    )
-    return StoredMember(member, MatchKey.from_json(match_json), owner)
-
-
-class SqlPoolStore(ABC):
+class SqlPoolStore(SqlPools):
     """:class:`~warmgate.fleet.store.protocol.PoolStore` over SQL; subclasses open the
     connection and start transactions. One store object is safe to share between threads
     (a lock serialises its connection); each controller process opens its own."""
@@ -124,37 +54,8 @@ class SqlPoolStore(ABC):
         lease_ttl_s: float = 30.0,
         id_prefix: str = "standby",
     ) -> None:
-        if lease_ttl_s <= 0:
-            raise ConfigError(f"lease_ttl_s must be > 0 seconds, got {lease_ttl_s}")
-        self._config = config
-        self._dialect = dialect
-        self._lease_ttl_s = lease_ttl_s
+        super().__init__(config, dialect, lease_ttl_s=lease_ttl_s)
         self._id_prefix = id_prefix
-        self._lock = threading.Lock()
-
-    @abstractmethod
-    def _begin(self) -> AbstractContextManager[Any]:
-        """A context that runs one write transaction and yields a DB-API cursor."""
-
-    @property
-    def config(self) -> PoolConfig:
-        return self._config
-
-    @property
-    def lease_ttl_s(self) -> float:
-        return self._lease_ttl_s
-
-    @contextmanager
-    def _tx(self) -> Iterator[Tx]:
-        with self._lock, self._begin() as cursor:
-            yield Tx(cursor, self._dialect)
-
-    def _create_schema(self, prelude: str = "") -> None:
-        with self._tx() as tx:
-            if prelude:
-                tx.rows(prelude)
-            for statement in SCHEMA:
-                tx.run(statement)
 
     # -- controllers ---------------------------------------------------------------------
     def join(self, name: str, now: float) -> Lease:
@@ -177,16 +78,20 @@ class SqlPoolStore(ABC):
                 self._lease_gone(tx, controller_id, now)
         return lease
 
-    def leave(self, controller_id: str) -> tuple[StoredMember, ...]:
+    def leave(self, controller_id: str, *, now: float | None = None) -> tuple[StoredMember, ...]:
         with self._tx() as tx:
             owned = [
-                _stored(row)
+                stored(row)
                 for row in tx.rows(
-                    f"SELECT {_COLUMNS} FROM warmgate_pool_members WHERE owner = ? "
+                    f"SELECT {COLUMNS} FROM warmgate_pool_members WHERE owner = ? "
                     f"ORDER BY member_id{self._dialect.for_update}",
                     (controller_id,),
                 )
             ]
+            for member in owned:
+                if member.state.value in LIVE:
+                    self._record(tx, member, PoolEvent.DRAINING, now, "its controller left")
+                self._record(tx, member, PoolEvent.REMOVED, now, "its controller left")
             tx.run("DELETE FROM warmgate_pool_members WHERE owner = ?", (controller_id,))
             tx.run("DELETE FROM warmgate_pool_leases WHERE controller_id = ?", (controller_id,))
         return tuple(owned)
@@ -195,7 +100,10 @@ class SqlPoolStore(ABC):
     def register(self, member_id: str, key: MatchKey, controller_id: str, now: float) -> StoredMember:
         with self._tx() as tx:
             self._require_lease(tx, controller_id, now)
-            if self._pool_mode(tx, key, self._dialect.for_share) is PoolMode.DRAINING:
+            pool = self._pool(tx, key, self._dialect.for_share)
+            if pool.archived:
+                raise PoolArchived(f"the pool for {key} is archived; activate it before registering")
+            if not pool.accepting:
                 raise PoolDraining(f"the pool for {key} is draining; activate it before registering")
             if tx.rows("SELECT 1 FROM warmgate_pool_members WHERE member_id = ?", (member_id,)):
                 raise DuplicateMember(f"pool member {member_id!r} is already registered")
@@ -204,12 +112,14 @@ class SqlPoolStore(ABC):
     def top_up(
         self, key: MatchKey, target: int, controller_id: str, now: float, *, own: bool = False
     ) -> tuple[str, ...]:
-        want = min(max(target, self._config.min_size), self._config.max_size)
         with self._tx() as tx:
             self._require_lease(tx, controller_id, now)
-            if self._pool_mode(tx, key, self._dialect.for_update) is PoolMode.DRAINING:
+            pool = self._pool(tx, key, self._dialect.for_update)
+            if not pool.accepting or pool.ttl(self._config.keep_alive_ttl_s) <= 0:
                 return ()
-            standby = self._count(tx, key, _STANDBY, owner=controller_id if own else None)
+            floor = max(self._config.min_size, pool.min_standby)
+            want = min(max(target, floor), self._config.max_size)
+            standby = self._count(tx, key, STANDBY, owner=controller_id if own else None)
             started = [f"{self._id_prefix}-{uuid.uuid4().hex[:12]}" for _ in range(want - standby)]
             for member_id in started:
                 self._insert(tx, member_id, key, controller_id, now)
@@ -217,28 +127,70 @@ class SqlPoolStore(ABC):
 
     def mark_ready(self, member_id: str, now: float) -> StoredMember:
         with self._tx() as tx:
-            return self._move(tx, self._locked(tx, member_id), MemberState.READY, ready_at=now)
+            return self._move(tx, self._locked(tx, member_id), MemberState.READY, now, ready_at=now)
 
-    def mark_errored(self, member_id: str, reason: str) -> StoredMember:
+    def mark_errored(self, member_id: str, reason: str, *, now: float | None = None) -> StoredMember:
         with self._tx() as tx:
-            return self._move(tx, self._locked(tx, member_id), MemberState.ERRORED, reason=reason)
+            return self._move(tx, self._locked(tx, member_id), MemberState.ERRORED, now, reason=reason)
 
-    def mark_draining(self, member_id: str, reason: str) -> StoredMember:
+    def mark_draining(self, member_id: str, reason: str, *, now: float | None = None) -> StoredMember:
         with self._tx() as tx:
-            return self._move(tx, self._locked(tx, member_id), MemberState.DRAINING, reason=reason)
+            return self._move(tx, self._locked(tx, member_id), MemberState.DRAINING, now, reason=reason)
 
     def claim(self, key: MatchKey, controller_id: str, now: float, *, own: bool = False) -> StoredMember:
         mine = " AND owner = ?" if own else ""
         with self._tx() as tx:
             self._require_lease(tx, controller_id, now)
             rows = tx.rows(
-                f"SELECT {_COLUMNS} FROM warmgate_pool_members WHERE match_key = ? AND state = ?{mine} "
+                f"SELECT {COLUMNS} FROM warmgate_pool_members WHERE match_key = ? AND state = ?{mine} "
                 f"ORDER BY ready_at, member_id LIMIT 1{self._dialect.skip_locked}",
                 (key.digest, MemberState.READY.value, *((controller_id,) if own else ())),
             )
             if not rows:
                 raise PoolEmpty(self._empty_reason(tx, key))
-            return self._move(tx, _stored(rows[0]), MemberState.CLAIMED, claimed_at=now, owner=controller_id)
+            return self._move(
+                tx, stored(rows[0]), MemberState.CLAIMED, now, claimed_at=now, owner=controller_id
+            )
+
+    def release(self, member_id: str, controller_id: str, now: float, *, own: bool = False) -> StoredMember:
+        """Its claimer scaled the member's replica in: back to READY when the pool may reuse it
+        (keep-alive renewed, reuse counted), else DRAINING with the reason (see
+        :func:`~warmgate.autoscaling.pool.reuse_refusal`). ``own``: count only the caller's
+        standbys against ``max_size``."""
+        with self._tx() as tx:
+            self._require_lease(tx, controller_id, now)
+            found = tx.rows("SELECT match_json FROM warmgate_pool_members WHERE member_id = ?", (member_id,))
+            if not found:
+                raise UnknownMember(f"no pool member {member_id!r} (already removed?)")
+            # The pool row first, then the member: the lock order of drain and recycle.
+            pool = self._pool(tx, MatchKey.from_json(found[0][0]), self._dialect.for_update)
+            member = self._locked(tx, member_id)
+            if member.state is MemberState.CLAIMED and member.owner != controller_id:
+                raise IllegalTransition(
+                    f"pool member {member_id!r} is claimed by {member.owner}, not {controller_id}: "
+                    "only its claimer releases it"
+                )
+            standby = self._count(tx, member.key, STANDBY, owner=controller_id if own else None)
+            refusal = reuse_refusal(
+                member.member,
+                self._config,
+                now,
+                keep_alive_ttl_s=pool.ttl(self._config.keep_alive_ttl_s),
+                accepting=pool.accepting,
+                standby=standby,
+            )
+            if refusal is not None:
+                return self._move(tx, member, MemberState.DRAINING, now, reason=refusal)
+            tx.run(
+                "UPDATE warmgate_pool_members SET state = ?, ready_at = ?, claimed_at = NULL, "
+                "reuses = reuses + 1, reason = ? WHERE member_id = ?",
+                (MemberState.READY.value, now, "reused", member_id),
+            )
+            self._record(tx, member, PoolEvent.REUSED, now, "released by its claimer", controller_id)
+            reused = dataclasses.replace(
+                member.member, state=MemberState.READY, ready_at=now, claimed_at=None, reason="reused"
+            )
+            return dataclasses.replace(member, member=reused, reuses=member.reuses + 1)
 
     def reap(self, controller_id: str, now: float) -> StoreReapReport:
         errored: list[str] = []
@@ -254,85 +206,70 @@ class SqlPoolStore(ABC):
                     (now,),
                 )
             ]
+            ttls = self._ttls(tx)
+            # Read without locks, then lock only the members that move (and judge them again
+            # as locked): a reap never holds the rows of healthy members, so claims running
+            # beside it on PostgreSQL do not skip them.
             live = tx.rows(
-                f"SELECT {_COLUMNS} FROM warmgate_pool_members WHERE state IN ({_marks(_LIVE)}) "
-                f"ORDER BY member_id{self._dialect.for_update}",
-                _LIVE,
+                f"SELECT {COLUMNS} FROM warmgate_pool_members WHERE state IN ({marks(LIVE)})", LIVE
             )
-            for stored in map(_stored, live):
-                verdict = self._verdict(stored, expired, now)
+            moving = sorted(
+                m.member_id
+                for m in map(stored, live)
+                if self._verdict(m, expired, ttls.get(m.key.digest), now) is not None
+            )
+            locked = (
+                tx.rows(
+                    f"SELECT {COLUMNS} FROM warmgate_pool_members WHERE member_id IN ({marks(moving)}) "
+                    f"AND state IN ({marks(LIVE)}) ORDER BY member_id{self._dialect.for_update}",
+                    (*moving, *LIVE),
+                )
+                if moving
+                else []
+            )
+            for member in map(stored, locked):
+                verdict = self._verdict(member, expired, ttls.get(member.key.digest), now)
                 if verdict is not None:
                     state, reason = verdict
-                    self._move(tx, stored, state, reason=reason)
-                    (errored if state is MemberState.ERRORED else recycled).append(stored.member_id)
+                    self._move(tx, member, state, now, reason=reason, by=controller_id)
+                    (errored if state is MemberState.ERRORED else recycled).append(member.member_id)
             if expired:
                 tx.run(
-                    f"DELETE FROM warmgate_pool_leases WHERE controller_id IN ({_marks(expired)})",
+                    f"DELETE FROM warmgate_pool_leases WHERE controller_id IN ({marks(expired)})",
                     expired,
                 )
             removable = (
-                f"FROM warmgate_pool_members WHERE state IN ({_marks(_TERMINAL)}) AND (owner = ? "
+                f"FROM warmgate_pool_members WHERE state IN ({marks(TERMINAL)}) AND (owner = ? "
                 "OR owner NOT IN (SELECT controller_id FROM warmgate_pool_leases))"
             )
             removed = tuple(
-                _stored(row)
+                stored(row)
                 for row in tx.rows(
-                    f"SELECT {_COLUMNS} {removable} ORDER BY member_id", (*_TERMINAL, controller_id)
+                    f"SELECT {COLUMNS} {removable} ORDER BY member_id", (*TERMINAL, controller_id)
                 )
             )
-            tx.run(f"DELETE {removable}", (*_TERMINAL, controller_id))
+            for member in removed:
+                self._record(tx, member, PoolEvent.REMOVED, now, "reaped", controller_id)
+            tx.run(f"DELETE {removable}", (*TERMINAL, controller_id))
         return StoreReapReport(tuple(errored), tuple(recycled), removed, tuple(expired))
-
-    # -- pools ---------------------------------------------------------------------------
-    def drain(self, key: MatchKey) -> tuple[str, ...]:
-        with self._tx() as tx:
-            self._set_mode(tx, key, PoolMode.DRAINING)
-            leaving = tx.rows(
-                f"SELECT {_COLUMNS} FROM warmgate_pool_members WHERE match_key = ? "
-                f"AND state IN ({_marks(_STANDBY)}) ORDER BY member_id{self._dialect.for_update}",
-                (key.digest, *_STANDBY),
-            )
-            for stored in map(_stored, leaving):
-                self._move(tx, stored, MemberState.DRAINING, reason="pool draining")
-        return tuple(row[0] for row in leaving)
-
-    def activate(self, key: MatchKey) -> None:
-        with self._tx() as tx:
-            self._set_mode(tx, key, PoolMode.ACTIVE)
-
-    # -- reading -------------------------------------------------------------------------
-    def get(self, member_id: str) -> StoredMember:
-        with self._tx() as tx:
-            rows = tx.rows(f"SELECT {_COLUMNS} FROM warmgate_pool_members WHERE member_id = ?", (member_id,))
-        if not rows:
-            raise UnknownMember(f"no pool member {member_id!r} (already removed?)")
-        return _stored(rows[0])
-
-    def members(self, key: MatchKey | None = None) -> tuple[StoredMember, ...]:
-        with self._tx() as tx:
-            if key is None:
-                rows = tx.rows(f"SELECT {_COLUMNS} FROM warmgate_pool_members ORDER BY member_id")
-            else:
-                rows = tx.rows(
-                    f"SELECT {_COLUMNS} FROM warmgate_pool_members WHERE match_key = ? ORDER BY member_id",
-                    (key.digest,),
-                )
-        return tuple(map(_stored, rows))
-
-    def counts(self, key: MatchKey) -> Mapping[MemberState, int]:
-        with self._tx() as tx:
-            return self._counts(tx, key)
 
     # -- inside a transaction ------------------------------------------------------------
     def _verdict(
-        self, stored: StoredMember, expired: Sequence[str], now: float
+        self, member: StoredMember, expired: Sequence[str], ttl: float | None, now: float
     ) -> tuple[MemberState, str] | None:
-        if stored.owner in expired:
-            reason = f"controller {stored.owner}'s lease expired"
-            if stored.state is MemberState.CLAIMED:
+        if member.owner in expired:
+            reason = f"controller {member.owner}'s lease expired"
+            if member.state is MemberState.CLAIMED:
                 return MemberState.DRAINING, reason
             return MemberState.ERRORED, reason
-        return expiry(stored.member, self._config, now)
+        return expiry(member.member, self._config, now, keep_alive_ttl_s=ttl)
+
+    def _ttls(self, tx: Tx) -> dict[str, float]:
+        """The keys whose keep-alive TTL an operator set (the others use the config's)."""
+        rows = tx.rows(
+            "SELECT match_key, keep_alive_ttl_s FROM warmgate_pools WHERE keep_alive_ttl_s IS NOT NULL"
+        )
+        return {digest: float(ttl) for digest, ttl in rows}
 
     def _require_lease(self, tx: Tx, controller_id: str, now: float) -> None:
         rows = tx.rows(
@@ -351,85 +288,14 @@ class SqlPoolStore(ABC):
             f"controller {controller_id!r}: its lease {when}; stop its replicas and join again"
         )
 
-    def _pool_mode(self, tx: Tx, key: MatchKey, lock: str) -> PoolMode:
-        """The key's mode, its row locked with ``lock`` so a drain cannot slip in between."""
-        tx.run(
-            "INSERT INTO warmgate_pools (match_key, match_json, mode) VALUES (?, ?, ?) "
-            "ON CONFLICT (match_key) DO NOTHING",
-            (key.digest, key.canonical(), PoolMode.ACTIVE.value),
-        )
-        rows = tx.rows(f"SELECT mode FROM warmgate_pools WHERE match_key = ?{lock}", (key.digest,))
-        return PoolMode(rows[0][0])
-
-    def _set_mode(self, tx: Tx, key: MatchKey, mode: PoolMode) -> None:
-        tx.run(
-            "INSERT INTO warmgate_pools (match_key, match_json, mode) VALUES (?, ?, ?) "
-            "ON CONFLICT (match_key) DO UPDATE SET mode = excluded.mode",
-            (key.digest, key.canonical(), mode.value),
-        )
-
     def _insert(self, tx: Tx, member_id: str, key: MatchKey, owner: str, now: float) -> StoredMember:
         tx.run(
-            f"INSERT INTO warmgate_pool_members (match_key, {_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, '')",
+            f"INSERT INTO warmgate_pool_members (match_key, {COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, '', 0)",
             (key.digest, member_id, key.canonical(), MemberState.WARMING.value, owner, now),
         )
+        record(tx, member_id, key.digest, owner, PoolEvent.REGISTERED, now)
         return StoredMember(Member(member_id, MemberState.WARMING, created_at=now), key, owner)
-
-    def _locked(self, tx: Tx, member_id: str) -> StoredMember:
-        rows = tx.rows(
-            f"SELECT {_COLUMNS} FROM warmgate_pool_members WHERE member_id = ?{self._dialect.for_update}",
-            (member_id,),
-        )
-        if not rows:
-            raise UnknownMember(f"no pool member {member_id!r} (already removed?)")
-        return _stored(rows[0])
-
-    def _move(
-        self,
-        tx: Tx,
-        stored: StoredMember,
-        state: MemberState,
-        *,
-        ready_at: float | None = None,
-        claimed_at: float | None = None,
-        owner: str | None = None,
-        reason: str = "",
-    ) -> StoredMember:
-        old = stored.member
-        check_move(old, state)
-        member = dataclasses.replace(
-            old,
-            state=state,
-            ready_at=ready_at if ready_at is not None else old.ready_at,
-            claimed_at=claimed_at if claimed_at is not None else old.claimed_at,
-            reason=reason or old.reason,
-        )
-        moved = dataclasses.replace(stored, member=member, owner=owner or stored.owner)
-        tx.run(
-            "UPDATE warmgate_pool_members SET state = ?, ready_at = ?, claimed_at = ?, reason = ?, "
-            "owner = ? WHERE member_id = ?",
-            (state.value, member.ready_at, member.claimed_at, member.reason, moved.owner, old.member_id),
-        )
-        return moved
-
-    def _count(self, tx: Tx, key: MatchKey, states: Sequence[str], owner: str | None = None) -> int:
-        mine = " AND owner = ?" if owner is not None else ""
-        rows = tx.rows(
-            "SELECT count(*) FROM warmgate_pool_members WHERE match_key = ? "
-            f"AND state IN ({_marks(states)}){mine}",
-            (key.digest, *states, *((owner,) if owner is not None else ())),
-        )
-        return int(rows[0][0])
-
-    def _counts(self, tx: Tx, key: MatchKey) -> dict[MemberState, int]:
-        counts = dict.fromkeys(MemberState, 0)
-        for state, n in tx.rows(
-            "SELECT state, count(*) FROM warmgate_pool_members WHERE match_key = ? GROUP BY state",
-            (key.digest,),
-        ):
-            counts[MemberState(state)] = int(n)
-        return counts
 
     def _empty_reason(self, tx: Tx, key: MatchKey) -> str:
         counts = self._counts(tx, key)
@@ -437,9 +303,14 @@ class SqlPoolStore(ABC):
             "SELECT count(*) FROM warmgate_pool_members WHERE match_key <> ? AND state = ?",
             (key.digest, MemberState.READY.value),
         )
+        archived = tx.rows(
+            "SELECT 1 FROM warmgate_pools WHERE match_key = ? AND archived_at IS NOT NULL", (key.digest,)
+        )
         stale = int(others[0][0])
         return (
-            f"warm pool has no READY member for {key} ({counts[MemberState.WARMING]} warming); "
+            f"warm pool has no READY member for {key} ({counts[MemberState.WARMING]} warming"
+            + ("; the pool is archived" if archived else "")
+            + "); "
             + (f"{stale} READY member(s) with other keys never match; " if stale else "")
             + "cold-start a replica instead"
         )

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster for tests: ``initdb`` + ``pg_ctl`` into a temporary folder.
+"""A throwaway local PostgreSQL cluster, for the tests and the claim benchmark: ``initdb`` +
+``pg_ctl`` into a temporary folder.
 
 It listens on a UNIX socket only (no TCP port to collide with), trusts local connections and
 skips fsync, and it is stopped and deleted afterwards. PostgreSQL refuses to run as root, so
@@ -47,6 +48,11 @@ class Cluster:
     @property
     def conninfo(self) -> str:
         return f"host={self.root} port={self.port} user=postgres dbname=postgres"
+
+    @property
+    def url(self) -> str:
+        """The same as a ``postgresql://`` URL (what ``--store`` and ``--pool-store`` take)."""
+        return f"postgresql://postgres@/postgres?host={self.root}&port={self.port}"
 
     def _run(self, argv: Sequence[str]) -> None:
         prefix = ["runuser", "-u", self.run_as, "--"] if self.run_as else []
