@@ -51,7 +51,7 @@ def onnx_dir() -> Path:
     from warmgate.models.fetch import default_cache_dir, fetch_default_model
 
     out = Path(os.environ.get("WARMGATE_BENCH_DIR", "out/bench")) / "minilm-onnx"
-    if (out / "model.onnx").is_file():
+    if (out / "model.onnx").is_file() and (out / "model.onnx.data").is_file():
         return out
     src = fetch_default_model(default_cache_dir())
     out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ memory arena policy, and an on-disk cache of the optimised graph.
   ``same`` grows the arena only by what is asked (``arena_extend_strategy`` 1) instead of
   doubling. ``docs/benchmarks.md`` has what each costs (``scripts/bench_memory.py``).
 * **Graph cache** (:class:`GraphCache`). The first start writes the optimised graph
-  (``session.optimized_model_filepath``) under a key of the model's SHA-256, the ORT version,
+  (``session.optimized_model_filepath``, weights inside it) under a key of the model's SHA-256
+  (graph and ``model.onnx.data``), the ORT version,
   the providers, the optimisation level and the CPU architecture; a later start with the same
   key loads that graph with optimisation off. A changed model has another key, so a stale graph
   is never used. Off unless a directory is configured: for MiniLM on CPU the optimisation takes
@@ -128,10 +129,14 @@ class GraphCache:
 
     @staticmethod
     def key(model: Path, ort_version: str, providers: Sequence[str], level: OptLevel) -> str:
+        """Covers the graph and its weights in ``<model>.data`` (the external data file
+        ``warmgate export-onnx`` writes), so new weights under an unchanged graph miss."""
         digest = hashlib.sha256()
-        with model.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        for part in (model, model.with_name(f"{model.name}.data")):
+            if part == model or part.is_file():
+                with part.open("rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
         facts = "|".join([ort_version, ",".join(providers), level.value, platform.machine()])
         digest.update(facts.encode())
         return digest.hexdigest()[:32]
