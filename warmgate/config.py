@@ -87,6 +87,7 @@ class Config:
     canary_interval_s: float = 1.0
     threads: int = 0
     inference_niceness: int = 10
+    gc_freeze: bool = True
     ort_arena: Arena = Arena.SHRINK
     ort_prepacking: bool = True
     graph_cache: str = ""
@@ -284,6 +285,13 @@ OPTIONS: tuple[Option, ...] = (
         "model.niceness",
         "how much lower the inference thread's (and the backend's intra-op threads') CPU "
         "priority is than the event loop's, as a nice increment 0-19 (Linux)",
+    ),
+    Option(
+        "gc_freeze",
+        ("WARMGATE_GC_FREEZE",),
+        "lifecycle.gc_freeze",
+        "at READY, collect once and freeze what start-up left (gc.freeze), so the garbage "
+        "collector's full passes under load stop walking it (20-40 ms event-loop pauses)",
     ),
     Option(
         "ort_arena",
