@@ -5,6 +5,7 @@
     python scripts/bench_memory.py served --arena shrink --serve-args="" --serve-args="--no-ort-prepacking"
     python scripts/bench_memory.py cache [--repeat 5]    # session open: cold vs graph cache hit
     python scripts/bench_memory.py options [--seconds 5] # threads, spinning, optimisation level
+    python scripts/bench_memory.py transients            # what one run of each bucket adds to RSS
 
 ``raw`` runs each arena policy in a fresh process: open the session, run every bucket of the
 default plan once (what warmup does), then one 17-token sentence per row at batch 32 and at
@@ -122,6 +123,65 @@ def bench_raw(model_dir: Path, seconds: float, arenas: tuple[str, ...]) -> None:
         )
 
 
+_TRANSIENTS = r"""
+import json, sys
+from pathlib import Path
+from warmgate.models.text.onnx_backend import OnnxTextModel
+
+def status(key):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+
+model = OnnxTextModel(sys.argv[1], device="cpu", run_tokens=int(sys.argv[2]), run_scores=int(sys.argv[3]))
+model.load()
+def texts(bucket):
+    return json.loads(model.synthetic_request(bucket).body)["inputs"]
+
+items = {b.label(): model.prepare(texts(b)) for b in model.buckets()}
+items["b32 x 17 tokens"] = model.prepare([sys.argv[4]] * 32)
+for item in items.values():  # every shape once first: what follows is each run's own transient
+    model.infer([item])
+added = {}
+for label, item in items.items():
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    before = status("VmRSS")
+    model.infer([item])
+    added[label] = status("VmHWM") - before
+print(json.dumps({"added": added, "rss": status("VmRSS")}))
+"""
+
+
+def bench_transients(model_dir: Path) -> None:
+    """What one run of each bucket adds to RSS, per chunking policy (in-process, HWM reset)."""
+    from warmgate.models.text.onnx_backend import DEFAULT_RUN_SCORES, DEFAULT_RUN_TOKENS
+
+    print(f"Machine: {machine()}. In-process OnnxTextModel; every bucket run once, then each again")
+    print("with VmHWM reset before it: the MiB its run adds above the RSS before it.\n")
+    policies = {
+        f"tokens {DEFAULT_RUN_TOKENS}, no attention bound": (DEFAULT_RUN_TOKENS, 0),
+        f"tokens {DEFAULT_RUN_TOKENS}, rows x seq^2 {DEFAULT_RUN_SCORES} (default)": (
+            DEFAULT_RUN_TOKENS,
+            DEFAULT_RUN_SCORES,
+        ),
+    }
+    results = {
+        name: _child(_TRANSIENTS, str(model_dir), str(tokens), str(scores), SENTENCE)
+        for name, (tokens, scores) in policies.items()
+    }
+    labels = list(next(iter(results.values()))["added"])
+    print("| bucket | " + " | ".join(policies) + " |")
+    print("| --- |" + " ---: |" * len(policies))
+    for label in labels:
+        cells = [f"{max(0, r['added'][label]) / 2**20:.0f}" for r in results.values()]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print(
+        "| **largest** | "
+        + " | ".join(f"**{max(r['added'].values()) / 2**20:.0f}**" for r in results.values())
+        + " |"
+    )
+
+
 def bench_options(model_dir: Path, seconds: float) -> None:
     cores = os.cpu_count() or 1
     print(f"Machine: {machine()}. Raw in-process, arena shrink, {seconds:g} s per figure.\n")
@@ -195,11 +255,12 @@ def _vm_hwm(pid: int) -> int:
 def bench_served(model_dir: Path, seconds: int, arenas: tuple[str, ...], extra: tuple[str, ...]) -> None:
     import httpx
 
-    print(f"Machine: {machine()}. `warmgate serve` on the exported MiniLM, default buckets (batch 1-16 x")
+    print(f"Machine: {machine()}. `warmgate serve` on the exported MiniLM, default buckets (batch 1-32 x")
     print(f"seq 16-256, every one warmed), then wrk -c32 for {seconds} s on /invocations (one 17-token")
-    print("sentence per request) from the same cores; peak RSS = the server's VmHWM.\n")
-    print("| arena | serve flags | RSS at READY | peak RSS (VmHWM) after load | requests/s |")
-    print("| --- | --- | --- | --- | --- |")
+    print("sentence per request) from the same cores; peaks = the server's VmHWM, reset at READY.\n")
+    print("| arena | serve flags | RSS at READY | peak through READY (load, warmup) |", end=" ")
+    print("peak under load | peak RSS (VmHWM) | requests/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     body = json.dumps({"inputs": [SENTENCE]})
     for arena, flags in ((a, f) for a in arenas for f in extra):
         port = _free_port()
@@ -223,14 +284,24 @@ def bench_served(model_dir: Path, seconds: int, arenas: tuple[str, ...], extra: 
                         log.seek(0)
                         raise RuntimeError(log.read().decode()[-2000:])
                     time.sleep(0.1)
-                ready = _rss_of(proc.pid)
+                ready, warm_peak = _rss_of(proc.pid), _vm_hwm(proc.pid)
+                _reset_hwm(proc.pid)  # from here VmHWM is the load's own peak
                 rps = _wrk(url + "/invocations", seconds, body)
-                peak = _vm_hwm(proc.pid)
+                load_peak = _vm_hwm(proc.pid)
             finally:
                 proc.terminate()
                 proc.wait(30)
         shown = f"`{flags}`" if flags else "(defaults)"
-        print(f"| {arena} | {shown} | {_mb(ready)} | {_mb(peak)} | {rps:.0f} |")
+        peak = max(warm_peak, load_peak)
+        print(
+            f"| {arena} | {shown} | {_mb(ready)} | {_mb(warm_peak)} | {_mb(load_peak)} | "
+            f"**{_mb(peak)}** | {rps:.0f} |"
+        )
+
+
+def _reset_hwm(pid: int) -> None:
+    """Set the process's VmHWM back to its current RSS (Linux ``clear_refs`` 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def _mb(size: int) -> str:
@@ -269,7 +340,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=("raw", "served", "cache", "options"), nargs="+")
+    parser.add_argument("what", choices=("raw", "served", "cache", "options", "transients"), nargs="+")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--model-dir", type=Path, default=None, help="default: the fp32 export")
@@ -287,6 +358,8 @@ def main() -> None:
             bench_options(model_dir, args.seconds)
         elif what == "cache":
             bench_cache(model_dir, args.repeat)
+        elif what == "transients":
+            bench_transients(model_dir)
         else:
             bench_served(model_dir, int(args.seconds), arenas, tuple(args.serve_args or [""]))
         print()
