@@ -5,6 +5,7 @@ taken within one round of one machine state.
 
     python scripts/bench_ab.py --a="--threads 1" --b="--threads 2" --rounds 4
     python scripts/bench_ab.py --a="--no-batch-regroup" --b="" --clients 32 --seconds 5
+    git worktree add ../before HEAD~1 && python scripts/bench_ab.py --a-checkout ../before --loop-cpu
 
 (Write ``--a=...`` with the ``=``: the value itself starts with ``--``.)
 
@@ -95,6 +96,14 @@ def main() -> int:
     parser.add_argument("--a", default="", help="`warmgate serve` arguments of A (one string)")
     parser.add_argument("--b", default="", help="`warmgate serve` arguments of B (one string)")
     parser.add_argument("--model-dir", type=Path, default=None)
+    for name in ("a", "b"):
+        parser.add_argument(
+            f"--{name}-checkout",
+            type=Path,
+            default=None,
+            help=f"run {name.upper()}'s server from this checkout's code (e.g. a `git worktree` of "
+            "another commit), to A/B two commits in one machine state",
+        )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each load run")
     parser.add_argument("--clients", type=int, default=32)
@@ -111,17 +120,21 @@ def main() -> int:
     model_dir = _model_dir(args.model_dir)
     body = json.dumps({"inputs": [SENTENCE]}).encode()
     configs = {"A": shlex.split(args.a), "B": shlex.split(args.b)}
+    checkouts = {"A": args.a_checkout, "B": args.b_checkout}
     batches = [int(b) for b in args.raw_batches.split(",")]
     rows: list[Row] = []
+    where = {name: f" (code of {c})" if c else "" for name, c in checkouts.items()}
     print(
-        f"{os.cpu_count()} cores; A: `{args.a}`; B: `{args.b}`; {args.clients} clients, {args.seconds:g} s\n"
+        f"{os.cpu_count()} cores; A: `{args.a}`{where['A']}; B: `{args.b}`{where['B']}; "
+        f"{args.clients} clients, {args.seconds:g} s\n"
     )
     print("| round | raw best (seq/s) | config | req/s | ÷ raw | p50 | p99 | /ping p99 |", end=" ")
     print("batches (rows: n) | loop CPU µs/request |")
     print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         servers = {
-            name: stack.enter_context(serve(model_dir, Path(tmp), argv)) for name, argv in configs.items()
+            name: stack.enter_context(serve(model_dir, Path(tmp), argv, checkout=checkouts[name]))
+            for name, argv in configs.items()
         }
         raw = RawSession(model_dir, os.cpu_count() or 1)
         for server in servers.values():  # one request each, outside the measurement
