@@ -23,17 +23,6 @@ def test_no_padding_and_truncation_at_max_length(tokenizer: TextTokenizer) -> No
     assert long[-1] == 102
 
 
-def test_one_text_alone_encodes_as_in_a_batch(tokenizer: TextTokenizer) -> None:
-    """A single text takes another call (``encode``, which keeps the GIL) than a batch does."""
-    texts = ["hi", "word " * 1000, "I am looking for a dark fantasy manga like Berserk"]
-    batched = tokenizer.encode(texts)
-    for text, ids in zip(texts, batched, strict=True):
-        (alone,) = tokenizer.encode([text])
-        assert alone.dtype == np.int64
-        assert alone.tolist() == ids.tolist()
-    assert len(tokenizer.encode([texts[1]])[0]) == 256  # truncated alone too
-
-
 @pytest.mark.parametrize("n", [1, 2, 3, 16, 17, 100, 255, 256])
 def test_text_of_length_is_exact(tokenizer: TextTokenizer, n: int) -> None:
     (ids,) = tokenizer.encode([tokenizer.text_of_length(n)])
