@@ -90,7 +90,7 @@ model = OnnxTextModel(model_dir, device="cpu", ort=settings)
 t0 = time.perf_counter()
 model.load()
 load_s = time.perf_counter() - t0
-base = rss_bytes()
+base, base_peak = rss_bytes(), peak_rss_bytes()
 for bucket in model.buckets() if sys.argv[8] == "warm" else ():
     model.infer([model.prepare(json.loads(model.synthetic_request(bucket).body)["inputs"])])
 warm = rss_bytes()
@@ -102,8 +102,8 @@ def rate(batch):
         model.infer([item]); n += batch
     return n / (time.perf_counter() - t)
 b32, b1 = rate(32), rate(1)
-print(json.dumps({"load_s": load_s, "rss_loaded": base, "rss_warm": warm, "rss_after_load": rss_bytes(),
-                  "peak": peak_rss_bytes(), "b32": b32, "b1": b1}))
+print(json.dumps({"load_s": load_s, "rss_loaded": base, "peak_loaded": base_peak, "rss_warm": warm,
+                  "rss_after_load": rss_bytes(), "peak": peak_rss_bytes(), "b32": b32, "b1": b1}))
 """
 
 
@@ -112,19 +112,20 @@ def bench_raw(model_dir: Path, seconds: float, arenas: tuple[str, ...]) -> None:
     print(f"Machine: {machine()}. Raw in-process OnnxTextModel, {threads} intra-op threads, spinning off.")
     print(f"Every bucket of the default plan (batch 1-32 x seq 16-256) run once, then {seconds:g} s each at")
     print("batch 32 and batch 1 of a 17-token sentence.\n")
-    print("| arena | RSS after load | RSS after warming every bucket | peak RSS |", end=" ")
+    print("| arena | RSS after load (peak) | RSS after warming every bucket | peak RSS |", end=" ")
     print("seq/s batch 32 | seq/s batch 1 |")
     print("| --- | --- | --- | --- | --- | --- |")
     for arena in arenas:
         r = _child(_RAW, str(model_dir), arena, str(seconds), str(threads), "all", "0", SENTENCE, "warm")
         print(
-            f"| {arena} | {r['rss_loaded'] / 2**20:.0f} MB | {r['rss_warm'] / 2**20:.0f} MB | "
+            f"| {arena} | {r['rss_loaded'] / 2**20:.0f} MB ({r['peak_loaded'] / 2**20:.0f}) | "
+            f"{r['rss_warm'] / 2**20:.0f} MB | "
             f"{r['peak'] / 2**20:.0f} MB | {r['b32']:.0f} | {r['b1']:.0f} |"
         )
 
 
 _TRANSIENTS = r"""
-import json, sys
+import json, sys, time
 from pathlib import Path
 from warmgate.models.text.onnx_backend import OnnxTextModel
 
@@ -142,13 +143,19 @@ items = {b.label(): model.prepare(texts(b)) for b in model.buckets()}
 items["b32 x 17 tokens"] = model.prepare([sys.argv[4]] * 32)
 for item in items.values():  # every shape once first: what follows is each run's own transient
     model.infer([item])
-added = {}
+added, ms = {}, {}
 for label, item in items.items():
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     before = status("VmRSS")
     model.infer([item])
     added[label] = status("VmHWM") - before
-print(json.dumps({"added": added, "rss": status("VmRSS")}))
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        model.infer([item])
+        runs.append(time.perf_counter() - t0)
+    ms[label] = sorted(runs)[1] * 1e3
+print(json.dumps({"added": added, "ms": ms, "rss": status("VmRSS")}))
 """
 
 
@@ -157,7 +164,8 @@ def bench_transients(model_dir: Path) -> None:
     from warmgate.models.text.onnx_backend import DEFAULT_RUN_SCORES, DEFAULT_RUN_TOKENS
 
     print(f"Machine: {machine()}. In-process OnnxTextModel; every bucket run once, then each again")
-    print("with VmHWM reset before it: the MiB its run adds above the RSS before it.\n")
+    print("with VmHWM reset before it: the MiB its run adds above the RSS before it, and the")
+    print("median of 3 runs' time (one process per policy, one after the other).\n")
     policies = {
         f"tokens {DEFAULT_RUN_TOKENS}, no attention bound": (DEFAULT_RUN_TOKENS, 0),
         f"tokens {DEFAULT_RUN_TOKENS}, rows x seq^2 {DEFAULT_RUN_SCORES} (default)": (
@@ -171,9 +179,11 @@ def bench_transients(model_dir: Path) -> None:
     }
     labels = list(next(iter(results.values()))["added"])
     print("| bucket | " + " | ".join(policies) + " |")
-    print("| --- |" + " ---: |" * len(policies))
+    print("| --- |" + " --- |" * len(policies))
     for label in labels:
-        cells = [f"{max(0, r['added'][label]) / 2**20:.0f}" for r in results.values()]
+        cells = [
+            f"{max(0, r['added'][label]) / 2**20:.0f} MiB, {r['ms'][label]:.0f} ms" for r in results.values()
+        ]
         print(f"| {label} | " + " | ".join(cells) + " |")
     print(
         "| **largest** | "
