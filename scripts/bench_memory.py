@@ -249,7 +249,7 @@ def bench_cache(model_dir: Path, repeat: int) -> None:
         t0 = time.perf_counter()
         GraphCache.key(model, ort.__version__, ["CPUExecutionProvider"], OptLevel.ALL)
         hashing.append(time.perf_counter() - t0)
-    print(f"| of which: SHA-256 of model.onnx for the key | {statistics.median(hashing):.3f} |")
+    print(f"| of which: SHA-256 of model.onnx + .data for the key | {statistics.median(hashing):.3f} |")
 
 
 # --- served ------------------------------------------------------------------------------------

@@ -86,6 +86,9 @@ def test_new_weights_in_the_external_data_file_ignore_the_old_cache(tmp_path: Pa
     y, state = _serve(model, cache)
     assert state == "miss"
     np.testing.assert_allclose(y, _expected(2.0), rtol=1e-6)
+    y, state = _serve(model, cache)  # the entry finds its own weights, not the model's
+    assert state == "hit"
+    np.testing.assert_allclose(y, _expected(2.0), rtol=1e-6)
 
 
 def test_unwritable_cache_still_serves(tmp_path: Path) -> None:
