@@ -47,7 +47,7 @@ def int8_dir(fp32: Path) -> Path:
         return out
     out.mkdir(parents=True, exist_ok=True)
     for item in fp32.iterdir():
-        if item.name != "model.onnx":
+        if item.name not in ("model.onnx", "model.onnx.data"):
             (shutil.copytree if item.is_dir() else shutil.copy)(item, out / item.name, **_exist_ok(item))
     from warmgate.models.fetch import default_cache_dir, fetch_default_model
     from warmgate.models.text import export_onnx
@@ -109,13 +109,16 @@ def main() -> None:
                 rates[name, batch].append(n / (time.perf_counter() - t0))
     rate = {k: statistics.median(v) for k, v in rates.items()}
     load = {name: load_seconds(d, args.rounds) for name, d in dirs.items()}
-    size = {name: (d / "model.onnx").stat().st_size for name, d in dirs.items()}
+    # the graph and its weights (the fp32 export keeps them in model.onnx.data)
+    files = ("model.onnx", "model.onnx.data")
+    size = {name: sum((d / f).stat().st_size for f in files if (d / f).is_file()) for name, d in dirs.items()}
 
     print(f"Machine: {machine()}; {os.cpu_count()} intra-op threads.\n")
     print("| | fp32 | int8 | int8 ÷ fp32 |")
     print("| --- | --- | --- | --- |")
     mb = {k: v / 1e6 for k, v in size.items()}
-    print(f"| model.onnx | {mb['fp32']:.1f} MB | {mb['int8']:.1f} MB | {mb['int8'] / mb['fp32']:.2f} |")
+    ratio = mb["int8"] / mb["fp32"]
+    print(f"| model.onnx (+ .data) | {mb['fp32']:.1f} MB | {mb['int8']:.1f} MB | {ratio:.2f} |")
     ratio = load["int8"] / load["fp32"]
     print(f"| load (median of {args.rounds}) | {load['fp32']:.2f} s | {load['int8']:.2f} s | {ratio:.2f} |")
     for batch in (32, 1):

@@ -5,6 +5,7 @@
     python scripts/bench_memory.py served --arena shrink --serve-args="" --serve-args="--no-ort-prepacking"
     python scripts/bench_memory.py cache [--repeat 5]    # session open: cold vs graph cache hit
     python scripts/bench_memory.py options [--seconds 5] # threads, spinning, optimisation level
+    python scripts/bench_memory.py transients            # what one run of each bucket adds to RSS
 
 ``raw`` runs each arena policy in a fresh process: open the session, run every bucket of the
 default plan once (what warmup does), then one 17-token sentence per row at batch 32 and at
@@ -51,7 +52,7 @@ def onnx_dir() -> Path:
     from warmgate.models.fetch import default_cache_dir, fetch_default_model
 
     out = Path(os.environ.get("WARMGATE_BENCH_DIR", "out/bench")) / "minilm-onnx"
-    if (out / "model.onnx").is_file():
+    if (out / "model.onnx").is_file() and (out / "model.onnx.data").is_file():
         return out
     src = fetch_default_model(default_cache_dir())
     out.mkdir(parents=True, exist_ok=True)
@@ -89,7 +90,7 @@ model = OnnxTextModel(model_dir, device="cpu", ort=settings)
 t0 = time.perf_counter()
 model.load()
 load_s = time.perf_counter() - t0
-base = rss_bytes()
+base, base_peak = rss_bytes(), peak_rss_bytes()
 for bucket in model.buckets() if sys.argv[8] == "warm" else ():
     model.infer([model.prepare(json.loads(model.synthetic_request(bucket).body)["inputs"])])
 warm = rss_bytes()
@@ -101,8 +102,8 @@ def rate(batch):
         model.infer([item]); n += batch
     return n / (time.perf_counter() - t)
 b32, b1 = rate(32), rate(1)
-print(json.dumps({"load_s": load_s, "rss_loaded": base, "rss_warm": warm, "rss_after_load": rss_bytes(),
-                  "peak": peak_rss_bytes(), "b32": b32, "b1": b1}))
+print(json.dumps({"load_s": load_s, "rss_loaded": base, "peak_loaded": base_peak, "rss_warm": warm,
+                  "rss_after_load": rss_bytes(), "peak": peak_rss_bytes(), "b32": b32, "b1": b1}))
 """
 
 
@@ -111,15 +112,84 @@ def bench_raw(model_dir: Path, seconds: float, arenas: tuple[str, ...]) -> None:
     print(f"Machine: {machine()}. Raw in-process OnnxTextModel, {threads} intra-op threads, spinning off.")
     print(f"Every bucket of the default plan (batch 1-32 x seq 16-256) run once, then {seconds:g} s each at")
     print("batch 32 and batch 1 of a 17-token sentence.\n")
-    print("| arena | RSS after load | RSS after warming every bucket | peak RSS |", end=" ")
+    print("| arena | RSS after load (peak) | RSS after warming every bucket | peak RSS |", end=" ")
     print("seq/s batch 32 | seq/s batch 1 |")
     print("| --- | --- | --- | --- | --- | --- |")
     for arena in arenas:
         r = _child(_RAW, str(model_dir), arena, str(seconds), str(threads), "all", "0", SENTENCE, "warm")
         print(
-            f"| {arena} | {r['rss_loaded'] / 2**20:.0f} MB | {r['rss_warm'] / 2**20:.0f} MB | "
+            f"| {arena} | {r['rss_loaded'] / 2**20:.0f} MB ({r['peak_loaded'] / 2**20:.0f}) | "
+            f"{r['rss_warm'] / 2**20:.0f} MB | "
             f"{r['peak'] / 2**20:.0f} MB | {r['b32']:.0f} | {r['b1']:.0f} |"
         )
+
+
+_TRANSIENTS = r"""
+import json, sys, time
+from pathlib import Path
+from warmgate.models.text.onnx_backend import OnnxTextModel
+
+def status(key):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+
+model = OnnxTextModel(sys.argv[1], device="cpu", run_tokens=int(sys.argv[2]), run_scores=int(sys.argv[3]))
+model.load()
+def texts(bucket):
+    return json.loads(model.synthetic_request(bucket).body)["inputs"]
+
+items = {b.label(): model.prepare(texts(b)) for b in model.buckets()}
+items["b32 x 17 tokens"] = model.prepare([sys.argv[4]] * 32)
+for item in items.values():  # every shape once first: what follows is each run's own transient
+    model.infer([item])
+added, ms = {}, {}
+for label, item in items.items():
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    before = status("VmRSS")
+    model.infer([item])
+    added[label] = status("VmHWM") - before
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        model.infer([item])
+        runs.append(time.perf_counter() - t0)
+    ms[label] = sorted(runs)[1] * 1e3
+print(json.dumps({"added": added, "ms": ms, "rss": status("VmRSS")}))
+"""
+
+
+def bench_transients(model_dir: Path) -> None:
+    """What one run of each bucket adds to RSS, per chunking policy (in-process, HWM reset)."""
+    from warmgate.models.text.onnx_backend import DEFAULT_RUN_SCORES, DEFAULT_RUN_TOKENS
+
+    print(f"Machine: {machine()}. In-process OnnxTextModel; every bucket run once, then each again")
+    print("with VmHWM reset before it: the MiB its run adds above the RSS before it, and the")
+    print("median of 3 runs' time (one process per policy, one after the other).\n")
+    policies = {
+        f"tokens {DEFAULT_RUN_TOKENS}, no attention bound": (DEFAULT_RUN_TOKENS, 0),
+        f"tokens {DEFAULT_RUN_TOKENS}, rows x seq^2 {DEFAULT_RUN_SCORES} (default)": (
+            DEFAULT_RUN_TOKENS,
+            DEFAULT_RUN_SCORES,
+        ),
+    }
+    results = {
+        name: _child(_TRANSIENTS, str(model_dir), str(tokens), str(scores), SENTENCE)
+        for name, (tokens, scores) in policies.items()
+    }
+    labels = list(next(iter(results.values()))["added"])
+    print("| bucket | " + " | ".join(policies) + " |")
+    print("| --- |" + " --- |" * len(policies))
+    for label in labels:
+        cells = [
+            f"{max(0, r['added'][label]) / 2**20:.0f} MiB, {r['ms'][label]:.0f} ms" for r in results.values()
+        ]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print(
+        "| **largest** | "
+        + " | ".join(f"**{max(r['added'].values()) / 2**20:.0f}**" for r in results.values())
+        + " |"
+    )
 
 
 def bench_options(model_dir: Path, seconds: float) -> None:
@@ -179,7 +249,7 @@ def bench_cache(model_dir: Path, repeat: int) -> None:
         t0 = time.perf_counter()
         GraphCache.key(model, ort.__version__, ["CPUExecutionProvider"], OptLevel.ALL)
         hashing.append(time.perf_counter() - t0)
-    print(f"| of which: SHA-256 of model.onnx for the key | {statistics.median(hashing):.3f} |")
+    print(f"| of which: SHA-256 of model.onnx + .data for the key | {statistics.median(hashing):.3f} |")
 
 
 # --- served ------------------------------------------------------------------------------------
@@ -195,11 +265,12 @@ def _vm_hwm(pid: int) -> int:
 def bench_served(model_dir: Path, seconds: int, arenas: tuple[str, ...], extra: tuple[str, ...]) -> None:
     import httpx
 
-    print(f"Machine: {machine()}. `warmgate serve` on the exported MiniLM, default buckets (batch 1-16 x")
+    print(f"Machine: {machine()}. `warmgate serve` on the exported MiniLM, default buckets (batch 1-32 x")
     print(f"seq 16-256, every one warmed), then wrk -c32 for {seconds} s on /invocations (one 17-token")
-    print("sentence per request) from the same cores; peak RSS = the server's VmHWM.\n")
-    print("| arena | serve flags | RSS at READY | peak RSS (VmHWM) after load | requests/s |")
-    print("| --- | --- | --- | --- | --- |")
+    print("sentence per request) from the same cores; peaks = the server's VmHWM, reset at READY.\n")
+    print("| arena | serve flags | RSS at READY | peak through READY (load, warmup) |", end=" ")
+    print("peak under load | peak RSS (VmHWM) | requests/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     body = json.dumps({"inputs": [SENTENCE]})
     for arena, flags in ((a, f) for a in arenas for f in extra):
         port = _free_port()
@@ -223,14 +294,24 @@ def bench_served(model_dir: Path, seconds: int, arenas: tuple[str, ...], extra: 
                         log.seek(0)
                         raise RuntimeError(log.read().decode()[-2000:])
                     time.sleep(0.1)
-                ready = _rss_of(proc.pid)
+                ready, warm_peak = _rss_of(proc.pid), _vm_hwm(proc.pid)
+                _reset_hwm(proc.pid)  # from here VmHWM is the load's own peak
                 rps = _wrk(url + "/invocations", seconds, body)
-                peak = _vm_hwm(proc.pid)
+                load_peak = _vm_hwm(proc.pid)
             finally:
                 proc.terminate()
                 proc.wait(30)
         shown = f"`{flags}`" if flags else "(defaults)"
-        print(f"| {arena} | {shown} | {_mb(ready)} | {_mb(peak)} | {rps:.0f} |")
+        peak = max(warm_peak, load_peak)
+        print(
+            f"| {arena} | {shown} | {_mb(ready)} | {_mb(warm_peak)} | {_mb(load_peak)} | "
+            f"**{_mb(peak)}** | {rps:.0f} |"
+        )
+
+
+def _reset_hwm(pid: int) -> None:
+    """Set the process's VmHWM back to its current RSS (Linux ``clear_refs`` 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def _mb(size: int) -> str:
@@ -269,7 +350,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=("raw", "served", "cache", "options"), nargs="+")
+    parser.add_argument("what", choices=("raw", "served", "cache", "options", "transients"), nargs="+")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--model-dir", type=Path, default=None, help="default: the fp32 export")
@@ -287,6 +368,8 @@ def main() -> None:
             bench_options(model_dir, args.seconds)
         elif what == "cache":
             bench_cache(model_dir, args.repeat)
+        elif what == "transients":
+            bench_transients(model_dir)
         else:
             bench_served(model_dir, int(args.seconds), arenas, tuple(args.serve_args or [""]))
         print()

@@ -87,6 +87,8 @@ class Config:
     canary_interval_s: float = 1.0
     threads: int = 0
     inference_niceness: int = 10
+    inference_idle: bool = False
+    gc_freeze: bool = True
     ort_arena: Arena = Arena.SHRINK
     ort_prepacking: bool = True
     graph_cache: str = ""
@@ -284,6 +286,20 @@ OPTIONS: tuple[Option, ...] = (
         "model.niceness",
         "how much lower the inference thread's (and the backend's intra-op threads') CPU "
         "priority is than the event loop's, as a nice increment 0-19 (Linux)",
+    ),
+    Option(
+        "inference_idle",
+        ("WARMGATE_INFERENCE_IDLE",),
+        "model.inference_idle",
+        "run the inference thread (and the backend's intra-op threads) in the SCHED_IDLE class "
+        "instead of niced: any other runnable thread, the event loop first, preempts it at once (Linux)",
+    ),
+    Option(
+        "gc_freeze",
+        ("WARMGATE_GC_FREEZE",),
+        "lifecycle.gc_freeze",
+        "at READY, collect once and freeze what start-up left (gc.freeze), so the garbage "
+        "collector's full passes under load stop walking it (20-40 ms event-loop pauses)",
     ),
     Option(
         "ort_arena",

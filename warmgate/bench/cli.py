@@ -72,8 +72,9 @@ def _model_dir(given: Path | None) -> Path:
     from warmgate.models.fetch import default_cache_dir, fetch_default_model
 
     source = fetch_default_model(default_cache_dir(), lambda m: print(m, flush=True))
-    target = source.parent / f"{source.name}-onnx"
-    if not (target / "model.onnx").is_file():
+    # its own directory: exports there before the weights moved to model.onnx.data are one file
+    target = source.parent / f"{source.name}-onnx-external-data"
+    if not (target / "model.onnx").is_file() or not (target / "model.onnx.data").is_file():
         from warmgate.models.text import export_onnx
 
         shutil.copytree(source, target, dirs_exist_ok=True)

@@ -79,15 +79,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(model_dir: Path, workdir: Path, args: Sequence[str], timeout_s: float = 600) -> Iterator[Server]:
-    """``warmgate serve`` on a free loopback port, waited on until ``/ping`` is 200."""
+def serve(
+    model_dir: Path, workdir: Path, args: Sequence[str], timeout_s: float = 600, checkout: Path | None = None
+) -> Iterator[Server]:
+    """``warmgate serve`` on a free loopback port, waited on until ``/ping`` is 200. With
+    ``checkout``, the server runs that directory's ``warmgate`` package (another commit's code:
+    ``python -m`` imports from its working directory first)."""
     port = free_port()
     log = workdir / f"serve-{port}.log"
     cmd = [sys.executable, "-m", "warmgate", "serve", "--model-dir", str(model_dir)]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--no-fetch-default", *args]
     with log.open("wb") as out:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=checkout)
     server = Server(proc, f"http://127.0.0.1:{port}", log, started)
     try:
         deadline = time.monotonic() + timeout_s

@@ -9,7 +9,8 @@ memory arena policy, and an on-disk cache of the optimised graph.
   ``same`` grows the arena only by what is asked (``arena_extend_strategy`` 1) instead of
   doubling. ``docs/benchmarks.md`` has what each costs (``scripts/bench_memory.py``).
 * **Graph cache** (:class:`GraphCache`). The first start writes the optimised graph
-  (``session.optimized_model_filepath``) under a key of the model's SHA-256, the ORT version,
+  (``session.optimized_model_filepath``, its weights beside it as external data) under a key
+  of the model's SHA-256 (graph and ``model.onnx.data``), the ORT version,
   the providers, the optimisation level and the CPU architecture; a later start with the same
   key loads that graph with optimisation off. A changed model has another key, so a stale graph
   is never used. Off unless a directory is configured: for MiniLM on CPU the optimisation takes
@@ -27,6 +28,7 @@ import hashlib
 import logging
 import os
 import platform
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -128,10 +130,14 @@ class GraphCache:
 
     @staticmethod
     def key(model: Path, ort_version: str, providers: Sequence[str], level: OptLevel) -> str:
+        """Covers the graph and its weights in ``<model>.data`` (the external data file
+        ``warmgate export-onnx`` writes), so new weights under an unchanged graph miss."""
         digest = hashlib.sha256()
-        with model.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        for part in (model, model.with_name(f"{model.name}.data")):
+            if part == model or part.is_file():
+                with part.open("rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
         facts = "|".join([ort_version, ",".join(providers), level.value, platform.machine()])
         digest.update(facts.encode())
         return digest.hexdigest()[:32]
@@ -140,16 +146,32 @@ class GraphCache:
         return self.directory / f"{model.stem}-{key}.onnx"
 
     def writable_tmp(self, final: Path) -> Path | None:
-        """A temporary name next to ``final`` for ORT to write to, or None (with a warning) when
-        the cache directory cannot be written: a read-only image still serves, uncached."""
+        """A temporary directory beside ``final`` for ORT to write the graph and its weights
+        into, or None (with a warning) when the cache directory cannot be written: a read-only
+        image still serves, uncached."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=self.directory)
+            return Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.directory))
         except OSError as exc:
             log.warning("graph cache %s is not writable (%s); optimising without it", self.directory, exc)
             return None
-        os.close(fd)
-        return Path(name)
+
+    @staticmethod
+    def publish(staged: Path, final: Path) -> None:
+        """Move a written entry into place: its weights file first, the graph last (atomic
+        renames: another replica never reads a half-written entry)."""
+        weights = staged.with_name(weights_name(final))
+        if weights.is_file():
+            weights.replace(final.with_name(weights.name))
+        staged.replace(final)
+
+
+def weights_name(graph: Path) -> str:
+    """The weights file beside a cached graph: ORT writes the optimised graph's initializers
+    there (external data, memory-mapped again on a hit) instead of into the graph. Without it
+    ORT would point the cached graph at the model's own ``model.onnx.data`` by a path relative
+    to the cache, which a hit cannot find."""
+    return f"{graph.name}.data"
 
 
 def open_session(path: Path, device: Device | str, settings: OrtSettings | int = OrtSettings()) -> Session:
@@ -175,7 +197,13 @@ def open_session(path: Path, device: Device | str, settings: OrtSettings | int =
         else:
             tmp = cache.writable_tmp(final)
             if tmp is not None:
-                options.optimized_model_filepath = str(tmp)
+                options.optimized_model_filepath = str(tmp / final.name)
+                options.add_session_config_entry(
+                    "session.optimized_model_external_initializers_file_name", weights_name(final)
+                )
+                options.add_session_config_entry(
+                    "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
+                )
                 graph_cache = "miss"
     errors = tuple(getattr(ort.capi.onnxruntime_pybind11_state, n) for n in _ORT_ERRORS)
     try:
@@ -183,10 +211,11 @@ def open_session(path: Path, device: Device | str, settings: OrtSettings | int =
     except (*errors, RuntimeError, ValueError, OSError) as exc:
         raise ModelLoadError(f"onnxruntime cannot load {source}: {exc}") from exc
     finally:
-        if tmp is not None and final is not None and tmp.is_file() and tmp.stat().st_size:
-            tmp.replace(final)  # atomic: another replica never reads a half-written graph
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        if tmp is not None and final is not None:
+            staged = tmp / final.name
+            if staged.is_file() and staged.stat().st_size:
+                GraphCache.publish(staged, final)
+            shutil.rmtree(tmp, ignore_errors=True)
     if graph_cache != "off":
         log.info("%s: optimised graph cache %s (%s)", path.name, graph_cache, final)
     active = list(session.get_providers())

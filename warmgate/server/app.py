@@ -8,13 +8,15 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from warmgate import __version__
 from warmgate.errors import NotFound, PayloadTooLarge, Unavailable, WarmgateError, http_status
@@ -47,12 +49,39 @@ def error_response(exc: Exception, oip: bool = False) -> JSONResponse:
     return JSONResponse(body, status, headers=headers)
 
 
+class _App(Starlette):
+    """Starlette, with the hottest routes dispatched straight to their handlers.
+
+    ``POST /invocations`` and ``GET /ping`` skip Starlette's middleware stack and router (its
+    error middlewares, the route match, the request/response wrappers): under saturation the
+    event loop pays that per request, on the cores the model needs. Their handlers are the same
+    ``timed`` ones the router holds, which already turn every exception into the JSON error
+    response, so nothing the stack did for them is lost. Every other route, a ``HEAD``, and any
+    request under a root path go through Starlette as before.
+    """
+
+    def __init__(self, hot: dict[tuple[str, str], Handler], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._hot = hot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            handler = self._hot.get((scope["method"], scope["path"]))
+            if handler is not None:
+                scope["app"] = self
+                response = await handler(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(rt: Runtime) -> Starlette:
     """The app over ``rt``; the lifespan starts and stops the runtime."""
     config = rt.config
 
     def timed(route: str, handler: Handler) -> Handler:
         histogram = rt.metrics.request_seconds
+        by_status: dict[int, Histogram] = {}  # the labelled children, looked up once (not per request)
         oip = route.startswith("/v2")
 
         async def wrapped(request: Request) -> Response:
@@ -62,7 +91,11 @@ def create_app(rt: Runtime) -> Starlette:
             except Exception as exc:  # mapped to a JSON response in one place
                 response = error_response(exc, oip)
             if not rt.is_warmup_request(request.headers.get(WARMUP_HEADER)):  # warmup is not traffic
-                histogram.labels(route, str(response.status_code)).observe(time.perf_counter() - t0)
+                status = response.status_code
+                child = by_status.get(status)
+                if child is None:
+                    child = by_status[status] = histogram.labels(route, str(status))
+                child.observe(time.perf_counter() - t0)
             return response
 
         return wrapped
@@ -153,12 +186,18 @@ def create_app(rt: Runtime) -> Starlette:
             raise Unavailable(f"not ready: phase {rt.lifecycle.phase.value} ({rt.lifecycle.reason})", 5)
         return rt.pipeline
 
+    received_by: dict[tuple[str, str], Counter] = {}  # labelled children, looked up once
+
     def received(request: Request, route: str) -> bool:
         """Count an inference request under the phase it arrived in; True for warmup's own
         loopback requests, which are not traffic (not counted, but let in while WARMING)."""
         warmup = rt.is_warmup_request(request.headers.get(WARMUP_HEADER))
         if not warmup:
-            rt.metrics.received.labels(route, rt.lifecycle.phase.value).inc()
+            labels = (route, rt.lifecycle.phase.value)
+            child = received_by.get(labels)
+            if child is None:
+                child = received_by[labels] = rt.metrics.received.labels(*labels)
+            child.inc()
         return warmup
 
     async def infer(request: Request, protocol: Protocol, warmup: bool) -> Response:
@@ -187,8 +226,12 @@ def create_app(rt: Runtime) -> Starlette:
         """A route whose duration histogram is labelled with its path template."""
         return Route(path, timed(path, handler), methods=[method])
 
+    hot = {
+        ("GET", "/ping"): route("/ping", ping),
+        ("POST", "/invocations"): route("/invocations", invocations, "POST"),
+    }
     routes = [
-        route("/ping", ping),
+        hot["GET", "/ping"],
         route("/readyz", readyz),
         route("/livez", livez),
         route("/v2/health/live", livez),
@@ -197,7 +240,7 @@ def create_app(rt: Runtime) -> Starlette:
         route("/v2/models/{name}", model_metadata),
         route("/v2/models/{name}/ready", model_ready),
         route("/v2/models/{name}/infer", oip_infer, "POST"),
-        route("/invocations", invocations, "POST"),
+        hot["POST", "/invocations"],
         route("/execution-parameters", execution_parameters),
         route("/warmgate/shapes", shapes),
         Route("/metrics", metrics, methods=["GET"]),  # not timed: scrapes would skew the histogram
@@ -212,4 +255,9 @@ def create_app(rt: Runtime) -> Starlette:
     async def http_error(request: Request, exc: Exception) -> Response:
         return error_response(exc)
 
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    return _App(
+        {key: r.endpoint for key, r in hot.items()},
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )

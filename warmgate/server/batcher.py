@@ -90,19 +90,15 @@ class Batcher:
         self._queues.setdefault(item.key, deque()).append(pending)
         self._idle.clear()
         self._wakeup.set()
-        # asyncio.wait, not wait_for: wait_for (3.11) can swallow a cancellation that races with
-        # the result, and a cancelled caller must always drop its queued work.
+        # The future itself is awaited and a timer fails it at the deadline: one timer handle
+        # a request, where asyncio.wait added a waiter future, a set and callbacks (the event
+        # loop's per-request work, paid under saturation). Either way the future is done
+        # (timed out, or cancelled with its caller), so the batcher drops it if still queued.
+        timer = loop.call_later(timeout_s, _expire, pending.future, timeout_s)
         try:
-            done, _ = await asyncio.wait({pending.future}, timeout=timeout_s)
-        except asyncio.CancelledError:
-            pending.future.cancel()
-            raise
-        if not done:
-            pending.future.cancel()
-            raise InferenceTimeout(
-                f"inference did not finish within {timeout_s:g}s (SAGEMAKER_MODEL_SERVER_TIMEOUT)"
-            )
-        return pending.future.result()
+            return await pending.future
+        finally:
+            timer.cancel()
 
     async def drain(self, timeout_s: float) -> None:
         """Wait (at most ``timeout_s``) until every queued request has been served, then stop the loop."""
@@ -201,3 +197,12 @@ class Batcher:
                 # poll of the sockets between: a /ping that arrives as a batch completes waits
                 # for one reply's work, not for the whole batch's.
                 await asyncio.sleep(0)
+
+
+def _expire(future: asyncio.Future[Any], timeout_s: float) -> None:
+    if not future.done():
+        future.set_exception(
+            InferenceTimeout(
+                f"inference did not finish within {timeout_s:g}s (SAGEMAKER_MODEL_SERVER_TIMEOUT)"
+            )
+        )

@@ -29,10 +29,21 @@ T = TypeVar("T")
 _Job = tuple["Future[Any]", Callable[[], Any]]
 
 
-def lower_thread_priority(niceness: int = INFERENCE_NICENESS) -> None:
-    """Linux: nice only the calling thread; elsewhere leave priorities alone."""
-    if sys.platform.startswith("linux") and niceness:
-        tid = threading.get_native_id()
+def lower_thread_priority(niceness: int = INFERENCE_NICENESS, idle: bool = False) -> None:
+    """Linux: nice only the calling thread, or with ``idle`` put it in the ``SCHED_IDLE``
+    class; elsewhere leave priorities alone. Threads it starts later (ONNX Runtime's intra-op
+    pool) inherit either.
+
+    ``SCHED_IDLE``: the kernel preempts such a thread as soon as any normal thread wakes (the
+    event loop with a request or a ``/ping``); a niced thread may first run out its slice
+    (EEVDF's run-to-parity), a few milliseconds. The cost: any other busy process on the same
+    cores (not only our event loop) goes first."""
+    if not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    if idle:
+        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+    elif niceness:
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
 
 
@@ -46,9 +57,13 @@ class InferenceThread:
     """
 
     def __init__(
-        self, niceness: int = INFERENCE_NICENESS, clock: Callable[[], float] = time.monotonic
+        self,
+        niceness: int = INFERENCE_NICENESS,
+        clock: Callable[[], float] = time.monotonic,
+        idle: bool = False,
     ) -> None:
         self._niceness = niceness
+        self._idle = idle
         self._clock = clock
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -82,7 +97,7 @@ class InferenceThread:
             self._jobs.put(None)
 
     def _work(self) -> None:
-        lower_thread_priority(self._niceness)
+        lower_thread_priority(self._niceness, self._idle)
         while (job := self._jobs.get()) is not None:
             future, call = job
             if not future.set_running_or_notify_cancel():  # its caller has gone

@@ -25,6 +25,7 @@ from warmgate.server.admission import Admission
 from warmgate.server.batcher import Batcher
 from warmgate.server.grouping import BatchLimits
 from warmgate.server.health import BatchRecord, HealthMonitor, HealthPolicy
+from warmgate.server.heap import freeze_startup_heap
 from warmgate.server.inference import InferenceThread
 from warmgate.server.lifecycle import Lifecycle, Phase
 from warmgate.server.metrics import Metrics
@@ -62,7 +63,7 @@ class Runtime:
         self.lifecycle = Lifecycle(on_change=lambda old, new: self.metrics.set_phase(new))
         self.admission = Admission(config.max_queue, on_reject=self.metrics.rejected.labels("full").inc)
         self.recorder = ShapeRecorder() if config.record_shapes else None
-        self.inference = InferenceThread(config.inference_niceness)
+        self.inference = InferenceThread(config.inference_niceness, idle=config.inference_idle)
         self.batches = BatchRecord()
         # Set when the process should end with this code (--exit-on-failure); the server's
         # main loop reads it. Nothing outside the runtime writes it.
@@ -159,6 +160,8 @@ class Runtime:
             await self.inference.run_now(model.seal)
             if not self.lifecycle.can(Phase.READY):  # draining, or the loop died during warmup
                 return
+            if self.config.gc_freeze:  # before READY: its one full collection meets no traffic
+                log.info("gc: %d start-up objects frozen", freeze_startup_heap())
             self.lifecycle.transition(
                 Phase.READY,
                 f"warmed {len(self.warmup_results)} shapes in {time.perf_counter() - t1:.2f}s"

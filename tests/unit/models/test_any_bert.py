@@ -69,6 +69,8 @@ def test_onnx_export_of_any_bert_matches_torch(
     tiny_dir: Path, tmp_path: Path, tiny_embeddings: np.ndarray
 ) -> None:
     onnx_path = export_onnx(tiny_dir, tmp_path / "tiny.onnx")
+    weights = tmp_path / "tiny.onnx.data"  # memory-mapped by ONNX Runtime, not copied
+    assert weights.stat().st_size > 4 * onnx_path.stat().st_size
     model = OnnxTextModel(tiny_dir, onnx_path=onnx_path, threads=1)
     np.testing.assert_allclose(embed_with(model, TEXTS), tiny_embeddings, atol=1e-5)
     # dynamic axes: other batch sizes and lengths run through the same graph

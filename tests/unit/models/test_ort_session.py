@@ -67,6 +67,30 @@ def test_changed_model_ignores_the_old_cache(tmp_path: Path) -> None:
     assert state == "hit"
 
 
+def test_new_weights_in_the_external_data_file_ignore_the_old_cache(tmp_path: Path) -> None:
+    """`warmgate export-onnx` keeps the weights in model.onnx.data: the key must cover them."""
+    model, cache = tmp_path / "m" / "model.onnx", tmp_path / "cache"
+
+    def write(scale: float) -> None:
+        one_file = _linear(tmp_path / "one-file" / "model.onnx", scale)
+        model.parent.mkdir(exist_ok=True)
+        model.with_name("model.onnx.data").unlink(missing_ok=True)  # onnx.save appends to it
+        onnx.save(onnx.load(str(one_file)), str(model), save_as_external_data=True,
+                  location="model.onnx.data", size_threshold=0)  # fmt: skip
+
+    write(1.0)
+    graph = model.read_bytes()
+    assert _serve(model, cache)[1] == "miss"
+    write(2.0)
+    assert model.read_bytes() == graph  # only the data file changed
+    y, state = _serve(model, cache)
+    assert state == "miss"
+    np.testing.assert_allclose(y, _expected(2.0), rtol=1e-6)
+    y, state = _serve(model, cache)  # the entry finds its own weights, not the model's
+    assert state == "hit"
+    np.testing.assert_allclose(y, _expected(2.0), rtol=1e-6)
+
+
 def test_unwritable_cache_still_serves(tmp_path: Path) -> None:
     model = _linear(tmp_path / "m" / "model.onnx", 1.0)
     blocker = tmp_path / "not-a-dir"
@@ -116,6 +140,60 @@ def test_memory_of_a_big_run_goes_back_to_the_kernel(
     ORT's default arena keeps them (the contrast shows the measurement can see it)."""
     model = _linear(tmp_path / "model.onnx", 1.0)
     code = [sys.executable, "-c", _RSS_AFTER_BIG_RUN, str(model), arena]
+    grown = int(subprocess.run(code, capture_output=True, text=True, check=True).stdout)
+    assert grown >= at_least_mb
+    if at_most_mb is not None:
+        assert grown <= at_most_mb
+
+
+_ANON_AFTER_LOOKUP = """
+import sys
+from pathlib import Path
+import numpy as np
+from warmgate.models.ort_session import OrtSettings, open_session
+
+def anon_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) // 1024
+
+import onnxruntime  # noqa: F401 - its own import is not what is measured
+before = anon_mb()
+session = open_session(Path(sys.argv[1]), "cpu", OrtSettings(threads=1))
+(rows,) = session.run(["rows"], {"ids": np.array([3, 5000, 9999], np.int64)})
+assert rows.shape == (3, 512) and float(rows[1, 0]) == 5000.0, rows[:, :2]
+print(anon_mb() - before)
+"""
+
+
+def _lookup_table(path: Path, external: bool) -> Path:
+    """``rows = table[ids]``: a 10000 × 512 float32 table (20 MB), row i filled with i."""
+    from onnx import TensorProto, helper
+
+    table = np.repeat(np.arange(10_000, dtype=np.float32)[:, None], 512, axis=1)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["rows"])],
+        "lookup",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n"])],
+        [helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["n", 512])],
+        initializer=[numpy_helper.from_array(table, "table")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path), save_as_external_data=external, location=f"{path.name}.data")
+    return path
+
+
+@pytest.mark.parametrize(("external", "at_most_mb", "at_least_mb"), [(True, 8, 0), (False, None, 16)])
+def test_weights_in_an_external_data_file_stay_off_the_heap(
+    tmp_path: Path, external: bool, at_most_mb: int | None, at_least_mb: int
+) -> None:
+    """Weights in ``model.onnx.data`` (what `warmgate export-onnx` writes) are memory-mapped by
+    ONNX Runtime, not copied onto the heap: a lookup reads in only the pages it touches. A
+    one-file graph's 20 MB table is copied (the contrast shows the measurement can see it)."""
+    model = _lookup_table(tmp_path / "model.onnx", external)
+    code = [sys.executable, "-c", _ANON_AFTER_LOOKUP, str(model)]
     grown = int(subprocess.run(code, capture_output=True, text=True, check=True).stdout)
     assert grown >= at_least_mb
     if at_most_mb is not None:

@@ -85,3 +85,25 @@ def test_the_thread_runs_at_a_lower_priority_than_the_caller() -> None:
 
     mine, theirs = asyncio.run(scenario())
     assert theirs == min(19, mine + 5)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux-only")
+def test_an_idle_class_thread_and_the_threads_it_starts_run_sched_idle() -> None:
+    """``--inference-idle``: the thread, and a thread it starts (as ONNX Runtime starts its
+    intra-op pool), are in SCHED_IDLE; the caller's class is untouched."""
+
+    def policies() -> tuple[int, int]:
+        seen: list[int] = []
+        child = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))
+        child.start()
+        child.join()
+        return os.sched_getscheduler(0), seen[0]
+
+    async def scenario() -> tuple[int, int]:
+        worker = InferenceThread(niceness=5, idle=True)
+        result = await worker.run_now(policies)
+        worker.shutdown()
+        return result
+
+    assert asyncio.run(scenario()) == (os.SCHED_IDLE, os.SCHED_IDLE)
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER

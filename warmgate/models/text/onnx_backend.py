@@ -29,9 +29,14 @@ from warmgate.models.text.pooling import FloatArray, IntArray
 log = logging.getLogger(__name__)
 
 # The most tokens (rows × padded sequence) one session.run sees: a larger batch runs as chunks of
-# rows. A transformer's working memory grows with rows × seq² (attention), so without this the
-# 16 × 256 bucket alone takes MiniLM's process from 180 MB to 510 MB (scripts/bench_memory.py).
+# rows. A transformer's working memory grows with rows × seq (activations) and rows × seq²
+# (attention scores, per head), so without this the 16 × 256 bucket alone takes MiniLM's process
+# from 180 MB to 510 MB (scripts/bench_memory.py).
 DEFAULT_RUN_TOKENS = 1024
+# The most rows × seq² one session.run sees: a long text's run is bounded by its attention as well
+# (rows of 256 tokens: 1 a run; 128: 2; 64: 8; 32 or fewer: the token bound). The peak a run adds
+# to MiniLM's RSS went from 37 MB (4 × 256) to 20 MB (32 × 32), the largest left.
+DEFAULT_RUN_SCORES = 32 * 1024
 REQUIRED_INPUTS = ("input_ids", "attention_mask")
 OPTIONAL_INPUTS = ("token_type_ids",)
 TOKEN_OUTPUTS = ("last_hidden_state", "token_embeddings")
@@ -54,14 +59,17 @@ class OnnxTextModel(TextEmbeddingModel):
         onnx_path: Path | str | None = None,
         ort: OrtSettings | None = None,
         run_tokens: int = DEFAULT_RUN_TOKENS,
+        run_scores: int = DEFAULT_RUN_SCORES,
     ) -> None:
         """``threads``: ONNX Runtime intra-op threads (0: one per core); ``ort`` (threads, arena,
         graph cache) wins over it when given. ``run_tokens``: the most rows × sequence one
-        ``session.run`` takes (a batch larger runs in chunks of rows; 0: never split)."""
+        ``session.run`` takes, ``run_scores`` the most rows × sequence² (a batch larger runs in
+        chunks of rows; 0: no such bound)."""
         super().__init__(model_dir, plan=plan, oversize=oversize, device=device, name=name, threads=threads)
         self.onnx_path = Path(onnx_path) if onnx_path is not None else self.files.onnx
         self.ort = ort or OrtSettings(threads=threads)
         self.run_tokens = run_tokens
+        self.run_scores = run_scores
         self._session: Session | None = None
         self._input_names: tuple[str, ...] = ()
         self._output_name = ""
@@ -129,7 +137,10 @@ class OnnxTextModel(TextEmbeddingModel):
         return CUDA in self._providers
 
     def _rows_per_run(self, seq: int) -> int | None:
-        return max(1, self.run_tokens // max(seq, 1)) if self.run_tokens else None
+        seq = max(seq, 1)
+        limits = ((self.run_tokens, seq), (self.run_scores, seq * seq))
+        bounds = [limit // width for limit, width in limits if limit]
+        return max(1, min(bounds)) if bounds else None
 
     def _backend_metadata(self) -> dict[str, Any]:
         return {
@@ -137,6 +148,7 @@ class OnnxTextModel(TextEmbeddingModel):
             "providers": list(self._providers),
             "intra_op_threads": self.ort.threads,
             "run_tokens": self.run_tokens,
+            "run_scores": self.run_scores,
             "arena": self.ort.arena.value,
             "graph_cache": self._session.graph_cache if self._session else "off",
             "onnx_path": str(self.onnx_path),
