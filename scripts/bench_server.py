@@ -1,6 +1,6 @@
 """Server benchmarks for docs/benchmarks.md. Ratios measured in one run, on this machine.
 
-    python scripts/bench_server.py [startup] [ping] [first] [--seconds N]
+    python scripts/bench_server.py [startup] [ping] [first] [ready] [--seconds N] [--trials N]
 
 Served throughput against raw ONNX Runtime (best batch, every core) is ``warmgate bench``.
 
@@ -8,6 +8,8 @@ Served throughput against raw ONNX Runtime (best batch, every core) is ``warmgat
 * ping       — /ping p50/p99 (wrk --latency) idle and while /invocations is saturated (wrk)
 * first      — per prompt-set shape: first request after READY ÷ steady p50, warmup on vs off,
                ONNX and torch, median over --trials fresh processes
+* ready      — time to READY ÷ one raw pass over the bucket plan at steady speed (ONNX), both
+               measured in each of --trials fresh processes
 
 Needs wrk (Debian package) and the default model (fetched on first use); the ONNX export is
 written under ``$WARMGATE_BENCH_DIR`` (default ``./out/bench``, git-ignored).
@@ -36,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.process import Replica, replica  # noqa: E402
+from warmgate.bench.ready import ready_figures  # noqa: E402
+from warmgate.bench.served import serve  # noqa: E402
 from warmgate.models.fetch import default_cache_dir, fetch_default_model  # noqa: E402
 from warmgate.warmup.promptset import default_prompt_set  # noqa: E402
 
@@ -205,13 +209,38 @@ def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int, backends: 
     print("| **max / median** | " + " | ".join(summary) + " |")
 
 
+def bench_ready(dirs: dict[str, Path], trials: int) -> None:
+    """Each trial: a fresh replica to READY, then one raw pass over its plan in the same state."""
+    print(f"\n### Time to READY ÷ one pass over the bucket plan (ONNX, {trials} fresh processes)\n")
+    print("| trial | READY | loading | warming | one pass | warming ÷ pass | READY ÷ pass |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    figures = []
+    for trial in range(1, trials + 1):
+        with tempfile.TemporaryDirectory() as tmp, serve(dirs["onnx"], Path(tmp), SERVER_ARGS) as server:
+            f = ready_figures(server, dirs["onnx"], os.cpu_count() or 1)
+        figures.append(f)
+        print(
+            f"| {trial} | {f.ready_s:.2f} s | {f.loading_s:.2f} s | {f.warming_s:.2f} s | {f.pass_s:.2f} s "
+            f"| {f.warming_ratio:.2f} | {f.ready_ratio:.2f} |",
+            flush=True,
+        )
+    ready = sorted(f.ready_ratio for f in figures)
+    warming = sorted(f.warming_ratio for f in figures)
+    print(
+        f"\nREADY ÷ pass: median **{statistics.median(ready):.2f}** (range {ready[0]:.2f}–{ready[-1]:.2f}); "
+        f"warming ÷ pass: median {statistics.median(warming):.2f} (range {warming[0]:.2f}–{warming[-1]:.2f})"
+    )
+    for i, f in enumerate(figures, 1):
+        print(f"- trial {i} warmup: {f.warmup}")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["_load"]:  # internal: the saturating load, run as its own process
         url, seconds, body = sys.argv[2], int(sys.argv[3]), sys.argv[4]
         print(json.dumps(wrk(url + "/invocations", seconds, 32, body)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", nargs="*", default=["startup", "ping", "first"])
+    parser.add_argument("which", nargs="*", default=["startup", "ping", "first", "ready"])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--trials", type=int, default=3, help="fresh processes per `first` column")
     parser.add_argument("--backends", default="onnx,torch", help="backends of the `first` columns")
@@ -223,6 +252,7 @@ def main() -> None:
             "startup": lambda: bench_startup(dirs),
             "ping": lambda: bench_ping(dirs, args.seconds),
             "first": lambda: bench_first(dirs, 20, args.trials, args.backends.split(",")),
+            "ready": lambda: bench_ready(dirs, args.trials),
         }[name]()
 
 

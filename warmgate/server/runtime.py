@@ -19,10 +19,12 @@ from typing import Any
 
 from warmgate.config import Config
 from warmgate.errors import ModelLoadError, WarmgateError, WarmupError
+from warmgate.media import media_type
 from warmgate.models.base import Item, Model, ModelKind
 from warmgate.models.loader import resolve_model_dir
 from warmgate.server.admission import Admission
 from warmgate.server.batcher import Batcher
+from warmgate.server.codecs import Incoming, Protocol
 from warmgate.server.grouping import BatchLimits
 from warmgate.server.health import BatchRecord, HealthMonitor, HealthPolicy
 from warmgate.server.inference import InferenceThread
@@ -31,7 +33,7 @@ from warmgate.server.metrics import Metrics
 from warmgate.server.pipeline import Pipeline, Reply, ShapeObserver
 from warmgate.warmup.loopback import LoopbackSender, new_token
 from warmgate.warmup.record import ShapeRecorder
-from warmgate.warmup.runner import ShapeResult, WarmupDeadline, WarmupPolicy, run_warmup
+from warmgate.warmup.runner import Planned, ShapeOf, ShapeResult, WarmupDeadline, WarmupPolicy, run_warmup
 
 log = logging.getLogger("warmgate.runtime")
 
@@ -271,12 +273,32 @@ class Runtime:
             self.metrics.warmup_seconds.labels(result.name).set(result.seconds)
             self.metrics.warmup_steady_seconds.labels(result.name).set(result.steady_s)
 
-        synthetic = None if model.kind is ModelKind.HANDLER else model.synthetic_request
+        def shape_of(body: bytes, content_type: str, accept: str) -> Planned:
+            """Where a warmup request lands, before it runs: the request path's own decode and
+            prepare (a text model tokenises), without the batcher or the backend."""
+            codec = pipeline.codecs[Protocol.SAGEMAKER]
+            decoded = codec.decode(Incoming(body, media_type(content_type), accept))
+            item = model.prepare(decoded.payload)
+            return Planned(item.bucket, item.runs_at)
+
+        # A user handler's prepare is its own code: it runs only on the request path.
+        handler = model.kind is ModelKind.HANDLER
+        synthetic = None if handler else model.synthetic_request
+        planner: ShapeOf | None = None if handler else shape_of
         policy = WarmupPolicy(self.config.warmup_max_runs, self.config.warmup_tolerance)
         http = LoopbackSender(self.loopback_url, self._warmup_token) if self.loopback_url else None
         try:
             self.warmup_results = await run_warmup(
-                path, prompts, model.buckets(), synthetic, policy, progress, on_shape, deadline, http
+                path,
+                prompts,
+                model.buckets(),
+                synthetic,
+                policy,
+                progress,
+                on_shape,
+                deadline,
+                http,
+                shape_of=planner,
             )
         finally:
             if http is not None:
