@@ -7,7 +7,10 @@ Served throughput against raw ONNX Runtime (best batch, every core) is ``warmgat
 * startup    — process start → first /livez 200, → READY (ONNX and torch), with the phase split
 * ping       — /ping p50/p99 (wrk --latency) idle and while /invocations is saturated (wrk)
 * first      — per prompt-set shape: first request after READY ÷ steady p50, warmup on vs off,
-               ONNX and torch, median over --trials fresh processes
+               ONNX and torch, median over --trials fresh processes; the first request the
+               process serves over HTTP also like for like, against the same request after
+               the same idle pause
+* idle       — raw session.run (no server) after an idle pause ÷ back to back
 * ready      — time to READY ÷ one raw pass over the bucket plan at steady speed (ONNX), both
                measured in each of --trials fresh processes
 
@@ -30,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -166,22 +170,49 @@ def bench_ping(dirs: dict[str, Path], seconds: int, rounds: int = 3) -> None:
         )
 
 
-def first_ratios(model_dir: Path, backend: str, warmup: bool, steady_runs: int) -> dict[str, float]:
-    """One fresh server: per prompt-set line, its first request's latency ÷ the median of the next
-    ``steady_runs``."""
+PAUSE_S = 0.25  # idle time before the first request, and before each of its like-for-like controls
+PAUSED_RUNS = 9
+
+
+@dataclass
+class FirstRun:
+    """One fresh server: per prompt-set line, its first request ÷ the median of the next runs,
+    sent back to back. The first line's first request is the first the process serves over HTTP
+    and comes after an idle pause (as any first request after READY does); it is also divided
+    by the median of ``PAUSED_RUNS`` requests of the same line, each sent after the same pause."""
+
+    ratios: dict[str, float]
+    first_paused: float  # the first line's first request ÷ its p50 after the same pause
+    paused_cost: float  # the first line's p50 after a pause ÷ its back-to-back p50
+
+
+def first_ratios(model_dir: Path, backend: str, warmup: bool, steady_runs: int) -> FirstRun:
     flags = ("--backend", backend, "--warmup" if warmup else "--no-warmup")
     ratios: dict[str, float] = {}
+    first_paused = paused_cost = float("nan")
     with ready_server(model_dir, *flags) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         client.get("/ping").raise_for_status()  # open the connection: measure inference, not TCP
-        for line in default_prompt_set():
+
+        def timed(body: bytes, headers: dict[str, str]) -> float:
+            t0 = time.perf_counter()
+            client.post("/invocations", content=body, headers=headers).raise_for_status()
+            return time.perf_counter() - t0
+
+        for i, line in enumerate(default_prompt_set()):
             headers = {"Content-Type": line.content_type, "Accept": line.accept}
-            samples = []
-            for _ in range(steady_runs + 1):
-                t0 = time.perf_counter()
-                client.post("/invocations", content=line.body, headers=headers).raise_for_status()
-                samples.append(time.perf_counter() - t0)
-            ratios[line.name] = samples[0] / statistics.median(samples[1:])
-    return ratios
+            if i == 0:
+                time.sleep(PAUSE_S)
+            samples = [timed(line.body, headers) for _ in range(steady_runs + 1)]
+            back_to_back = statistics.median(samples[1:])
+            ratios[line.name] = samples[0] / back_to_back
+            if i == 0:
+                paused = []
+                for _ in range(PAUSED_RUNS):
+                    time.sleep(PAUSE_S)
+                    paused.append(timed(line.body, headers))
+                first_paused = samples[0] / statistics.median(paused)
+                paused_cost = statistics.median(paused) / back_to_back
+    return FirstRun(ratios, first_paused, paused_cost)
 
 
 def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int, backends: list[str]) -> None:
@@ -191,13 +222,15 @@ def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int, backends: 
     )
     table: dict[str, dict[str, float]] = {}
     columns = []
+    first_http: dict[str, list[FirstRun]] = {}
     for backend in backends:
         for warmup in (True, False):
             column = f"{backend} warmup {'on' if warmup else 'off'}"
             columns.append(column)
             runs = [first_ratios(dirs[backend], backend, warmup, steady_runs) for _ in range(trials)]
-            for name in runs[0]:
-                table.setdefault(name, {})[column] = statistics.median(r[name] for r in runs)
+            first_http[column] = runs
+            for name in runs[0].ratios:
+                table.setdefault(name, {})[column] = statistics.median(r.ratios[name] for r in runs)
     print("| shape | " + " | ".join(columns) + " |")
     print("| --- |" + " --- |" * len(columns))
     for name, row in table.items():
@@ -207,6 +240,43 @@ def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int, backends: 
         values = [row[c] for row in table.values()]
         summary.append(f"**{max(values):.2f} / {statistics.median(values):.2f}**")
     print("| **max / median** | " + " | ".join(summary) + " |")
+    first = next(iter(table))
+    print(
+        f"\nThe first request the process serves over HTTP ({first}) comes {PAUSE_S:g} s after the "
+        f"connection opened; back-to-back p50 above. Like for like, the same request sent after "
+        f"the same pause ({PAUSED_RUNS} times, median), per trial:\n"
+    )
+    print("| column | first ÷ p50 after the same pause | p50 after a pause ÷ back-to-back p50 |")
+    print("| --- | --- | --- |")
+    for c, runs in first_http.items():
+        like = ", ".join(f"{r.first_paused:.2f}" for r in runs)
+        idle = ", ".join(f"{r.paused_cost:.2f}" for r in runs)
+        print(f"| {c} | {like} | {idle} |")
+
+
+def bench_idle(dirs: dict[str, Path], rounds: int = 9) -> None:
+    """Raw in-process ``session.run`` (no warmgate) of one short sentence after an idle pause ÷
+    back to back: what any request after a pause pays on this machine, warm or not."""
+    from warmgate.bench.raw import RawSession
+    from warmgate.models.text.tokenizer import pad_batch
+
+    raw = RawSession(dirs["onnx"], os.cpu_count() or 1)
+    (row,) = raw.tokenizer.encode([SHORT])
+    feed = raw.feed(*pad_batch([row], 1, len(row), raw.tokenizer.pad_id))
+    for _ in range(20):
+        raw.run(feed)
+    back_to_back = statistics.median(raw.timed(feed) for _ in range(50))
+    print(f"\n### Raw session.run after an idle pause ÷ back to back ({raw.threads} threads, batch 1)\n")
+    print(f"Back to back: {back_to_back * 1e3:.2f} ms\n")
+    print("| pause | median ÷ back to back | max ÷ back to back |")
+    print("| ---: | ---: | ---: |")
+    for pause in (0.001, 0.005, 0.02, 0.1, PAUSE_S):
+        samples = []
+        for _ in range(rounds):
+            time.sleep(pause)
+            samples.append(raw.timed(feed))
+        ratio = statistics.median(samples) / back_to_back
+        print(f"| {pause * 1e3:g} ms | {ratio:.2f} | {max(samples) / back_to_back:.2f} |")
 
 
 def bench_ready(dirs: dict[str, Path], trials: int) -> None:
@@ -253,6 +323,7 @@ def main() -> None:
             "ping": lambda: bench_ping(dirs, args.seconds),
             "first": lambda: bench_first(dirs, 20, args.trials, args.backends.split(",")),
             "ready": lambda: bench_ready(dirs, args.trials),
+            "idle": lambda: bench_idle(dirs),
         }[name]()
 
 

@@ -14,7 +14,7 @@ def _write_set(model_dir: Path, lines: list[dict[str, object]]) -> None:
     (model_dir / "warmup" / "traffic.jsonl").write_text(text)
 
 
-def test_prompt_set_runs_first_and_covers_its_bucket(linear_dir: Path) -> None:
+def test_prompt_set_line_covers_its_bucket(linear_dir: Path) -> None:
     _write_set(linear_dir, [{"name": "pair", "body": {"inputs": [[1, 2, 3, 4], [4, 3, 2, 1]]}, "repeat": 2}])
     with serving(linear_dir, max_batch="4") as client:
         body = client.get("/readyz").json()
