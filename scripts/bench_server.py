@@ -10,6 +10,7 @@ Served throughput against raw ONNX Runtime (best batch, every core) is ``warmgat
                ONNX and torch, median over --trials fresh processes; the first request the
                process serves over HTTP also like for like, against the same request after
                the same idle pause
+* gc         — a full garbage collection of a serving heap, before and after gc.freeze()
 * idle       — raw session.run (no server) after an idle pause ÷ back to back
 * ready      — time to READY ÷ one raw pass over the bucket plan at steady speed (ONNX), both
                measured in each of --trials fresh processes
@@ -279,6 +280,45 @@ def bench_idle(dirs: dict[str, Path], rounds: int = 9) -> None:
         print(f"| {pause * 1e3:g} ms | {ratio:.2f} | {max(samples) / back_to_back:.2f} |")
 
 
+def bench_gc(dirs: dict[str, Path], rounds: int = 5) -> None:
+    """A full garbage collection of a serving process's heap (server modules, the ONNX model,
+    leftovers of warmup-sized work), before and after ``gc.freeze()`` (what ``serve`` does
+    before READY): what a request that triggers one pays."""
+    import gc
+
+    import warmgate.server.app  # noqa: F401 - the modules a replica holds
+    from warmgate.config import load_config
+    from warmgate.models.loader import build_model
+
+    config = load_config({"model_dir": str(dirs["onnx"]), "fetch_default": "0"}, env={})
+    model = build_model(config, dirs["onnx"], "bench")
+    model.load()
+    for line in default_prompt_set():  # leftovers of warmup-sized work
+        texts = line.body.decode() if line.content_type == "text/plain" else json.loads(line.body)["inputs"]
+        model.infer([model.prepare(texts)])
+
+    def full_collections() -> list[float]:
+        out = []
+        for _ in range(rounds):
+            garbage = [[{"x": [i]}] for i in range(1000)]  # what some requests leave behind
+            del garbage
+            t0 = time.perf_counter()
+            gc.collect()
+            out.append(time.perf_counter() - t0)
+        return out
+
+    print(f"\n### A full garbage collection of a serving heap ({len(gc.get_objects())} objects tracked)\n")
+    before = full_collections()
+    gc.collect()
+    gc.freeze()
+    after = full_collections()
+    gc.unfreeze()
+    print("| heap | full collection, median (range) |\n| --- | --- |")
+    for label, values in (("as loaded and warmed", before), ("after gc.freeze()", after)):
+        low, high = min(values) * 1e3, max(values) * 1e3
+        print(f"| {label} | {statistics.median(values) * 1e3:.2f} ms ({low:.2f}–{high:.2f}) |")
+
+
 def bench_ready(dirs: dict[str, Path], trials: int) -> None:
     """Each trial: a fresh replica to READY, then one raw pass over its plan in the same state."""
     print(f"\n### Time to READY ÷ one pass over the bucket plan (ONNX, {trials} fresh processes)\n")
@@ -324,6 +364,7 @@ def main() -> None:
             "first": lambda: bench_first(dirs, 20, args.trials, args.backends.split(",")),
             "ready": lambda: bench_ready(dirs, args.trials),
             "idle": lambda: bench_idle(dirs),
+            "gc": lambda: bench_gc(dirs),
         }[name]()
 
 

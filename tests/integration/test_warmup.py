@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
-from tests.conftest import serving, serving_runtime
+from starlette.testclient import TestClient
+
+from tests.conftest import serving, serving_runtime, wait_settled
+from warmgate.config import load_config
 from warmgate.models.base import Bucket
 from warmgate.models.fetch import default_cache_dir, fetch_default_model
+from warmgate.server.app import create_app
+from warmgate.server.runtime import Runtime
 from warmgate.warmup.predictor import work
 from warmgate.warmup.promptset import default_prompt_set
 
@@ -93,3 +99,21 @@ def test_text_model_warms_every_shape_least_work_first_and_each_bucket_once() ->
         by_line = {r.bucket for r in in_process if r.name in lines} - {None}
         synthetic = [r.bucket for r in in_process if r.name.startswith("synthetic-")]
         assert sorted(synthetic, key=str) == sorted(plan - by_line, key=str)  # each uncovered bucket once
+
+
+def test_a_runtime_that_owns_its_process_freezes_the_heap_before_ready(linear_dir: Path) -> None:
+    """``serve`` owns its process: the heap left after load and warmup is frozen out of the
+    collector before READY; an in-process app (the default) leaves the host's collector alone."""
+    gc.unfreeze()
+    try:
+        with serving(linear_dir) as client:
+            assert client.get("/ping").status_code == 200
+            assert gc.get_freeze_count() == 0
+        config = load_config({"model_dir": str(linear_dir), "fetch_default": "0"}, env={})
+        runtime = Runtime(config, freeze_heap=True)
+        with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
+            wait_settled(client)
+            assert client.get("/ping").status_code == 200
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
