@@ -150,6 +150,11 @@ class _Shape:
     ran: Bucket | None = None  # what one run computes, when planned (``shape_of``)
     synthetic: bool = False
 
+    @property
+    def origin(self) -> str:
+        """Synthetic requests fill every row; prompt lines pad real texts (see the predictor)."""
+        return "synthetic" if self.synthetic else "traffic"
+
     def planned_work(self) -> int | None:
         shape = self.ran or self.bucket
         return None if shape is None else work(shape)
@@ -209,7 +214,7 @@ class _Warmer:
                     )
             latencies.append(self.clock() - t0)
             if ran is not None:
-                predicted = self.predictor.predict(ran, computed)
+                predicted = self.predictor.predict(ran, computed, shape.origin)
             settled = settle(latencies, predicted, shape.min_runs, self.policy)
             if settled is not None:
                 break
@@ -217,7 +222,7 @@ class _Warmer:
         # shape that never settled is left out).
         steady = min(latencies) if settled is not Settled.MAX_RUNS else min(latencies[1:] or latencies)
         if ran is not None and settled is not Settled.MAX_RUNS and send is None:
-            self.predictor.add(ran, steady)  # over HTTP a run also pays the HTTP stack
+            self.predictor.add(ran, steady, shape.origin)  # over HTTP a run also pays the HTTP stack
         return ShapeResult(
             name=shape.name,
             runs=len(latencies),

@@ -267,3 +267,20 @@ def test_a_plan_that_fails_leaves_the_line_to_its_run() -> None:
         run_warmup(model, prompts, BUCKETS, None, POLICY, clock=model.clock, shape_of=refuse)
     )
     assert [r.name for r in results] == ["p-1x5", "p-4x42"]  # smallest body first, as without a plan
+
+
+def test_a_traffic_line_is_anchored_on_the_nearest_traffic_line() -> None:
+    """Real texts padded to their longest cost more per position than full synthetic rows: a
+    big traffic line's prediction follows the nearest traffic line, not the synthetic shape
+    next to it."""
+    predictor = SteadyPredictor()
+    for shape in (Bucket(1, 16), Bucket(4, 16), Bucket(4, 64), Bucket(16, 64), Bucket(16, 256)):
+        predictor.add(shape, cpu_cost(shape), "synthetic")
+    predictor.add(Bucket(8, 230), 1.25 * cpu_cost(Bucket(8, 230)), "traffic")
+    expected = 1.25 * cpu_cost(Bucket(32, 256))
+    as_traffic = predictor.predict(Bucket(32, 256), origin="traffic")
+    as_synthetic = predictor.predict(Bucket(32, 256), origin="synthetic")
+    assert as_traffic == pytest.approx(expected, rel=0.05)
+    assert as_synthetic == pytest.approx(cpu_cost(Bucket(32, 256)), rel=0.05)
+    # With no point of its origin yet, the nearest of any origin anchors it.
+    assert predictor.predict(Bucket(32, 256), origin="other") == as_synthetic
