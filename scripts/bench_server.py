@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.process import Replica, replica  # noqa: E402
-from warmgate.bench.ready import ready_figures  # noqa: E402
+from warmgate.bench.ready import costliest, ready_figures  # noqa: E402
 from warmgate.bench.served import serve  # noqa: E402
 from warmgate.models.fetch import default_cache_dir, fetch_default_model  # noqa: E402
 from warmgate.warmup.promptset import default_prompt_set  # noqa: E402
@@ -342,6 +342,8 @@ def bench_ready(dirs: dict[str, Path], trials: int) -> None:
     )
     for i, f in enumerate(figures, 1):
         print(f"- trial {i} warmup: {f.warmup}")
+    median = sorted(figures, key=lambda f: f.ready_ratio)[len(figures) // 2]
+    print(f"\nWhere the median trial's warming went (its costliest shapes):\n\n{costliest(median)}")
 
 
 def main() -> None:

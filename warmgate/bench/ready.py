@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from warmgate.bench.raw import RawSession, steady_pass
-from warmgate.bench.served import Server
+from warmgate.bench.served import Server, WarmedShape
 from warmgate.models.base import Bucket
 
 
@@ -30,6 +30,8 @@ class ReadyFigures:
     buckets: int
     threads: int
     warmup: str  # the replica's warmup, summarised from its log
+    shapes: tuple[WarmedShape, ...] = ()  # every warmed shape, from its log
+    raw_s: dict[str, float] | None = None  # one raw steady run of each bucket, by label
 
     @property
     def warming_ratio(self) -> float:
@@ -66,9 +68,11 @@ def ready_figures(server: Server, model_dir: Path, cores: int, with_pass: bool =
     """The replica's READY figures and, with ``with_pass``, one raw pass over its plan."""
     buckets, threads = plan(server, model_dir.name, cores)
     one_pass = float("nan")
+    raw_s: dict[str, float] | None = None
     if with_pass:
         raw = RawSession(model_dir, threads)
-        one_pass = sum(steady_pass(raw, buckets).values())
+        raw_s = {b.label(): s for b, s in steady_pass(raw, buckets).items()}
+        one_pass = sum(raw_s.values())
         del raw
     return ReadyFigures(
         ready_s=server.ready_s,
@@ -78,4 +82,22 @@ def ready_figures(server: Server, model_dir: Path, cores: int, with_pass: bool =
         buckets=len(buckets),
         threads=threads,
         warmup=server.warmup_summary(),
+        shapes=tuple(server.warmup_shapes()),
+        raw_s=raw_s,
     )
+
+
+def costliest(figures: ReadyFigures, count: int = 10) -> str:
+    """A markdown table of the shapes that cost warmup most, each against the pass's raw run of
+    its bucket."""
+    rows = ["| shape | runs | settled | ran | first | steady | raw run of its bucket | ÷ pass |"]
+    rows.append("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |")
+    raw = figures.raw_s or {}
+    for shape in sorted(figures.shapes, key=lambda s: -s.seconds)[:count]:
+        bucket = raw.get(shape.bucket)
+        raw_run = f"{bucket * 1e3:.0f} ms ({shape.bucket})" if bucket else "-"
+        rows.append(
+            f"| {shape.name} | {shape.runs} | {shape.settled} | {shape.ran} | {shape.first_s * 1e3:.0f} ms "
+            f"| {shape.steady_s * 1e3:.0f} ms | {raw_run} | {shape.seconds / figures.pass_s:.3f} |"
+        )
+    return "\n".join(rows)
