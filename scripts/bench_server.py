@@ -10,6 +10,7 @@ Served throughput against raw ONNX Runtime (best batch, every core) is ``warmgat
                ONNX and torch, median over --trials fresh processes; the first request the
                process serves over HTTP also like for like, against the same request after
                the same idle pause
+* padding    — raw session.run at 32 × 256: real padded texts vs full-length rows
 * gc         — a full garbage collection of a serving heap, before and after gc.freeze()
 * idle       — raw session.run (no server) after an idle pause ÷ back to back
 * ready      — time to READY ÷ one raw pass over the bucket plan at steady speed (ONNX), both
@@ -280,6 +281,36 @@ def bench_idle(dirs: dict[str, Path], rounds: int = 9) -> None:
         print(f"| {pause * 1e3:g} ms | {ratio:.2f} | {max(samples) / back_to_back:.2f} |")
 
 
+def bench_padding(dirs: dict[str, Path], rounds: int = 3) -> None:
+    """Raw ``session.run`` at one shape, 32 × 256, filled two ways: the default prompt set's
+    ``batch-32-with-long`` (real texts, mostly short, padded to the longest) and 32 full-length
+    rows (what a synthetic warmup request sends). Fastest of ``rounds`` each, interleaved."""
+    from warmgate.bench.raw import RawSession
+    from warmgate.models.text.tokenizer import TextTokenizer, pad_batch
+
+    raw = RawSession(dirs["onnx"], os.cpu_count() or 1)
+    tokenizer = TextTokenizer(dirs["onnx"] / "tokenizer.json", 256)  # the model's max_seq_length
+    line = next(x for x in default_prompt_set() if x.name == "batch-32-with-long")
+    real = tokenizer.encode(json.loads(line.body)["inputs"])
+    full = tokenizer.encode(["hello " * 600] * 32)
+    seq = max(len(r) for r in real)
+    feeds = {
+        f"batch-32-with-long ({sum(map(len, real))} real tokens)": raw.feed(
+            *pad_batch(real, 32, seq, raw.tokenizer.pad_id)
+        ),
+        f"full rows ({32 * seq} real tokens)": raw.feed(*pad_batch(full, 32, seq, raw.tokenizer.pad_id)),
+    }
+    best = dict.fromkeys(feeds, float("inf"))
+    raw.run(next(iter(feeds.values())))
+    for _ in range(rounds):
+        for label, feed in feeds.items():
+            best[label] = min(best[label], raw.timed(feed))
+    print(f"\n### One shape, 32 × {seq}, two fillings (raw session.run, fastest of {rounds})\n")
+    print("| filling | session.run |\n| --- | ---: |")
+    for label, seconds in best.items():
+        print(f"| {label} | {seconds * 1e3:.0f} ms |")
+
+
 def bench_gc(dirs: dict[str, Path], rounds: int = 5) -> None:
     """A full garbage collection of a serving process's heap (server modules, the ONNX model,
     leftovers of warmup-sized work), before and after ``gc.freeze()`` (what ``serve`` does
@@ -367,6 +398,7 @@ def main() -> None:
             "ready": lambda: bench_ready(dirs, args.trials),
             "idle": lambda: bench_idle(dirs),
             "gc": lambda: bench_gc(dirs),
+            "padding": lambda: bench_padding(dirs),
         }[name]()
 
 
