@@ -1,13 +1,20 @@
 """Server benchmarks for docs/benchmarks.md. Ratios measured in one run, on this machine.
 
-    python scripts/bench_server.py [startup] [ping] [first] [--seconds N]
+    python scripts/bench_server.py [startup] [ping] [first] [ready] [--seconds N] [--trials N]
 
 Served throughput against raw ONNX Runtime (best batch, every core) is ``warmgate bench``.
 
 * startup    — process start → first /livez 200, → READY (ONNX and torch), with the phase split
 * ping       — /ping p50/p99 (wrk --latency) idle and while /invocations is saturated (wrk)
 * first      — per prompt-set shape: first request after READY ÷ steady p50, warmup on vs off,
-               ONNX and torch, median over --trials fresh processes
+               ONNX and torch, median over --trials fresh processes; the first request the
+               process serves over HTTP also like for like, against the same request after
+               the same idle pause
+* padding    — raw session.run at 32 × 256: real padded texts vs full-length rows
+* gc         — a full garbage collection of a serving heap, before and after gc.freeze()
+* idle       — raw session.run (no server) after an idle pause ÷ back to back
+* ready      — time to READY ÷ one raw pass over the bucket plan at steady speed (ONNX), both
+               measured in each of --trials fresh processes
 
 Needs wrk (Debian package) and the default model (fetched on first use); the ONNX export is
 written under ``$WARMGATE_BENCH_DIR`` (default ``./out/bench``, git-ignored).
@@ -28,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -36,7 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.process import Replica, replica  # noqa: E402
+from warmgate.bench.ready import costliest, ready_figures  # noqa: E402
+from warmgate.bench.served import serve  # noqa: E402
 from warmgate.models.fetch import default_cache_dir, fetch_default_model  # noqa: E402
+from warmgate.server.heap import freeze_startup_heap  # noqa: E402
 from warmgate.warmup.promptset import default_prompt_set  # noqa: E402
 
 WORK = Path(os.environ.get("WARMGATE_BENCH_DIR", ROOT / "out" / "bench"))
@@ -162,22 +173,49 @@ def bench_ping(dirs: dict[str, Path], seconds: int, rounds: int = 3) -> None:
         )
 
 
-def first_ratios(model_dir: Path, backend: str, warmup: bool, steady_runs: int) -> dict[str, float]:
-    """One fresh server: per prompt-set line, its first request's latency ÷ the median of the next
-    ``steady_runs``."""
+PAUSE_S = 0.25  # idle time before the first request, and before each of its like-for-like controls
+PAUSED_RUNS = 9
+
+
+@dataclass
+class FirstRun:
+    """One fresh server: per prompt-set line, its first request ÷ the median of the next runs,
+    sent back to back. The first line's first request is the first the process serves over HTTP
+    and comes after an idle pause (as any first request after READY does); it is also divided
+    by the median of ``PAUSED_RUNS`` requests of the same line, each sent after the same pause."""
+
+    ratios: dict[str, float]
+    first_paused: float  # the first line's first request ÷ its p50 after the same pause
+    paused_cost: float  # the first line's p50 after a pause ÷ its back-to-back p50
+
+
+def first_ratios(model_dir: Path, backend: str, warmup: bool, steady_runs: int) -> FirstRun:
     flags = ("--backend", backend, "--warmup" if warmup else "--no-warmup")
     ratios: dict[str, float] = {}
+    first_paused = paused_cost = float("nan")
     with ready_server(model_dir, *flags) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         client.get("/ping").raise_for_status()  # open the connection: measure inference, not TCP
-        for line in default_prompt_set():
+
+        def timed(body: bytes, headers: dict[str, str]) -> float:
+            t0 = time.perf_counter()
+            client.post("/invocations", content=body, headers=headers).raise_for_status()
+            return time.perf_counter() - t0
+
+        for i, line in enumerate(default_prompt_set()):
             headers = {"Content-Type": line.content_type, "Accept": line.accept}
-            samples = []
-            for _ in range(steady_runs + 1):
-                t0 = time.perf_counter()
-                client.post("/invocations", content=line.body, headers=headers).raise_for_status()
-                samples.append(time.perf_counter() - t0)
-            ratios[line.name] = samples[0] / statistics.median(samples[1:])
-    return ratios
+            if i == 0:
+                time.sleep(PAUSE_S)
+            samples = [timed(line.body, headers) for _ in range(steady_runs + 1)]
+            back_to_back = statistics.median(samples[1:])
+            ratios[line.name] = samples[0] / back_to_back
+            if i == 0:
+                paused = []
+                for _ in range(PAUSED_RUNS):
+                    time.sleep(PAUSE_S)
+                    paused.append(timed(line.body, headers))
+                first_paused = samples[0] / statistics.median(paused)
+                paused_cost = statistics.median(paused) / back_to_back
+    return FirstRun(ratios, first_paused, paused_cost)
 
 
 def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int, backends: list[str]) -> None:
@@ -187,13 +225,15 @@ def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int, backends: 
     )
     table: dict[str, dict[str, float]] = {}
     columns = []
+    first_http: dict[str, list[FirstRun]] = {}
     for backend in backends:
         for warmup in (True, False):
             column = f"{backend} warmup {'on' if warmup else 'off'}"
             columns.append(column)
             runs = [first_ratios(dirs[backend], backend, warmup, steady_runs) for _ in range(trials)]
-            for name in runs[0]:
-                table.setdefault(name, {})[column] = statistics.median(r[name] for r in runs)
+            first_http[column] = runs
+            for name in runs[0].ratios:
+                table.setdefault(name, {})[column] = statistics.median(r.ratios[name] for r in runs)
     print("| shape | " + " | ".join(columns) + " |")
     print("| --- |" + " --- |" * len(columns))
     for name, row in table.items():
@@ -203,6 +243,138 @@ def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int, backends: 
         values = [row[c] for row in table.values()]
         summary.append(f"**{max(values):.2f} / {statistics.median(values):.2f}**")
     print("| **max / median** | " + " | ".join(summary) + " |")
+    first = next(iter(table))
+    print(
+        f"\nThe first request the process serves over HTTP ({first}) comes {PAUSE_S:g} s after the "
+        f"connection opened; back-to-back p50 above. Like for like, the same request sent after "
+        f"the same pause ({PAUSED_RUNS} times, median), per trial:\n"
+    )
+    print("| column | first ÷ p50 after the same pause | p50 after a pause ÷ back-to-back p50 |")
+    print("| --- | --- | --- |")
+    for c, runs in first_http.items():
+        like = ", ".join(f"{r.first_paused:.2f}" for r in runs)
+        idle = ", ".join(f"{r.paused_cost:.2f}" for r in runs)
+        print(f"| {c} | {like} | {idle} |")
+
+
+def bench_idle(dirs: dict[str, Path], rounds: int = 9) -> None:
+    """Raw in-process ``session.run`` (no warmgate) of one short sentence after an idle pause ÷
+    back to back: what any request after a pause pays on this machine, warm or not."""
+    from warmgate.bench.raw import RawSession
+    from warmgate.models.text.tokenizer import pad_batch
+
+    raw = RawSession(dirs["onnx"], os.cpu_count() or 1)
+    (row,) = raw.tokenizer.encode([SHORT])
+    feed = raw.feed(*pad_batch([row], 1, len(row), raw.tokenizer.pad_id))
+    for _ in range(20):
+        raw.run(feed)
+    back_to_back = statistics.median(raw.timed(feed) for _ in range(50))
+    print(f"\n### Raw session.run after an idle pause ÷ back to back ({raw.threads} threads, batch 1)\n")
+    print(f"Back to back: {back_to_back * 1e3:.2f} ms\n")
+    print("| pause | median ÷ back to back | max ÷ back to back |")
+    print("| ---: | ---: | ---: |")
+    for pause in (0.001, 0.005, 0.02, 0.1, PAUSE_S):
+        samples = []
+        for _ in range(rounds):
+            time.sleep(pause)
+            samples.append(raw.timed(feed))
+        ratio = statistics.median(samples) / back_to_back
+        print(f"| {pause * 1e3:g} ms | {ratio:.2f} | {max(samples) / back_to_back:.2f} |")
+
+
+def bench_padding(dirs: dict[str, Path], rounds: int = 3) -> None:
+    """Raw ``session.run`` at one shape, 32 × 256, filled two ways: the default prompt set's
+    ``batch-32-with-long`` (real texts, mostly short, padded to the longest) and 32 full-length
+    rows (what a synthetic warmup request sends). Fastest of ``rounds`` each, interleaved."""
+    from warmgate.bench.raw import RawSession
+    from warmgate.models.text.tokenizer import TextTokenizer, pad_batch
+
+    raw = RawSession(dirs["onnx"], os.cpu_count() or 1)
+    tokenizer = TextTokenizer(dirs["onnx"] / "tokenizer.json", 256)  # the model's max_seq_length
+    line = next(x for x in default_prompt_set() if x.name == "batch-32-with-long")
+    real = tokenizer.encode(json.loads(line.body)["inputs"])
+    full = tokenizer.encode(["hello " * 600] * 32)
+    seq = max(len(r) for r in real)
+    feeds = {
+        f"batch-32-with-long ({sum(map(len, real))} real tokens)": raw.feed(
+            *pad_batch(real, 32, seq, raw.tokenizer.pad_id)
+        ),
+        f"full rows ({32 * seq} real tokens)": raw.feed(*pad_batch(full, 32, seq, raw.tokenizer.pad_id)),
+    }
+    best = dict.fromkeys(feeds, float("inf"))
+    raw.run(next(iter(feeds.values())))
+    for _ in range(rounds):
+        for label, feed in feeds.items():
+            best[label] = min(best[label], raw.timed(feed))
+    print(f"\n### One shape, 32 × {seq}, two fillings (raw session.run, fastest of {rounds})\n")
+    print("| filling | session.run |\n| --- | ---: |")
+    for label, seconds in best.items():
+        print(f"| {label} | {seconds * 1e3:.0f} ms |")
+
+
+def bench_gc(dirs: dict[str, Path], rounds: int = 5) -> None:
+    """A full garbage collection of a serving process's heap (server modules, the ONNX model,
+    leftovers of warmup-sized work), before and after ``gc.freeze()`` (what ``serve`` does
+    before READY): what a request that triggers one pays."""
+    import gc
+
+    import warmgate.server.app  # noqa: F401 - the modules a replica holds
+    from warmgate.config import load_config
+    from warmgate.models.loader import build_model
+
+    config = load_config({"model_dir": str(dirs["onnx"]), "fetch_default": "0"}, env={})
+    model = build_model(config, dirs["onnx"], "bench")
+    model.load()
+    for line in default_prompt_set():  # leftovers of warmup-sized work
+        texts = line.body.decode() if line.content_type == "text/plain" else json.loads(line.body)["inputs"]
+        model.infer([model.prepare(texts)])
+
+    def full_collections() -> list[float]:
+        out = []
+        for _ in range(rounds):
+            garbage = [[{"x": [i]}] for i in range(1000)]  # what some requests leave behind
+            del garbage
+            t0 = time.perf_counter()
+            gc.collect()
+            out.append(time.perf_counter() - t0)
+        return out
+
+    print(f"\n### A full garbage collection of a serving heap ({len(gc.get_objects())} objects tracked)\n")
+    before = full_collections()
+    freeze_startup_heap()  # what serve does at READY
+    after = full_collections()
+    gc.unfreeze()
+    print("| heap | full collection, median (range) |\n| --- | --- |")
+    for label, values in (("as loaded and warmed", before), ("after gc.freeze()", after)):
+        low, high = min(values) * 1e3, max(values) * 1e3
+        print(f"| {label} | {statistics.median(values) * 1e3:.2f} ms ({low:.2f}–{high:.2f}) |")
+
+
+def bench_ready(dirs: dict[str, Path], trials: int) -> None:
+    """Each trial: a fresh replica to READY, then one raw pass over its plan in the same state."""
+    print(f"\n### Time to READY ÷ one pass over the bucket plan (ONNX, {trials} fresh processes)\n")
+    print("| trial | READY | loading | warming | one pass | warming ÷ pass | READY ÷ pass |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    figures = []
+    for trial in range(1, trials + 1):
+        with tempfile.TemporaryDirectory() as tmp, serve(dirs["onnx"], Path(tmp), SERVER_ARGS) as server:
+            f = ready_figures(server, dirs["onnx"], os.cpu_count() or 1)
+        figures.append(f)
+        print(
+            f"| {trial} | {f.ready_s:.2f} s | {f.loading_s:.2f} s | {f.warming_s:.2f} s | {f.pass_s:.2f} s "
+            f"| {f.warming_ratio:.2f} | {f.ready_ratio:.2f} |",
+            flush=True,
+        )
+    ready = sorted(f.ready_ratio for f in figures)
+    warming = sorted(f.warming_ratio for f in figures)
+    print(
+        f"\nREADY ÷ pass: median **{statistics.median(ready):.2f}** (range {ready[0]:.2f}–{ready[-1]:.2f}); "
+        f"warming ÷ pass: median {statistics.median(warming):.2f} (range {warming[0]:.2f}–{warming[-1]:.2f})"
+    )
+    for i, f in enumerate(figures, 1):
+        print(f"- trial {i} warmup: {f.warmup}")
+    median = sorted(figures, key=lambda f: f.ready_ratio)[len(figures) // 2]
+    print(f"\nWhere the median trial's warming went (its costliest shapes):\n\n{costliest(median)}")
 
 
 def main() -> None:
@@ -211,7 +383,7 @@ def main() -> None:
         print(json.dumps(wrk(url + "/invocations", seconds, 32, body)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", nargs="*", default=["startup", "ping", "first"])
+    parser.add_argument("which", nargs="*", default=["startup", "ping", "first", "ready"])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--trials", type=int, default=3, help="fresh processes per `first` column")
     parser.add_argument("--backends", default="onnx,torch", help="backends of the `first` columns")
@@ -223,6 +395,10 @@ def main() -> None:
             "startup": lambda: bench_startup(dirs),
             "ping": lambda: bench_ping(dirs, args.seconds),
             "first": lambda: bench_first(dirs, 20, args.trials, args.backends.split(",")),
+            "ready": lambda: bench_ready(dirs, args.trials),
+            "idle": lambda: bench_idle(dirs),
+            "gc": lambda: bench_gc(dirs),
+            "padding": lambda: bench_padding(dirs),
         }[name]()
 
 

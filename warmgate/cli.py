@@ -86,17 +86,22 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every command's parser; for ``command="serve"`` only serve's, so a replica's start-up
+    (counted in its time to READY) does not import the other commands' modules."""
     import warmgate
+
+    parser = argparse.ArgumentParser(prog="warmgate", description=(warmgate.__doc__ or "").strip())
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve(sub)
+    if command == "serve":
+        return parser
     from warmgate.autoscaling.cli import add_commands as add_autoscaling
     from warmgate.bench.cli import add_command as add_bench
     from warmgate.fleet.cli import add_fleet_command
     from warmgate.fleet.pool_cli import add_pool_command
     from warmgate.warmup.cli import add_commands as add_warmup
 
-    parser = argparse.ArgumentParser(prog="warmgate", description=(warmgate.__doc__ or "").strip())
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_serve(sub)
     _add_fetch(sub)
     _add_export(sub)
     add_warmup(sub)
@@ -108,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv[:1] == ["serve"] else None).parse_args(argv)
     try:
         code: int = args.func(args)
     except (ConfigError, WarmgateError) as exc:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
-from tests.conftest import serving
+from starlette.testclient import TestClient
+
+from tests.conftest import serving, serving_runtime, wait_settled
+from warmgate.config import load_config
+from warmgate.models.base import Bucket
+from warmgate.models.fetch import default_cache_dir, fetch_default_model
+from warmgate.server.app import create_app
+from warmgate.server.runtime import Runtime
+from warmgate.warmup.predictor import work
+from warmgate.warmup.promptset import default_prompt_set
 
 
 def _write_set(model_dir: Path, lines: list[dict[str, object]]) -> None:
@@ -14,7 +24,7 @@ def _write_set(model_dir: Path, lines: list[dict[str, object]]) -> None:
     (model_dir / "warmup" / "traffic.jsonl").write_text(text)
 
 
-def test_prompt_set_runs_first_and_covers_its_bucket(linear_dir: Path) -> None:
+def test_prompt_set_line_covers_its_bucket(linear_dir: Path) -> None:
     _write_set(linear_dir, [{"name": "pair", "body": {"inputs": [[1, 2, 3, 4], [4, 3, 2, 1]]}, "repeat": 2}])
     with serving(linear_dir, max_batch="4") as client:
         body = client.get("/readyz").json()
@@ -68,3 +78,42 @@ def test_recorder_samples_traffic_shapes_but_not_warmup(linear_dir: Path) -> Non
         off = client.get("/warmgate/shapes")
         assert off.status_code == 404
         assert "WARMGATE_RECORD" in off.json()["message"]
+
+
+def test_text_model_warms_every_shape_least_work_first_and_each_bucket_once() -> None:
+    """The real text model: the runtime places every default prompt line before it runs (its
+    bucket and what one run computes), so prompt lines and the synthetic requests of the buckets
+    no line covers run in one order, least work first; every bucket is warmed."""
+    model_dir = fetch_default_model(default_cache_dir())
+    with serving_runtime(model_dir, backend="torch", max_batch="4", seq_lens="16,32,64") as (client, runtime):
+        assert client.get("/readyz").json()["phase"] == "ready"
+        in_process = [r for r in runtime.warmup_results if not r.over_http]
+        works = [work(r.ran) for r in in_process if r.ran is not None]
+        assert len(works) == len(in_process)  # the model said what every run computed
+        assert works == sorted(works)
+        lines = {line.name for line in default_prompt_set(4)}
+        assert lines <= {r.name for r in in_process}
+        plan = {Bucket(b, s) for b in (1, 2, 4) for s in (16, 32, 64)}
+        # (Lines longer than the largest sequence bucket run outside the plan: bucket None.)
+        assert {r.bucket for r in in_process} - {None} == plan
+        by_line = {r.bucket for r in in_process if r.name in lines} - {None}
+        synthetic = [r.bucket for r in in_process if r.name.startswith("synthetic-")]
+        assert sorted(synthetic, key=str) == sorted(plan - by_line, key=str)  # each uncovered bucket once
+
+
+def test_a_runtime_that_owns_its_process_freezes_the_heap_before_ready(linear_dir: Path) -> None:
+    """``serve`` owns its process: the heap left after load and warmup is frozen out of the
+    collector before READY; an in-process app (the default) leaves the host's collector alone."""
+    gc.unfreeze()
+    try:
+        with serving(linear_dir) as client:
+            assert client.get("/ping").status_code == 200
+            assert gc.get_freeze_count() == 0
+        config = load_config({"model_dir": str(linear_dir), "fetch_default": "0"}, env={})
+        runtime = Runtime(config, freeze_heap=True)
+        with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
+            wait_settled(client)
+            assert client.get("/ping").status_code == 200
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -24,9 +23,9 @@ from pathlib import Path
 import httpx
 
 from warmgate.bench import hey
-from warmgate.bench.raw import RawSession, best_batch, steady_pass
+from warmgate.bench.raw import RawSession, best_batch
+from warmgate.bench.ready import ready_figures
 from warmgate.bench.served import Server, histogram_delta, serve
-from warmgate.models.base import Bucket
 
 SENTENCE = "I am looking for a dark fantasy manga like Berserk with great art"  # 17 tokens (MiniLM)
 PING_RATE = 100.0  # /ping requests per second beside the saturating load
@@ -82,13 +81,6 @@ def _model_dir(given: Path | None) -> Path:
     return target
 
 
-def _bucket(label: str) -> Bucket:
-    m = re.fullmatch(r"b(\d+)(?:xs(\d+))?", label)
-    if m is None:
-        raise ValueError(f"not a bucket label: {label!r}")
-    return Bucket(int(m.group(1)), int(m.group(2) or 0))
-
-
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f} ms"
 
@@ -119,19 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     body = json.dumps({"inputs": [SENTENCE]}).encode()
     with tempfile.TemporaryDirectory() as tmp, serve(model_dir, Path(tmp), args.server_arg) as server:
-        meta = httpx.get(f"{server.url}/v2/models/{model_dir.name}", timeout=10).json()
-        buckets = [_bucket(label) for label in meta["buckets"]]
-        threads = int(meta.get("intra_op_threads") or 0) or cores
-        loading = server.phase_seconds("loading", "warming") or 0.0
-        warming = server.phase_seconds("warming", "ready") or 0.0
-        ready_s = server.ready_s
-        warmup = server.warmup_summary()
-
-        one_pass = float("nan")
-        if args.ready_pass:
-            raw_server = RawSession(model_dir, threads)
-            one_pass = sum(steady_pass(raw_server, buckets).values())
-            del raw_server
+        ready = ready_figures(server, model_dir, cores, args.ready_pass)
 
         httpx.post(server.url + "/invocations", content=body, timeout=60).raise_for_status()
         served = {8: _saturate(server, body, 8, seconds)}
@@ -180,11 +160,6 @@ def run(args: argparse.Namespace) -> int:
     shares = ", ".join(f"{k} rows: {v / total:.0%}" for k, v in batches_formed.items())
     print(f"\nBatches formed at saturation (32 clients, {total} batches): {shares}")
     print(f"\nPeak RSS after warmup and all load: **{rss / 2**20:.0f} MiB**")
-    print(
-        f"\nTime to READY: {ready_s:.2f} s from process start (loading {loading:.2f} s, warming "
-        f"{warming:.2f} s); one pass over the {len(buckets)} buckets at steady speed with {threads} "
-        f"intra-op threads: {one_pass:.2f} s → warming ÷ pass **{warming / one_pass:.2f}**, "
-        f"READY ÷ pass {ready_s / one_pass:.2f}"
-    )
-    print(f"\nWarmup: {warmup}")
+    print(f"\n{ready.line()}")
+    print(f"\nWarmup: {ready.warmup}")
     return 0

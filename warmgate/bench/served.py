@@ -18,6 +18,28 @@ import httpx
 from warmgate.errors import WarmgateError
 
 BATCH_METRIC = "warmgate_batch_size_rows_bucket"
+_SHAPE_LINE = re.compile(
+    r"warmup shape (\S+): (\d+) runs, first ([\d.]+) ms, steady ([\d.]+) ms \((\w+).*?\), "
+    r"bucket (\S+), ran (\S+)"
+)
+
+
+@dataclass(frozen=True)
+class WarmedShape:
+    """One line of the replica's warmup log."""
+
+    name: str
+    runs: int
+    first_s: float
+    steady_s: float
+    settled: str
+    bucket: str  # label, or "none"
+    ran: str  # label, or "unknown"
+
+    @property
+    def seconds(self) -> float:
+        """About what warming it cost: the first run and the others at the steady latency."""
+        return self.first_s + (self.runs - 1) * self.steady_s
 
 
 @dataclass
@@ -56,6 +78,10 @@ class Server:
             + ", ".join(f"{name} {secs:.2f} s" for name, secs in costly)
         )
 
+    def warmup_shapes(self) -> list[WarmedShape]:
+        """Every shape the replica warmed, from its log, in the order it ran them."""
+        return warmup_shapes(self.log_text())
+
     def peak_rss_bytes(self) -> int:
         """The process's peak resident set (VmHWM), Linux only."""
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -70,6 +96,17 @@ class Server:
         for m in re.finditer(rf'^{BATCH_METRIC}{{le="([^"]+)"}} (\S+)$', text, re.M):
             out[float(m.group(1))] = float(m.group(2))
         return out
+
+
+def warmup_shapes(log: str) -> list[WarmedShape]:
+    """The ``warmup shape …`` lines of a replica's log (warmgate.warmup.runner writes them)."""
+    out = []
+    for m in _SHAPE_LINE.finditer(log):
+        name, runs, first, steady, settled, bucket, ran = m.groups()
+        out.append(
+            WarmedShape(name, int(runs), float(first) / 1e3, float(steady) / 1e3, settled, bucket, ran)
+        )
+    return out
 
 
 def free_port() -> int:

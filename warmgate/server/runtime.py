@@ -19,10 +19,12 @@ from typing import Any
 
 from warmgate.config import Config
 from warmgate.errors import ModelLoadError, WarmgateError, WarmupError
+from warmgate.media import media_type
 from warmgate.models.base import Item, Model, ModelKind
 from warmgate.models.loader import resolve_model_dir
 from warmgate.server.admission import Admission
 from warmgate.server.batcher import Batcher
+from warmgate.server.codecs import Incoming, Protocol
 from warmgate.server.grouping import BatchLimits
 from warmgate.server.health import BatchRecord, HealthMonitor, HealthPolicy
 from warmgate.server.heap import freeze_startup_heap
@@ -32,7 +34,7 @@ from warmgate.server.metrics import Metrics
 from warmgate.server.pipeline import Pipeline, Reply, ShapeObserver
 from warmgate.warmup.loopback import LoopbackSender, new_token
 from warmgate.warmup.record import ShapeRecorder
-from warmgate.warmup.runner import ShapeResult, WarmupDeadline, WarmupPolicy, run_warmup
+from warmgate.warmup.runner import Planned, ShapeOf, ShapeResult, WarmupDeadline, WarmupPolicy, run_warmup
 
 log = logging.getLogger("warmgate.runtime")
 
@@ -51,6 +53,7 @@ class Runtime:
         config: Config,
         model_factory: ModelFactory = default_model_factory,
         loopback_url: str | None = None,
+        freeze_heap: bool = False,
     ) -> None:
         self.config = config
         self._model_factory = model_factory
@@ -76,6 +79,11 @@ class Runtime:
         # per-process token. In-process apps (tests) leave it unset and skip that stage.
         self.loopback_url = loopback_url
         self._warmup_token = new_token()
+        # Set by `serve`, whose process this runtime owns: before READY, collect once and freeze
+        # Only a runtime that owns its process (`serve`) may freeze the heap at READY
+        # (warmgate.server.heap; `--no-gc-freeze` turns it off): an in-process app leaves its
+        # host's collector alone.
+        self._freeze_heap = freeze_heap
         self.metrics.in_flight.set_function(lambda: self.admission.admitted)
         self.metrics.queue_depth.set_function(lambda: self.batcher.depth if self.batcher else 0)
 
@@ -160,7 +168,8 @@ class Runtime:
             await self.inference.run_now(model.seal)
             if not self.lifecycle.can(Phase.READY):  # draining, or the loop died during warmup
                 return
-            if self.config.gc_freeze:  # before READY: its one full collection meets no traffic
+            # before READY: its one full collection meets no traffic
+            if self._freeze_heap and self.config.gc_freeze:
                 log.info("gc: %d start-up objects frozen", freeze_startup_heap())
             self.lifecycle.transition(
                 Phase.READY,
@@ -274,12 +283,32 @@ class Runtime:
             self.metrics.warmup_seconds.labels(result.name).set(result.seconds)
             self.metrics.warmup_steady_seconds.labels(result.name).set(result.steady_s)
 
-        synthetic = None if model.kind is ModelKind.HANDLER else model.synthetic_request
+        def shape_of(body: bytes, content_type: str, accept: str) -> Planned:
+            """Where a warmup request lands, before it runs: the request path's own decode and
+            prepare (a text model tokenises), without the batcher or the backend."""
+            codec = pipeline.codecs[Protocol.SAGEMAKER]
+            decoded = codec.decode(Incoming(body, media_type(content_type), accept))
+            item = model.prepare(decoded.payload)
+            return Planned(item.bucket, item.runs_at)
+
+        # A user handler's prepare is its own code: it runs only on the request path.
+        handler = model.kind is ModelKind.HANDLER
+        synthetic = None if handler else model.synthetic_request
+        planner: ShapeOf | None = None if handler else shape_of
         policy = WarmupPolicy(self.config.warmup_max_runs, self.config.warmup_tolerance)
         http = LoopbackSender(self.loopback_url, self._warmup_token) if self.loopback_url else None
         try:
             self.warmup_results = await run_warmup(
-                path, prompts, model.buckets(), synthetic, policy, progress, on_shape, deadline, http
+                path,
+                prompts,
+                model.buckets(),
+                synthetic,
+                policy,
+                progress,
+                on_shape,
+                deadline,
+                http,
+                shape_of=planner,
             )
         finally:
             if http is not None:

@@ -65,7 +65,8 @@ class DrainingServer(uvicorn.Server):
 
 
 def serve(config: Config) -> int:
-    runtime = Runtime(config, loopback_url=loopback_url(config.host, config.port))  # warmup ends over HTTP
+    # Warmup ends over HTTP; the runtime owns this process, so it freezes the heap before READY.
+    runtime = Runtime(config, loopback_url=loopback_url(config.host, config.port), freeze_heap=True)
     uv_config = uvicorn.Config(
         create_app(runtime),
         host=config.host,

@@ -12,6 +12,11 @@ already warmed predicts its own steady latency, when the model reports the shape
 
 The shape is the one a run actually computes: rows × the longest text when the backend does not
 pad to the bucket (:attr:`warmgate.models.base.Item.runs_at`), so predictions stay on the cost.
+What fills that shape matters too: a batch of real texts padded to its longest costs more per
+position than the same shape filled with full-length rows (MiniLM on ONNX Runtime, 32 × 256:
+the default set's ``batch-32-with-long`` runs about 25 % slower than a synthetic request of its
+bucket). So each point carries its ``origin`` (traffic lines, synthetic requests) and the anchor
+is the nearest warmed shape of the same origin when there is one.
 The warmup runner uses it to accept a shape whose *first* run already lands on the prediction:
 an expensive shape then runs once instead of twice.
 
@@ -82,10 +87,12 @@ class SteadyPredictor:
     min_points: int = 2
     max_extrapolation: float = 8.0
     _points: dict[Bucket, float] = field(default_factory=dict)
+    _origins: dict[Bucket, str] = field(default_factory=dict)
 
-    def add(self, shape: Bucket, steady_s: float) -> None:
+    def add(self, shape: Bucket, steady_s: float, origin: str = "") -> None:
         if work(shape) > 0 and steady_s > 0:
             self._points[shape] = steady_s
+            self._origins[shape] = origin
 
     def fit(self) -> LatencyFit | None:
         """The most complete fit the points support with no negative term; None without enough
@@ -103,9 +110,10 @@ class SteadyPredictor:
                 return LatencyFit(*coef)
         return None
 
-    def predict(self, shape: Bucket, computed: bool = True) -> float | None:
+    def predict(self, shape: Bucket, computed: bool = True, origin: str = "") -> float | None:
         """``computed``: ``shape`` is exactly what a run computes (the model says so), so a shape
-        already warmed predicts itself; otherwise (a bucket standing in) only the fit does."""
+        already warmed predicts itself; otherwise (a bucket standing in) only the fit does.
+        ``origin``: anchor on the nearest shape of the same origin, when one was warmed."""
         if computed and shape in self._points:
             return self._points[shape]
         if not self._points or work(shape) > self.max_extrapolation * max(map(work, self._points)):
@@ -116,5 +124,6 @@ class SteadyPredictor:
         # The fit gives the ratio between shapes; the nearest warmed shape anchors its level,
         # where a global line misses by more than the tolerance (long texts cost more per row in
         # a batch than alone).
-        near = min(self._points, key=lambda p: _distance(p, shape))
+        same = [p for p in self._points if self._origins[p] == origin] or list(self._points)
+        near = min(same, key=lambda p: _distance(p, shape))
         return fitted(shape) * self._points[near] / fitted(near)

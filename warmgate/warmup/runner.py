@@ -1,21 +1,30 @@
 """The warmup runner: drive every request shape through the real request path until its latency
 is steady, so READY means steady-state speed, and spend no more runs on it than that takes.
 
-It is handed the server's request path as a callable (it never imports ``server``). First the
-prompt set (real traffic shapes and media types), then one synthetic request for every bucket the
-prompt set did not cover; each group cheapest first. A shape is settled, and warming moves on, when
+It is handed the server's request path as a callable (it never imports ``server``). Every
+prompt line (real traffic shapes and media types) runs, and one synthetic request for every
+bucket no prompt line covers. When the server also hands over ``shape_of`` (decode and prepare
+without inference), the runner knows before running anything which bucket each line lands in
+and what one run of it computes, so it runs *all* shapes in one order, least work first, and
+the expensive shapes come last, when the predictor has seen their neighbours; without it, the
+prompt lines run first (smallest body first), then the buckets they left uncovered.
 
-* its latest run lands within ``tolerance`` of the latency predicted from the shapes already
-  warmed (:mod:`warmgate.warmup.predictor`): an expensive shape whose first run is already steady
-  runs once; or
-* its last ``window`` runs agree within ``tolerance`` of each other (two runs by default; the
-  latest may also repeat any earlier run, see :func:`converged`); or
+Warming only ever makes runs *faster* (lazy initialisation, first allocations, cold caches), so
+a shape is settled, and warming moves on, when
+
+* its latest run is no slower than ``1 + tolerance`` × the latency predicted from the shapes
+  already warmed (:mod:`warmgate.warmup.predictor`): an expensive shape whose first run is
+  already steady runs once; or
+* its latest run is no faster than ``1 - tolerance`` × its fastest earlier run (two runs by
+  default, :func:`converged`): nothing is left to warm; a run slowed by a busy machine is noise
+  on top of a run that was already steady, not a reason for a third; or
 * it has run ``max_runs`` times (logged as not converged).
 
 A prompt line's ``repeat`` is a floor on its runs. Last, when the server hands over a loopback
 sender (:mod:`warmgate.warmup.loopback`), one small request for each media-type pair goes
 through the replica's own HTTP listener the same way, so the first request a client sends is not
-the first the HTTP stack serves. A request that fails, or the deadline, raises ``WarmupError``.
+the first the HTTP stack serves, and the last thing the replica ran before READY went through
+the whole stack. A request that fails, or the deadline, raises ``WarmupError``.
 """
 
 from __future__ import annotations
@@ -41,6 +50,19 @@ class Handled(Protocol):
 
 
 RequestPath = Callable[[bytes, str, str], Awaitable[Handled]]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """Where a request will land before it runs: its bucket and the rows × positions one run of
+    it computes (None: the model does not say)."""
+
+    bucket: Bucket | None
+    ran: Bucket | None = None
+
+
+#: Decodes and prepares a request without running it (raises ``WarmgateError`` like the path).
+ShapeOf = Callable[[bytes, str, str], Planned]
 #: Sends one request over HTTP and returns its status (:class:`warmgate.warmup.loopback.LoopbackSender`).
 HttpSend = Callable[[bytes, str, str], Awaitable[int]]
 Progress = Callable[[int, int, str], None]
@@ -80,24 +102,25 @@ class ShapeResult:
 
 
 def converged(latencies: Sequence[float], policy: WarmupPolicy) -> bool:
-    """True when the last ``window`` latencies lie within ``tolerance`` of each other, or (with
-    the default window of two) when the latest run repeats *any* earlier run: on a shared
-    machine one slow outlier between two steady runs must not cost a third and fourth run."""
-    if len(latencies) < max(policy.window, 1):
+    """True when each of the last ``window - 1`` runs is no faster than ``1 - tolerance`` × the
+    fastest run before it: the runs have stopped getting faster. One-sided on purpose: warming
+    only removes time, so a later run that is *slower* (a busy machine) shows that the earlier
+    one was already steady, not that the shape needs another run."""
+    window = max(policy.window, 2)
+    if len(latencies) < window:
         return False
-    last = latencies[-policy.window :]
-    if (max(last) - min(last)) <= policy.tolerance * min(last):
-        return True
-    latest = latencies[-1]
-    return policy.window <= 2 and any(
-        abs(latest - x) <= policy.tolerance * min(latest, x) for x in latencies[:-1]
+    return all(
+        latencies[i] >= (1 - policy.tolerance) * min(latencies[:i])
+        for i in range(len(latencies) - window + 1, len(latencies))
     )
 
 
 def matches_prediction(latency: float, predicted: float | None, policy: WarmupPolicy) -> bool:
+    """The run is no slower than ``1 + tolerance`` × the predicted steady latency (a run can be
+    faster than a prediction, never warmer than steady)."""
     if not policy.predict or predicted is None:
         return False
-    return abs(latency - predicted) <= policy.tolerance * predicted
+    return latency <= (1 + policy.tolerance) * predicted
 
 
 def settle(
@@ -123,7 +146,18 @@ class _Shape:
     accept: str
     min_runs: int
     expect_status: int
-    bucket: Bucket | None = None  # known in advance for synthetic requests
+    bucket: Bucket | None = None  # known in advance for synthetic requests, or planned
+    ran: Bucket | None = None  # what one run computes, when planned (``shape_of``)
+    synthetic: bool = False
+
+    @property
+    def origin(self) -> str:
+        """Synthetic requests fill every row; prompt lines pad real texts (see the predictor)."""
+        return "synthetic" if self.synthetic else "traffic"
+
+    def planned_work(self) -> int | None:
+        shape = self.ran or self.bucket
+        return None if shape is None else work(shape)
 
 
 class _Warmer:
@@ -160,8 +194,9 @@ class _Warmer:
     async def warm(self, shape: _Shape, send: HttpSend | None = None) -> ShapeResult:
         latencies: list[float] = []
         bucket = shape.bucket
-        ran: Bucket | None = None  # the shape one run computes; unknown over HTTP and for errors
-        computed = False  # the model said what ``ran`` is (not a bucket standing in)
+        # The shape one run computes; over HTTP only what was planned, and never for errors.
+        ran: Bucket | None = shape.ran if send is not None else None
+        computed = ran is not None  # the model said what ``ran`` is (not a bucket standing in)
         predicted: float | None = None
         start = self.clock()
         while True:
@@ -179,14 +214,15 @@ class _Warmer:
                     )
             latencies.append(self.clock() - t0)
             if ran is not None:
-                predicted = self.predictor.predict(ran, computed)
+                predicted = self.predictor.predict(ran, computed, shape.origin)
             settled = settle(latencies, predicted, shape.min_runs, self.policy)
             if settled is not None:
                 break
-        # The matching run, or the fastest run after the cold first one.
-        steady = latencies[-1] if settled is Settled.PREDICTION else min(latencies[1:] or latencies)
-        if ran is not None and settled is not Settled.MAX_RUNS:
-            self.predictor.add(ran, steady)
+        # Warming only removes time: the fastest run is the steady one (the cold first run of a
+        # shape that never settled is left out).
+        steady = min(latencies) if settled is not Settled.MAX_RUNS else min(latencies[1:] or latencies)
+        if ran is not None and settled is not Settled.MAX_RUNS and send is None:
+            self.predictor.add(ran, steady, shape.origin)  # over HTTP a run also pays the HTTP stack
         return ShapeResult(
             name=shape.name,
             runs=len(latencies),
@@ -209,9 +245,34 @@ def _http_shapes(shapes: Sequence[_Shape]) -> list[_Shape]:
         if s.expect_status == 200 and (key not in smallest or len(s.body) < len(smallest[key].body)):
             smallest[key] = s
     return [
-        _Shape(f"http-{s.name}", s.body, s.content_type, s.accept, 1, 200, s.bucket)
+        _Shape(f"http-{s.name}", s.body, s.content_type, s.accept, 1, 200, s.bucket, s.ran)
         for s in smallest.values()
     ]
+
+
+def _plan(line: PromptLine, shape_of: ShapeOf | None) -> _Shape:
+    """The line as a shape, with where it lands when ``shape_of`` can tell before it runs."""
+    shape = _Shape(line.name, line.body, line.content_type, line.accept, line.repeat, line.expect_status)
+    if shape_of is None or line.expect_status != 200:
+        return shape
+    try:
+        planned = shape_of(line.body, line.content_type, line.accept)
+    except WarmgateError:  # the run itself reports it, with the line's name
+        return shape
+    return _Shape(
+        shape.name, shape.body, shape.content_type, shape.accept, shape.min_runs,
+        shape.expect_status, planned.bucket, planned.ran,
+    )  # fmt: skip
+
+
+def _order(shape: _Shape) -> tuple[int, int, int, int]:
+    """Shapes of unknown cost first (smallest body first), then least work first; among equal
+    work, longer sequences last (attention), prompt lines before synthetic requests."""
+    planned = shape.planned_work()
+    if planned is None:
+        return (0, len(shape.body), 0, 0)
+    seq = (shape.ran or shape.bucket or Bucket(0)).seq
+    return (1, planned, seq, int(shape.synthetic))
 
 
 async def run_warmup(
@@ -225,9 +286,11 @@ async def run_warmup(
     deadline: float = float("inf"),
     http: HttpSend | None = None,
     clock: Clock = time.perf_counter,
+    shape_of: ShapeOf | None = None,
 ) -> list[ShapeResult]:
-    """Warm every prompt line, then every bucket no prompt line covered (when ``synthetic``),
-    smallest work first, then (with ``http``) each media-type pair once more over HTTP.
+    """Warm every prompt line and every bucket no prompt line covered (when ``synthetic``),
+    least work first (see the module's docstring), then (with ``http``) each media-type pair
+    once more over HTTP.
 
     ``deadline`` (``time.monotonic()``) is checked before every request: past it,
     ``WarmupDeadline`` names the shape being warmed. ``clock`` times the runs."""
@@ -235,13 +298,20 @@ async def run_warmup(
     results: list[ShapeResult] = []
     warmed: list[_Shape] = []
     http_pairs = len({(p.content_type, p.accept) for p in prompts if p.expect_status == 200})
-    total = len(prompts) + (len(buckets) if synthetic else 0) + (max(http_pairs, 1) if http else 0)
+    http_total = max(http_pairs, 1) if http else 0
 
-    async def warm(shape: _Shape, send: HttpSend | None = None) -> None:
+    def synthetic_shape(bucket: Bucket) -> _Shape:
+        assert synthetic is not None
+        request = synthetic(bucket)
+        return _Shape(
+            request.name, request.body, request.content_type, request.accept, 1, 200, bucket, synthetic=True
+        )
+
+    async def warm(shape: _Shape, total: int, send: HttpSend | None = None) -> None:
         progress(len(results), total, shape.name)
         result = await warmer.warm(shape, send)
         log.info(
-            "warmup shape %s: %d runs, first %.1f ms, steady %.1f ms (%s%s), bucket %s, ran %s",
+            "warmup shape %s: %d runs, first %.1f ms, steady %.1f ms (%s%s), bucket %s, ran %s%s",
             shape.name,
             result.runs,
             result.first_s * 1e3,
@@ -250,6 +320,7 @@ async def run_warmup(
             f", predicted {result.predicted_s * 1e3:.1f} ms" if result.predicted_s is not None else "",
             result.bucket.label() if result.bucket else "none",
             result.ran.label() if result.ran else "unknown",
+            " (over HTTP)" if result.over_http else "",
             extra={
                 "shape": shape.name,
                 "runs": result.runs,
@@ -261,24 +332,25 @@ async def run_warmup(
         warmed.append(shape)
         on_shape(result)
 
-    # Cheapest first (the body's size stands in for the cost until a run has shown it), so the
-    # predictor knows the small shapes before the expensive ones come.
-    for line in sorted(prompts, key=lambda p: len(p.body)):
-        await warm(
-            _Shape(line.name, line.body, line.content_type, line.accept, line.repeat, line.expect_status)
-        )
+    shapes = [_plan(line, shape_of) for line in prompts]
+    if synthetic is not None and shape_of is not None:
+        planned = {s.bucket for s in shapes if s.bucket is not None}
+        shapes += [synthetic_shape(b) for b in buckets if b not in planned]
+    shapes.sort(key=_order)  # stable: equal keys keep the prompt set's order
+    total = len(shapes) + http_total
+    for shape in shapes:
+        await warm(shape, total)
     if synthetic is not None:
+        # Without a plan (or where one was wrong): every bucket the runs did not land in.
         covered = {r.bucket for r in results if r.bucket is not None}
         missing = sorted((b for b in buckets if b not in covered), key=lambda b: (work(b), b))
-        total = len(prompts) + len(missing) + (max(http_pairs, 1) if http else 0)
+        total = len(results) + len(missing) + http_total
         for bucket in missing:
-            request = synthetic(bucket)
-            shape = _Shape(request.name, request.body, request.content_type, request.accept, 1, 200, bucket)
-            await warm(shape)
+            await warm(synthetic_shape(bucket), total)
     if http is not None:
         http_shapes = _http_shapes(warmed)
         total = len(results) + len(http_shapes)
         for shape in http_shapes:
-            await warm(shape, http)
-    progress(len(results), total, "")
+            await warm(shape, total, http)
+    progress(len(results), len(results), "")
     return results

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from warmgate.bench import hey
-from warmgate.bench.served import histogram_delta
+from warmgate.bench.served import histogram_delta, warmup_shapes
 
 CSV = """response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset
 0.0040,0.0001,0,0,0.0039,0,200,0.0010
@@ -34,3 +34,26 @@ def test_histogram_delta_counts_batches_formed_between_scrapes() -> None:
     before = {1.0: 10.0, 2.0: 10.0, 4.0: 12.0, 8.0: 12.0, 16.0: 12.0, float("inf"): 12.0}
     after = {1.0: 11.0, 2.0: 11.0, 4.0: 13.0, 8.0: 20.0, 16.0: 50.0, float("inf"): 51.0}
     assert histogram_delta(before, after) == {"1": 1, "5-8": 7, "9-16": 30, "17+": 1}
+
+
+def test_warmup_shapes_are_read_from_the_replica_log() -> None:
+    log = (
+        "2026-11-25 22:40:34,217 INFO warmgate.warmup: warmup shape short-plain-2: 3 runs, first 11.6 ms, "
+        "steady 7.8 ms (agreement), bucket b1xs16, ran b1xs7\n"
+        "2026-11-25 22:40:45,945 INFO warmgate.warmup: warmup shape batch-32-with-long: 1 runs, first "
+        "1560.9 ms, steady 1560.9 ms (prediction, predicted 1480.2 ms), bucket b32xs256, ran b32xs256\n"
+        "2026-11-25 22:40:58,271 INFO warmgate.warmup: warmup shape http-short-intent-1: 2 runs, first "
+        "12.1 ms, steady 11.4 ms (agreement), bucket b1xs16, ran b1xs5 (over HTTP)\n"
+    )
+    short, big, http = warmup_shapes(log)
+    assert (short.name, short.runs, short.settled, short.bucket, short.ran) == (
+        "short-plain-2",
+        3,
+        "agreement",
+        "b1xs16",
+        "b1xs7",
+    )
+    assert short.seconds == pytest.approx(0.0116 + 2 * 0.0078)
+    assert (big.settled, big.runs, big.ran) == ("prediction", 1, "b32xs256")
+    assert big.seconds == pytest.approx(1.5609)
+    assert http.name == "http-short-intent-1" and http.ran == "b1xs5"

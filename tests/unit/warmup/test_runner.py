@@ -44,12 +44,15 @@ def synthetic(bucket: Bucket) -> SyntheticRequest:
     )
 
 
-def test_converged_needs_a_full_window_within_tolerance() -> None:
+def test_converged_when_the_last_window_of_runs_stopped_getting_faster() -> None:
     policy = WarmupPolicy(max_runs=10, tolerance=0.1, window=3)
-    assert not converged([1.0, 1.0], policy)
+    assert not converged([1.0, 1.0], policy)  # a window of three needs three runs
     assert converged([5.0, 1.0, 1.05, 1.0], policy)
-    assert not converged([1.0, 1.5, 1.0], policy)
+    assert not converged([5.0, 2.0, 1.0], policy)  # still getting faster
+    assert not converged([5.0, 1.0, 0.5], policy)  # the latest is twice as fast: not steady yet
+    assert converged([1.0, 1.5, 1.0], policy)  # a slow run between steady ones
     assert converged([5.0, 1.0, 1.05], WarmupPolicy(tolerance=0.1))  # default window: two runs
+    assert not converged([5.0, 1.0], WarmupPolicy(tolerance=0.1))
 
 
 def test_prompts_then_only_uncovered_buckets() -> None:

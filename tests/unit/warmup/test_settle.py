@@ -1,5 +1,5 @@
-"""When a shape counts as warm: a run on the predicted latency, two agreeing runs, or max runs;
-and the runner spends no more runs than that, cheapest shapes first."""
+"""When a shape counts as warm: a run no slower than the predicted latency, a run no faster than
+the earlier ones, or max runs; and the runner spends no more runs than that, least work first."""
 
 from __future__ import annotations
 
@@ -13,27 +13,31 @@ from warmgate.errors import WarmupError
 from warmgate.models.base import Bucket, Item, SyntheticRequest
 from warmgate.warmup.predictor import SteadyPredictor, work
 from warmgate.warmup.promptset import PromptLine
-from warmgate.warmup.runner import Settled, WarmupPolicy, run_warmup, settle
+from warmgate.warmup.runner import Planned, Settled, WarmupPolicy, run_warmup, settle
 
 POLICY = WarmupPolicy(max_runs=6, tolerance=0.1)
 BUCKETS = [Bucket(b, s) for s in (16, 64, 256) for b in (1, 4, 16)]
 
 
-def test_two_agreeing_runs_settle_a_shape() -> None:
+def test_a_run_no_faster_than_the_earlier_ones_settles_a_shape() -> None:
     assert settle([0.010], None, 1, POLICY) is None
     assert settle([0.015, 0.010], None, 1, POLICY) is None  # cold first run
     assert settle([0.015, 0.010, 0.0105], None, 1, POLICY) is Settled.AGREEMENT
+    # The first run was already steady; a busy machine slowed the second: no third run.
+    assert settle([0.010, 0.020], None, 1, POLICY) is Settled.AGREEMENT
 
 
 def test_a_first_run_on_the_prediction_settles_at_once() -> None:
     assert settle([0.100], 0.095, 1, POLICY) is Settled.PREDICTION
+    assert settle([0.060], 0.100, 1, POLICY) is Settled.PREDICTION  # faster than predicted: warm
     assert settle([0.150], 0.100, 1, POLICY) is None  # 1.5× the prediction: cold, run again
+    assert settle([0.111], 0.100, 1, POLICY) is None  # just past the tolerance
     assert settle([0.100], 0.095, 3, POLICY) is None  # a prompt line's repeat is a floor
     assert settle([0.100], 0.095, 1, WarmupPolicy(predict=False)) is None
 
 
 def test_max_runs_stops_a_shape_that_never_settles() -> None:
-    assert settle([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], None, 1, POLICY) is Settled.MAX_RUNS
+    assert settle([6.0, 5.0, 4.0, 3.0, 2.0, 1.0], None, 1, POLICY) is Settled.MAX_RUNS  # ever faster
 
 
 def cpu_cost(shape: Bucket) -> float:
@@ -173,11 +177,12 @@ def test_http_stage_failure_names_the_shape() -> None:
         asyncio.run(run_warmup(model, [], BUCKETS, synthetic, POLICY, http=http, clock=model.clock))
 
 
-def test_one_noisy_run_between_two_steady_ones_does_not_restart_the_count() -> None:
-    assert settle([0.015, 0.010, 0.030, 0.0102], None, 1, POLICY) is Settled.AGREEMENT
-    assert settle([0.015, 0.010, 0.030], None, 1, POLICY) is None
+def test_one_noisy_run_after_a_steady_one_does_not_cost_another_run() -> None:
+    assert settle([0.015, 0.010, 0.030], None, 1, POLICY) is Settled.AGREEMENT
+    assert settle([0.030, 0.015, 0.010], None, 1, POLICY) is None  # still getting faster
     three = WarmupPolicy(tolerance=0.1, window=3)
-    assert settle([0.015, 0.010, 0.030, 0.0102], None, 1, three) is None  # a wider window is strict
+    assert settle([0.015, 0.010, 0.030], None, 1, three) is None  # a wider window waits longer
+    assert settle([0.015, 0.010, 0.030, 0.0102], None, 1, three) is Settled.AGREEMENT
 
 
 class UnpaddedModel:
@@ -210,3 +215,72 @@ def test_the_shape_a_run_computes_not_its_bucket_drives_the_prediction() -> None
     assert biggest.ran == Bucket(16, 230) and biggest.bucket == Bucket(16, 256)
     assert biggest.settled is Settled.PREDICTION and biggest.runs == 1
     assert biggest.predicted_s == pytest.approx(cpu_cost(Bucket(16, 230)), rel=POLICY.tolerance)
+
+
+def plan_unpadded(body: bytes, content_type: str, accept: str) -> Planned:
+    """``shape_of`` for :class:`UnpaddedModel`: where a body lands, without running it."""
+    rows, longest = (int(x) for x in body.split(b"x"))
+    bucket = next(b for b in BUCKETS if b.batch >= rows and b.seq >= longest)
+    return Planned(bucket, Bucket(rows, longest))
+
+
+def test_with_a_plan_every_shape_runs_in_one_order_least_work_first() -> None:
+    """Knowing where each line lands before it runs, the runner interleaves prompt lines and
+    the synthetic requests of the buckets no line covers, least work first: the biggest shape
+    comes last, when its neighbours are known, and runs once."""
+    model = UnpaddedModel()
+    shapes = ["16x230", "1x5", "4x42", "1x7", "1x200"]
+    prompts = [PromptLine(f"p-{s}", s.encode(), "text/plain") for s in shapes]
+
+    def synthetic_unpadded(bucket: Bucket) -> SyntheticRequest:
+        return SyntheticRequest(
+            f"synthetic-{bucket.label()}", f"{bucket.batch}x{bucket.seq}".encode(), "text/plain"
+        )
+
+    results = asyncio.run(
+        run_warmup(
+            model, prompts, BUCKETS, synthetic_unpadded, POLICY, clock=model.clock, shape_of=plan_unpadded
+        )
+    )
+    ran = [r.ran for r in results]
+    assert all(r is not None for r in ran)
+    works = [work(r) for r in ran if r is not None]
+    assert works == sorted(works)
+    assert results[-1].name == "p-16x230" and results[-1].runs == 1
+    assert results[-1].settled is Settled.PREDICTION
+    names = {r.name for r in results}
+    # Covered by a line: no synthetic request; every other bucket: exactly one.
+    assert not names & {"synthetic-b16xs256", "synthetic-b4xs64", "synthetic-b1xs16", "synthetic-b1xs256"}
+    assert {r.bucket for r in results} == set(BUCKETS)
+    assert len(results) == len(prompts) + len(BUCKETS) - 4
+
+
+def test_a_plan_that_fails_leaves_the_line_to_its_run() -> None:
+    """A line the plan cannot place (bad body) still runs, first, and its error names it."""
+
+    def refuse(body: bytes, content_type: str, accept: str) -> Planned:
+        raise WarmupError("cannot place")
+
+    model = UnpaddedModel()
+    prompts = [PromptLine("p-4x42", b"4x42", "text/plain"), PromptLine("p-1x5", b"1x5", "text/plain")]
+    results = asyncio.run(
+        run_warmup(model, prompts, BUCKETS, None, POLICY, clock=model.clock, shape_of=refuse)
+    )
+    assert [r.name for r in results] == ["p-1x5", "p-4x42"]  # smallest body first, as without a plan
+
+
+def test_a_traffic_line_is_anchored_on_the_nearest_traffic_line() -> None:
+    """Real texts padded to their longest cost more per position than full synthetic rows: a
+    big traffic line's prediction follows the nearest traffic line, not the synthetic shape
+    next to it."""
+    predictor = SteadyPredictor()
+    for shape in (Bucket(1, 16), Bucket(4, 16), Bucket(4, 64), Bucket(16, 64), Bucket(16, 256)):
+        predictor.add(shape, cpu_cost(shape), "synthetic")
+    predictor.add(Bucket(8, 230), 1.25 * cpu_cost(Bucket(8, 230)), "traffic")
+    expected = 1.25 * cpu_cost(Bucket(32, 256))
+    as_traffic = predictor.predict(Bucket(32, 256), origin="traffic")
+    as_synthetic = predictor.predict(Bucket(32, 256), origin="synthetic")
+    assert as_traffic == pytest.approx(expected, rel=0.05)
+    assert as_synthetic == pytest.approx(cpu_cost(Bucket(32, 256)), rel=0.05)
+    # With no point of its origin yet, the nearest of any origin anchors it.
+    assert predictor.predict(Bucket(32, 256), origin="other") == as_synthetic

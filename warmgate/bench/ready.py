@@ -1,0 +1,103 @@
+"""Time to READY against one pass over the bucket plan, measured in one run on one machine.
+
+The numerator is the replica's own start-up, seen from outside: process start → first ``/ping``
+200 (:attr:`warmgate.bench.served.Server.ready_s`), with its loading and warming phases read
+from its log. The denominator is raw in-process ONNX Runtime (``session.run`` only, the
+replica's intra-op threads, the same arena policy) running every bucket the replica reports
+once at steady speed (:func:`warmgate.bench.raw.steady_pass`), timed right after the replica
+is READY, on the same machine state.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from warmgate.bench.raw import RawSession, steady_pass
+from warmgate.bench.served import Server, WarmedShape
+from warmgate.models.base import Bucket
+
+
+@dataclass(frozen=True)
+class ReadyFigures:
+    ready_s: float  # process start → first /ping 200
+    loading_s: float
+    warming_s: float
+    pass_s: float  # one pass over the plan at steady speed (nan when not measured)
+    buckets: int
+    threads: int
+    warmup: str  # the replica's warmup, summarised from its log
+    shapes: tuple[WarmedShape, ...] = ()  # every warmed shape, from its log
+    raw_s: dict[str, float] | None = None  # one raw steady run of each bucket, by label
+
+    @property
+    def warming_ratio(self) -> float:
+        return self.warming_s / self.pass_s
+
+    @property
+    def ready_ratio(self) -> float:
+        return self.ready_s / self.pass_s
+
+    def line(self) -> str:
+        return (
+            f"Time to READY: {self.ready_s:.2f} s from process start (loading {self.loading_s:.2f} s, "
+            f"warming {self.warming_s:.2f} s); one pass over the {self.buckets} buckets at steady "
+            f"speed with {self.threads} intra-op threads: {self.pass_s:.2f} s → warming ÷ pass "
+            f"**{self.warming_ratio:.2f}**, READY ÷ pass **{self.ready_ratio:.2f}**"
+        )
+
+
+def bucket_from_label(label: str) -> Bucket:
+    m = re.fullmatch(r"b(\d+)(?:xs(\d+))?", label)
+    if m is None:
+        raise ValueError(f"not a bucket label: {label!r}")
+    return Bucket(int(m.group(1)), int(m.group(2) or 0))
+
+
+def plan(server: Server, model_name: str, cores: int) -> tuple[list[Bucket], int]:
+    """The bucket plan and intra-op threads the replica reports in its model metadata."""
+    meta = httpx.get(f"{server.url}/v2/models/{model_name}", timeout=10).json()
+    threads = int(meta.get("intra_op_threads") or 0) or cores
+    return [bucket_from_label(label) for label in meta["buckets"]], threads
+
+
+def ready_figures(server: Server, model_dir: Path, cores: int, with_pass: bool = True) -> ReadyFigures:
+    """The replica's READY figures and, with ``with_pass``, one raw pass over its plan."""
+    buckets, threads = plan(server, model_dir.name, cores)
+    one_pass = float("nan")
+    raw_s: dict[str, float] | None = None
+    if with_pass:
+        raw = RawSession(model_dir, threads)
+        raw_s = {b.label(): s for b, s in steady_pass(raw, buckets).items()}
+        one_pass = sum(raw_s.values())
+        del raw
+    return ReadyFigures(
+        ready_s=server.ready_s,
+        loading_s=server.phase_seconds("loading", "warming") or 0.0,
+        warming_s=server.phase_seconds("warming", "ready") or 0.0,
+        pass_s=one_pass,
+        buckets=len(buckets),
+        threads=threads,
+        warmup=server.warmup_summary(),
+        shapes=tuple(server.warmup_shapes()),
+        raw_s=raw_s,
+    )
+
+
+def costliest(figures: ReadyFigures, count: int = 10) -> str:
+    """A markdown table of the shapes that cost warmup most, each against the pass's raw run of
+    its bucket."""
+    rows = ["| shape | runs | settled | ran | first | steady | raw run of its bucket | ÷ pass |"]
+    rows.append("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |")
+    raw = figures.raw_s or {}
+    for shape in sorted(figures.shapes, key=lambda s: -s.seconds)[:count]:
+        bucket = raw.get(shape.bucket)
+        raw_run = f"{bucket * 1e3:.0f} ms ({shape.bucket})" if bucket else "-"
+        rows.append(
+            f"| {shape.name} | {shape.runs} | {shape.settled} | {shape.ran} | {shape.first_s * 1e3:.0f} ms "
+            f"| {shape.steady_s * 1e3:.0f} ms | {raw_run} | {shape.seconds / figures.pass_s:.3f} |"
+        )
+    return "\n".join(rows)
