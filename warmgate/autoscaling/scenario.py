@@ -14,6 +14,7 @@ replica. ``SimConfig.hibernated`` adds a tier of hibernated standbys at their ow
 from __future__ import annotations
 
 import dataclasses
+import random
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -44,6 +45,11 @@ class ReplicaModel:
     cold_start_sigma: float = 0.0
     service_curve: tuple[tuple[int, float], ...] = ()
     host_cores: int | None = None  # replicas share this many cores (one machine); None: their own
+    # Measured through the load balancer (calibrate.fit_service): every request pays a fixed
+    # overhead_s (HTTP, HAProxy, event loops) plus the curve's time x a log-normal factor of
+    # median 1 and spread service_sigma. 0 and 0: the curve's time alone, as a constant.
+    overhead_s: float = 0.0
+    service_sigma: float = 0.0
     # A hibernated standby: instance start + RAM restore -> READY (its process kept its RAM).
     # 4 GiB of RAM read back from a gp3 volume at its 125 MiB/s baseline is 33 s, plus a boot.
     resume_s: float = 45.0
@@ -56,6 +62,13 @@ class ReplicaModel:
                 return seconds
         return self.service_curve[-1][1] if self.service_curve else self.service_s
 
+    def draw_service(self, together: int, size: float, rng: random.Random) -> float:
+        """One request's service time: ``overhead_s`` plus ``service_at(together)`` x ``size``,
+        the latter spread log-normally (median unchanged) when ``service_sigma`` > 0. Draws
+        from ``rng`` only then, so a model without spread leaves the random stream untouched."""
+        spread = rng.lognormvariate(0.0, self.service_sigma) if self.service_sigma > 0 else 1.0
+        return self.overhead_s + self.service_at(together) * size * spread
+
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.queue_depth < 0:
             raise ConfigError(
@@ -64,6 +77,10 @@ class ReplicaModel:
             )
         if self.service_s <= 0:
             raise ConfigError(f"service_s must be > 0, got {self.service_s}")
+        if self.overhead_s < 0 or self.service_sigma < 0:
+            raise ConfigError(
+                f"overhead_s and service_sigma must be >= 0, got {self.overhead_s} and {self.service_sigma}"
+            )
         if self.cold_start_sigma < 0 or any(n < 1 or t <= 0 for n, t in self.service_curve):
             raise ConfigError(
                 "cold_start_sigma must be >= 0 and service_curve points (requests >= 1, seconds > 0), "
@@ -79,11 +96,12 @@ class ReplicaModel:
 
     @property
     def throughput(self) -> float:
-        """Requests per second one hot replica completes at full load (size 1): its best
-        point of the service curve, or ``concurrency / service_s`` without one."""
+        """Requests per second one hot replica completes at full load (size 1, median times):
+        its best point of the service curve, or ``concurrency / service_s`` without one,
+        with ``overhead_s`` added to every request's time."""
         if not self.service_curve:
-            return self.concurrency / self.service_s
-        return max(n / t for n, t in self.service_curve if n <= self.concurrency)
+            return self.concurrency / (self.overhead_s + self.service_s)
+        return max(n / (self.overhead_s + t) for n, t in self.service_curve if n <= self.concurrency)
 
 
 def batching_curve(

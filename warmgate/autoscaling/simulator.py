@@ -143,7 +143,7 @@ class Simulation:
 
     def begin(self, replica: _Replica, request: int) -> None:
         replica.in_service.add(request)
-        service = self.model.service_at(len(replica.in_service)) * self.trace.sizes[request]
+        service = self.model.draw_service(len(replica.in_service), self.trace.sizes[request], self.rng)
         if self.model.host_cores is not None:  # processor sharing, sampled when the request starts
             busy = sum(len(r.in_service) for r in self.replicas.values())
             service *= max(1.0, busy / self.model.host_cores)
