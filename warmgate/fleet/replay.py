@@ -243,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print_calibration(sweep, fit, model, args.seed)
     print(f"# trace {trace.name}: {len(trace.arrivals)} requests over {trace.duration_s:.0f} s")
+    print(f"# rows, arrivals and logs (the sweep's under sweep/) kept in {work}")
     print(HEADER)
     print(real.row("real fleet"))
     print(sim.row("simulator"))
