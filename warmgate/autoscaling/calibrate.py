@@ -199,3 +199,11 @@ def fit_service(samples: Sequence[tuple[int, float]]) -> ServiceFit:
             den += len(latencies) * (n - 1) ** 2
     slope = max(0.0, num / den) if den else 0.0
     return ServiceFit(dist.shift_s, dist.median_s, slope, dist.sigma, len(samples))
+
+
+def fit_sweep_rows(rows: Sequence[Sequence[float]]) -> ServiceFit:
+    """:func:`fit_service` of a load generator's rows ``[sent_at, latency_s, status]``
+    (``python -m warmgate.fleet.loadgen``'s output): the requests answered 200."""
+    ok = [(float(row[0]), float(row[1])) for row in rows if int(row[2]) == 200]
+    outstanding = concurrency_at_send(ok)
+    return fit_service([(n, latency) for n, (_, latency) in zip(outstanding, ok, strict=True)])

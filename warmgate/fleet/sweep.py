@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from warmgate.autoscaling.calibrate import ServiceFit, concurrency_at_send, fit_service
+from warmgate.autoscaling.calibrate import ServiceFit, fit_sweep_rows
 from warmgate.fleet.fleet import Fleet, Role
 from warmgate.fleet.haproxy_config import HaproxySettings
 from warmgate.fleet.replica import ReplicaSpec, pick_port
@@ -96,6 +96,4 @@ def run_sweep(
 
 def fit_from_sweep(sweep: Sweep) -> ServiceFit:
     """The service-time model of the requests the sweep got 200 for."""
-    ok = sweep.ok()
-    outstanding = concurrency_at_send(ok)
-    return fit_service([(n, latency) for n, (_, latency) in zip(outstanding, ok, strict=True)])
+    return fit_sweep_rows(sweep.rows)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,7 @@ from warmgate.autoscaling.calibrate import (
     fit_shifted_lognormal,
     replica_from_metrics,
 )
+from warmgate.autoscaling.cli import add_commands, sim_config
 from warmgate.autoscaling.model import ScalingConfig
 from warmgate.autoscaling.scenario import ReplicaModel, SimConfig
 from warmgate.autoscaling.simulator import simulate
@@ -183,3 +187,20 @@ def test_requests_served_together_take_the_curves_longer_time() -> None:
     report = simulate(three, one, random.Random(0))
     assert report.p50_latency_s == pytest.approx(0.007)
     assert report.p99_latency_s == pytest.approx(0.008)
+
+
+def test_warmgate_simulate_fits_its_replica_to_a_sweeps_rows(tmp_path: Path) -> None:
+    # lone requests 1 s apart (one outstanding each), plus refused ones that the fit must skip
+    latencies = shifted_lognormal(0.005, 0.002, 0.5, 2_000, seed=4)
+    rows = [[float(i), latency, 200] for i, latency in enumerate(latencies)]
+    rows += [[i + 0.5, 0.0001, 503] for i in range(500)]
+    sweep = tmp_path / "rows.json"
+    sweep.write_text(json.dumps(rows))
+    parser = argparse.ArgumentParser(prog="warmgate")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    replica = sim_config(
+        parser.parse_args(["simulate", "--service-sweep", str(sweep), "--max-batch", "4"])
+    ).replica
+    assert replica.overhead_s == pytest.approx(0.005, abs=0.0005)
+    assert replica.service_at(1) == pytest.approx(0.002, rel=0.15)
+    assert replica.service_sigma == pytest.approx(0.5, rel=0.15)
