@@ -1,0 +1,60 @@
+"""The calibration sweep: open-loop requests from the load generator's own process, through
+HAProxy, to one fresh replica; and the Poisson schedule it sends."""
+
+from __future__ import annotations
+
+import io
+import random
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.e2e.haproxy import requires_haproxy
+from tests.e2e.process import free_port
+from warmgate.autoscaling.calibrate import served_seconds
+from warmgate.fleet.haproxy_config import HaproxySettings
+from warmgate.fleet.replica import ReplicaSpec
+from warmgate.fleet.sweep import fit_from_sweep, poisson_arrivals, run_sweep
+
+
+def test_poisson_arrivals_run_each_rate_in_turn_at_that_rate() -> None:
+    planned = poisson_arrivals([10.0, 40.0], seconds=100.0, gap_s=2.0, rng=random.Random(0))
+    times = [at for at, _ in planned]
+    assert times == sorted(times)
+    slow = [at for at, rate in planned if rate == 10.0]
+    fast = [at for at, rate in planned if rate == 40.0]
+    assert slow[0] >= 2.0 and slow[-1] < 102.0  # the first rate, after the gap
+    assert fast[0] >= 104.0 and fast[-1] < 204.0  # the second, after another gap
+    assert len(slow) == pytest.approx(1000, rel=0.1)  # 10/s for 100 s; Poisson sd ~ 32
+    assert len(fast) == pytest.approx(4000, rel=0.05)
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="wg-"))  # a UNIX socket path must stay under 108 bytes
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@requires_haproxy
+def test_the_sweep_reaches_one_replica_through_haproxy_and_fits(linear_dir: Path, short_dir: Path) -> None:
+    body = short_dir / "body.npy"
+    buf = io.BytesIO()
+    np.save(buf, np.ones((1, 4), np.float32))
+    body.write_bytes(buf.getvalue())
+    settings = HaproxySettings(port=free_port(), socket=short_dir / "haproxy.sock")
+    spec = ReplicaSpec(linear_dir, drain_delay_s=0.2)
+    sweep = run_sweep(spec, body, short_dir / "sweep", [60.0], seconds=3.0, settings=settings)
+    assert len(sweep.rows) >= 120  # 60/s for 3 s, open loop
+    assert {status for _, _, status in sweep.rows} == {200}
+    # every request went through HAProxy to that one replica: its own counter moved by as many
+    before, _ = served_seconds(sweep.metrics_before)
+    after, _ = served_seconds(sweep.metrics_after)
+    assert after - before == len(sweep.rows)
+    fit = fit_from_sweep(sweep)
+    assert fit.samples == len(sweep.rows)
+    assert 0 < fit.median_lone_s < max(latency for _, latency, _ in sweep.rows)
