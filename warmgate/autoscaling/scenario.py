@@ -8,7 +8,8 @@ to warm up. ``SERVED_REPLICA`` (the simulator's default) is the same replica bat
 log-normal factor with median 1); ``service_curve`` makes service time depend on how many
 requests a replica serves together (a batch), ``overhead_s`` adds a fixed time to every
 request and ``service_sigma`` spreads the rest log-normally; :mod:`.calibrate` fills them from
-a live replica's metrics and from a sweep of requests through the load balancer. ``SimConfig.hibernated`` adds a tier of hibernated standbys at their own price.
+a live replica's metrics and from a sweep of requests through the load balancer.
+``SimConfig.hibernated`` adds a tier of hibernated standbys at their own price.
 :class:`Strategy` names the policies that ``warmgate simulate --compare`` puts side by side.
 """
 

@@ -2,7 +2,8 @@
 
 Model, in one paragraph: a hot replica serves ``concurrency`` requests at once, each for
 ``service_s`` x its size (or the replica model's drawn service time:
-:meth:`~warmgate.autoscaling.scenario.ReplicaModel.draw_service`), and admits up to ``queue_depth`` more in a FIFO queue. The router
+:meth:`~warmgate.autoscaling.scenario.ReplicaModel.draw_service`), and admits up to
+``queue_depth`` more in a FIFO queue. The router
 sends each arrival to the hot replica with the fewest outstanding requests that still has
 room; when none has room (or none is hot) the request *met no ready replica*: the router
 holds it up to ``router_timeout_s`` for room to appear, then refuses it. Every ``tick_s``
