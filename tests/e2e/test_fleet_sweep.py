@@ -1,5 +1,5 @@
-"""The calibration sweep: open-loop requests from the load generator's own process, through
-HAProxy, to one fresh replica; and the Poisson schedule it sends."""
+"""The calibration sweep: open-loop requests from the load generator's own process, through an
+HAProxy of the sweep's own, to one running replica; and the Poisson schedule it sends."""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ import io
 import random
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.e2e.conftest import StartFleet
 from tests.e2e.haproxy import requires_haproxy
 from tests.e2e.process import free_port
 from warmgate.autoscaling.calibrate import served_seconds
+from warmgate.fleet.fleet import Role
 from warmgate.fleet.haproxy_config import HaproxySettings
 from warmgate.fleet.replica import ReplicaSpec
 from warmgate.fleet.sweep import fit_from_sweep, poisson_arrivals, run_sweep
@@ -41,17 +44,25 @@ def short_dir() -> Iterator[Path]:
 
 
 @requires_haproxy
-def test_the_sweep_reaches_one_replica_through_haproxy_and_fits(linear_dir: Path, short_dir: Path) -> None:
+def test_the_sweep_reaches_one_replica_through_haproxy_and_fits(
+    linear_dir: Path, short_dir: Path, start_fleet: StartFleet
+) -> None:
     body = short_dir / "body.npy"
     buf = io.BytesIO()
     np.save(buf, np.ones((1, 4), np.float32))
     body.write_bytes(buf.getvalue())
-    settings = HaproxySettings(port=free_port(), socket=short_dir / "haproxy.sock")
-    spec = ReplicaSpec(linear_dir, drain_delay_s=0.2)
-    sweep = run_sweep(spec, body, short_dir / "sweep", [60.0], seconds=3.0, settings=settings)
+    fleet = start_fleet(ReplicaSpec(linear_dir, drain_delay_s=0.2))
+    fleet.launch(Role.SERVING, time.monotonic())
+    deadline = time.monotonic() + 60
+    while not fleet.in_rotation():
+        assert time.monotonic() < deadline, "the replica never went READY"
+        time.sleep(0.1)
+    port = fleet.in_rotation()[0].port
+    settings = HaproxySettings(port=free_port(), socket=short_dir / "sweep.sock")
+    sweep = run_sweep(port, body, short_dir / "sweep", [60.0], seconds=3.0, settings=settings)
     assert len(sweep.rows) >= 120  # 60/s for 3 s, open loop
     assert {status for _, _, status in sweep.rows} == {200}
-    # every request went through HAProxy to that one replica: its own counter moved by as many
+    # every request went through the sweep's HAProxy to that replica: its own counter moved by as many
     before, _ = served_seconds(sweep.metrics_before)
     after, _ = served_seconds(sweep.metrics_after)
     assert after - before == len(sweep.rows)

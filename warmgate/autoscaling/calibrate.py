@@ -178,16 +178,10 @@ class ServiceFit:
         )
 
 
-def fit_service(samples: Sequence[tuple[int, float]]) -> ServiceFit:
-    """Fit :class:`ServiceFit` to ``(requests outstanding at send, latency)`` samples.
-
-    The floor and the spread come from the lone requests (n = 1; every sample when fewer than
-    ``MIN_TAIL`` were alone). The growth with n is a least-squares line through the lone
-    median over the medians of every level with ``MIN_GROUP`` samples, weighted by their
-    counts, and never negative: a replica does not get faster with more to do.
-    """
-    lone = [latency for n, latency in samples if n <= 1]
-    dist = fit_shifted_lognormal(lone if len(lone) >= MIN_TAIL else [lat for _, lat in samples])
+def _growth(samples: Sequence[tuple[int, float]], dist: ShiftedLogNormal) -> float:
+    """Least-squares growth of the variable part's median per extra request outstanding,
+    through ``dist``'s median at n = 1, over every level with ``MIN_GROUP`` samples (weighted
+    by their counts); never negative: a replica does not get faster with more to do."""
     groups: dict[int, list[float]] = {}
     for n, latency in samples:
         groups.setdefault(n, []).append(latency)
@@ -197,7 +191,27 @@ def fit_service(samples: Sequence[tuple[int, float]]) -> ServiceFit:
             excess = statistics.median(latencies) - dist.shift_s - dist.median_s
             num += len(latencies) * (n - 1) * excess
             den += len(latencies) * (n - 1) ** 2
-    slope = max(0.0, num / den) if den else 0.0
+    return max(0.0, num / den) if den else 0.0
+
+
+def fit_service(samples: Sequence[tuple[int, float]]) -> ServiceFit:
+    """Fit :class:`ServiceFit` to ``(requests outstanding at send, latency)`` samples.
+
+    Two passes. First the floor, median and spread of the lone requests (n = 1; every sample
+    when fewer than ``MIN_TAIL`` were alone) and the growth with n (:func:`_growth`). Then
+    every sample is scaled back to n = 1 (its variable part divided by its level's growth)
+    and the distribution is fitted again to all of them, and the growth once more: a stall
+    that slows one request also raises n for the requests sent behind it, so the lone
+    requests alone would understate the tail.
+    """
+    lone = [latency for n, latency in samples if n <= 1]
+    dist = fit_shifted_lognormal(lone if len(lone) >= MIN_TAIL else [lat for _, lat in samples])
+    slope = _growth(samples, dist)
+    for _ in range(2):
+        shift, median = dist.shift_s, dist.median_s
+        scaled = [shift + (lat - shift) * median / (median + slope * (n - 1)) for n, lat in samples]
+        dist = fit_shifted_lognormal(scaled)
+        slope = _growth(samples, dist)
     return ServiceFit(dist.shift_s, dist.median_s, slope, dist.sigma, len(samples))
 
 

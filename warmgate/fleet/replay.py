@@ -6,12 +6,14 @@
    (``--duration-s``) to fit this machine;
 2. a fleet (HAProxy + ``warmgate serve`` processes, the policy and a warm pool) starts and
    waits for its floor and its standbys;
-3. the replica model is calibrated from one READY replica's ``/metrics``
-   (:mod:`warmgate.autoscaling.calibrate`); service time at no load is measured;
+3. the calibration sweep (:mod:`warmgate.fleet.sweep`) sends open-loop requests at a few rates
+   to the READY standby through an HAProxy of its own, while the fleet sits at its floor; the
+   replica model is fitted to it (:func:`warmgate.autoscaling.calibrate.fit_service`), with
+   load and warmup times from the standby's ``/metrics``;
 4. :mod:`warmgate.fleet.loadgen` replays the arrivals from its own process, open loop, while
    a sampler counts replicas every tick (replica-seconds, time below the floor);
 5. the same arrivals and the calibrated model go through the simulator with the same policy
-   and pool.
+   and pool; each sweep rate is also simulated on one replica beside its measured p50/p99.
 """
 
 from __future__ import annotations
@@ -149,7 +151,8 @@ def print_calibration(sweep: Sweep, fit: ServiceFit, model: ReplicaModel, seed: 
     client = sum(lat for _, lat in ok) / len(ok)
     rates = ", ".join(f"{r:g}" for r in sorted(set(sweep.rates)))
     print(
-        f"# calibration sweep: {len(sweep.rows)} requests at {rates} requests/s, one replica behind HAProxy"
+        f"# calibration sweep: {len(sweep.rows)} requests at {rates} requests/s to the fleet's READY "
+        "standby behind an HAProxy of its own, the fleet at its floor"
     )
     print(
         f"#   mean latency {1e3 * client:.2f} ms at the load generator, {1e3 * inside:.2f} ms inside the "
@@ -191,13 +194,6 @@ def run(args: argparse.Namespace) -> int:
     pool_config = PoolConfig(target_size=args.pool, max_size=max(args.pool, 1))
     work = Path(tempfile.mkdtemp(prefix="wg-replay-"))
     spec = ReplicaSpec(args.model_dir, tuple(args.replica_arg), drain_delay_s=0.5)
-    sweep = run_sweep(spec, args.body, work / "sweep", args.sweep_rates, args.sweep_s, seed=args.seed)
-    fit = fit_from_sweep(sweep)
-    base_model = replica_from_metrics(
-        sweep.metrics_after,
-        ReplicaModel(queue_depth=args.queue_depth, provision_s=args.provision_s, claim_s=args.claim_s),
-    )
-    model = dataclasses.replace(fit.replica(base_model, args.concurrency), host_cores=args.host_cores)
     settings = HaproxySettings(port=pick_port(), socket=work / "haproxy.sock")
     with Fleet(spec, settings, work, slots=2 * args.max_replicas + args.pool) as fleet:
         pool = WarmPool(pool_config, id_prefix="standby")
@@ -208,6 +204,17 @@ def run(args: argparse.Namespace) -> int:
         try:
             _until(lambda: len(fleet.in_rotation()) >= 2, "two replicas in rotation", 300)
             _until(lambda: pool.count(MemberState.READY) >= args.pool, "the standbys", 300)
+            standby = next(r for r in fleet.replicas() if r.role is Role.STANDBY)
+            calibration = HaproxySettings(port=pick_port(), socket=work / "sweep.sock")
+            sweep = run_sweep(
+                standby.port,
+                args.body,
+                work / "sweep",
+                args.sweep_rates,
+                args.sweep_s,
+                calibration,
+                args.seed,
+            )
             no_ready_before = fleet.backend().no_server_503
             arrivals_file, out_file = work / "arrivals.json", work / "rows.json"
             arrivals_file.write_text(json.dumps(list(trace.arrivals)))
@@ -218,6 +225,12 @@ def run(args: argparse.Namespace) -> int:
             no_ready = fleet.backend().no_server_503 - no_ready_before
         finally:
             background.stop()
+    fit = fit_from_sweep(sweep)
+    base_model = replica_from_metrics(
+        sweep.metrics_after,
+        ReplicaModel(queue_depth=args.queue_depth, provision_s=args.provision_s, claim_s=args.claim_s),
+    )
+    model = dataclasses.replace(fit.replica(base_model, args.concurrency), host_cores=args.host_cores)
     latencies = sorted(r[1] for r in rows if r[2] == 200)
     own = fit.median_lone_s  # a request's own service time: a lone one's median, end to end
     misses = sum(1 for r in rows if r[2] != 200 or r[1] - own > args.budget_s)

@@ -1,12 +1,14 @@
 """One replica's service curve as the load balancer sees it: a calibration sweep.
 
-:func:`run_sweep` starts a one-replica fleet (the same ``warmgate serve`` flags and the same
-HAProxy configuration as the fleet it calibrates for), waits for READY, and has
-:mod:`warmgate.fleet.loadgen` send open-loop Poisson arrivals at a few rates through HAProxy
-from its own process. Each rate runs for ``seconds``, with a pause between rates so one rate's
-backlog does not spill into the next. :func:`warmgate.autoscaling.calibrate.fit_service` turns
-the rows into a service-time model; the replica's own ``/metrics`` before and after say how
-much of the latency was spent inside the replica.
+:func:`run_sweep` puts a running replica behind an HAProxy of its own (the fleet's rendered
+configuration, one server line) and has :mod:`warmgate.fleet.loadgen` send open-loop Poisson
+arrivals at a few rates through it from its own process. ``scripts/fleet_replay.py`` sweeps the
+fleet's READY standby while the fleet sits at its floor with its control loop running: the
+replica, the host and the probes are the ones the replay will meet, and the policy does not see
+the sweep (it counts the serving replicas' requests only). Each rate runs for ``seconds``, with
+a pause between rates so one rate's backlog does not spill into the next.
+:func:`warmgate.autoscaling.calibrate.fit_sweep_rows` turns the rows into a service-time model;
+the replica's own ``/metrics`` before and after say how much of the latency was inside it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from pathlib import Path
 import httpx
 
 from warmgate.autoscaling.calibrate import ServiceFit, fit_sweep_rows
-from warmgate.fleet.fleet import Fleet, Role
-from warmgate.fleet.haproxy_config import HaproxySettings
-from warmgate.fleet.replica import ReplicaSpec, pick_port
+from warmgate.fleet.haproxy import HaproxyProcess, find_haproxy
+from warmgate.fleet.haproxy_config import AdminState, HaproxySettings, ServerLine, render_config
+from warmgate.fleet.replica import HOST
 
 
 def poisson_arrivals(
@@ -59,37 +61,41 @@ class Sweep:
 
 
 def run_sweep(
-    spec: ReplicaSpec,
+    port: int,
     body: Path,
     work: Path,
     rates: Sequence[float],
     seconds: float,
-    settings: HaproxySettings | None = None,
+    settings: HaproxySettings,
     seed: int = 0,
-    ready_timeout_s: float = 300.0,
+    up_timeout_s: float = 30.0,
 ) -> Sweep:
-    """Sweep ``rates`` (requests/s) for ``seconds`` each against one fresh replica behind HAProxy."""
+    """Sweep ``rates`` (requests/s) for ``seconds`` each through an HAProxy (``settings``) whose
+    one server is the READY replica listening on ``port``."""
     work.mkdir(parents=True, exist_ok=True)
-    settings = settings or HaproxySettings(port=pick_port(), socket=work / "haproxy.sock")
     planned = poisson_arrivals(rates, seconds, gap_s=1.0, rng=random.Random(seed))
     arrivals_file, out_file = work / "arrivals.json", work / "rows.json"
     arrivals_file.write_text(json.dumps([at for at, _ in planned]))
-    with Fleet(spec, settings, work, slots=1) as fleet:
-        fleet.launch(Role.SERVING, time.monotonic())
-        deadline = time.monotonic() + ready_timeout_s
-        while not fleet.in_rotation():
+    config = work / "haproxy.cfg"
+    config.write_text(render_config(settings, [ServerLine("s1", HOST, port, AdminState.READY)]))
+    haproxy = HaproxyProcess(find_haproxy(), config, settings.socket, work / "haproxy.log")
+    api = haproxy.start()
+    try:
+        deadline = time.monotonic() + up_timeout_s
+        while not api.show_stat().server("s1").in_rotation:
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"the calibration replica was not in rotation after {ready_timeout_s:.0f} s"
+                    f"HAProxy did not see the replica on port {port} UP in {up_timeout_s:.0f} s"
                 )
-            time.sleep(0.1)
-            fleet.refresh(time.monotonic())
-        replica_url = f"http://127.0.0.1:{fleet.in_rotation()[0].port}/metrics"
+            time.sleep(0.05)
+        url = f"http://{settings.bind}:{settings.port}/invocations"
         with httpx.Client(timeout=30) as client:
-            before = client.get(replica_url).text
-            command = [sys.executable, "-m", "warmgate.fleet.loadgen", fleet.url + "/invocations"]
+            before = client.get(f"http://{HOST}:{port}/metrics").text
+            command = [sys.executable, "-m", "warmgate.fleet.loadgen", url]
             subprocess.run([*command, str(body), str(arrivals_file), str(out_file)], check=True)
-            after = client.get(replica_url).text
+            after = client.get(f"http://{HOST}:{port}/metrics").text
+    finally:
+        haproxy.stop()
     rows = tuple((float(a), float(lat), int(st)) for a, lat, st in json.loads(out_file.read_text()))
     return Sweep(rows, tuple(rate for _, rate in planned), before, after)
 
