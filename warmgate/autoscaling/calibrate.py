@@ -117,14 +117,15 @@ def _tail_sigma(ratio: float) -> float:
     return (low + high) / 2
 
 
-def fit_shifted_lognormal(samples: Sequence[float]) -> ShiftedLogNormal:
+def fit_shifted_lognormal(samples: Sequence[float], minimum: int = MIN_TAIL) -> ShiftedLogNormal:
     """A three-parameter log-normal matched to the 50th, 90th and 99th percentiles: the body
     and the tail that p99 and the SLA read, rather than the fastest requests. A tail too light
     for any floor (p99 - p50 under Z99/Z90 x (p90 - p50)), or a floor that would come out
-    negative, gives no floor: median and upper spread alone."""
-    if len(samples) < MIN_TAIL or min(samples) <= 0:
+    negative, gives no floor: median and upper spread alone. Fewer than ``minimum`` samples
+    are refused."""
+    if len(samples) < minimum or min(samples) <= 0:
         raise ConfigError(
-            f"need at least {MIN_TAIL} positive latencies to fit a tail, got {len(samples)} "
+            f"need at least {minimum} positive latencies to fit a tail, got {len(samples)} "
             f"(smallest {min(samples, default=0.0)}): sweep longer or at more rates"
         )
     ordered = sorted(samples)

@@ -52,6 +52,13 @@ class ReplicaModel:
     # median 1 and spread service_sigma. 0 and 0: the curve's time alone, as a constant.
     overhead_s: float = 0.0
     service_sigma: float = 0.0
+    # While a replica or standby starts on the same host (host_cores set), a request's service
+    # time is starting_overhead_s + starting_median_s x size x LogNormal(0, starting_sigma)
+    # instead: a start takes cores from the replicas serving. Measured by the calibration
+    # sweep's spare start; starting_median_s 0: no such effect.
+    starting_overhead_s: float = 0.0
+    starting_median_s: float = 0.0
+    starting_sigma: float = 0.0
     # A hibernated standby: instance start + RAM restore -> READY (its process kept its RAM).
     # 4 GiB of RAM read back from a gp3 volume at its 125 MiB/s baseline is 33 s, plus a boot.
     resume_s: float = 45.0
@@ -64,10 +71,15 @@ class ReplicaModel:
                 return seconds
         return self.service_curve[-1][1] if self.service_curve else self.service_s
 
-    def draw_service(self, together: int, size: float, rng: random.Random) -> float:
+    def draw_service(self, together: int, size: float, rng: random.Random, starting: bool = False) -> float:
         """One request's service time: ``overhead_s`` plus ``service_at(together)`` x ``size``,
         the latter spread log-normally (median unchanged) when ``service_sigma`` > 0. Draws
-        from ``rng`` only then, so a model without spread leaves the random stream untouched."""
+        from ``rng`` only then, so a model without spread leaves the random stream untouched.
+        ``starting``: a replica is starting on this host, and the model has a measured
+        ``starting_*`` distribution for that: draw from it."""
+        if starting and self.starting_median_s > 0:
+            spread = rng.lognormvariate(0.0, self.starting_sigma) if self.starting_sigma > 0 else 1.0
+            return self.starting_overhead_s + self.starting_median_s * size * spread
         spread = rng.lognormvariate(0.0, self.service_sigma) if self.service_sigma > 0 else 1.0
         return self.overhead_s + self.service_at(together) * size * spread
 
@@ -79,9 +91,12 @@ class ReplicaModel:
             )
         if self.service_s <= 0:
             raise ConfigError(f"service_s must be > 0, got {self.service_s}")
-        if self.overhead_s < 0 or self.service_sigma < 0:
+        spreads = (self.overhead_s, self.service_sigma, self.starting_overhead_s, self.starting_median_s)
+        if min(*spreads, self.starting_sigma) < 0:
             raise ConfigError(
-                f"overhead_s and service_sigma must be >= 0, got {self.overhead_s} and {self.service_sigma}"
+                "overhead_s, service_sigma and the starting_* times must be >= 0, got "
+                f"{self.overhead_s}, {self.service_sigma}, {self.starting_overhead_s}, "
+                f"{self.starting_median_s}, {self.starting_sigma}"
             )
         if self.cold_start_sigma < 0 or any(n < 1 or t <= 0 for n, t in self.service_curve):
             raise ConfigError(

@@ -31,7 +31,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from warmgate.autoscaling.calibrate import ServiceFit, replica_from_metrics, served_seconds
+from warmgate.autoscaling.calibrate import (
+    ServiceFit,
+    ShiftedLogNormal,
+    replica_from_metrics,
+    served_seconds,
+)
 from warmgate.autoscaling.model import ReplicaPhase, ScalingConfig, TargetMetric
 from warmgate.autoscaling.pool import MemberState, PoolConfig, WarmPool
 from warmgate.autoscaling.scenario import ReplicaModel, SimConfig
@@ -41,7 +46,7 @@ from warmgate.fleet.control import Background, ControlLoop
 from warmgate.fleet.fleet import Fleet, Role
 from warmgate.fleet.haproxy_config import HaproxySettings
 from warmgate.fleet.replica import ReplicaSpec, pick_port
-from warmgate.fleet.sweep import Sweep, fit_from_sweep, run_sweep
+from warmgate.fleet.sweep import Sweep, fit_from_sweep, run_sweep, start_fit
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,9 @@ def sweep_check(sweep: Sweep, model: ReplicaModel, seed: int) -> list[str]:
     ]
     for rate in sorted(set(sweep.rates)):
         rows = [
-            r for r, at_rate in zip(sweep.rows, sweep.rates, strict=True) if at_rate == rate and r[2] == 200
+            r
+            for r, at_rate in zip(sweep.rows, sweep.rates, strict=True)
+            if at_rate == rate and r[2] == 200 and not sweep.starting(r[0])
         ]
         if not rows:
             continue
@@ -140,6 +147,24 @@ def sweep_check(sweep: Sweep, model: ReplicaModel, seed: int) -> list[str]:
             f"{1e3 * real99:.1f} | {1e3 * sim99:.1f} |"
         )
     return lines
+
+
+def print_start(sweep: Sweep, starting: ShiftedLogNormal | None) -> None:
+    if sweep.start is None:
+        return
+    during = [lat for at, lat, status in sweep.rows if status == 200 and sweep.starting(at)]
+    line = f"# a spare replica started during the sweep: READY {sweep.start_s:.2f} s after launch"
+    if during and starting is not None:
+        real50, real99 = _quantiles(during)
+        line += (
+            f"; the {len(during)} requests sent meanwhile: p50 {1e3 * real50:.1f} ms, p99 "
+            f"{1e3 * real99:.1f} ms; fit {1e3 * starting.shift_s:.2f} ms fixed + "
+            f"{1e3 * starting.median_s:.2f} ms x LogNormal(sigma {starting.sigma:.2f}) "
+            f"(p50 {1e3 * starting.quantile(0.5):.1f} ms, p99 {1e3 * starting.quantile(0.99):.1f} ms)"
+        )
+    else:
+        line += f"; {len(during)} requests met it: too few to fit, no start slowdown modelled"
+    print(line)
 
 
 def print_calibration(sweep: Sweep, fit: ServiceFit, model: ReplicaModel, seed: int) -> None:
@@ -214,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
                 args.sweep_s,
                 calibration,
                 args.seed,
+                spare=spec if args.host_cores is not None else None,
             )
             no_ready_before = fleet.backend().no_server_503
             arrivals_file, out_file = work / "arrivals.json", work / "rows.json"
@@ -231,6 +257,16 @@ def run(args: argparse.Namespace) -> int:
         ReplicaModel(queue_depth=args.queue_depth, provision_s=args.provision_s, claim_s=args.claim_s),
     )
     model = dataclasses.replace(fit.replica(base_model, args.concurrency), host_cores=args.host_cores)
+    starting = start_fit(sweep)
+    if starting is not None and sweep.start_s is not None:
+        # a start on this host, as measured: how long it took and what it did to the replica serving
+        model = dataclasses.replace(
+            model,
+            provision_s=max(0.0, sweep.start_s - model.load_s - model.warmup_s),
+            starting_overhead_s=starting.shift_s,
+            starting_median_s=starting.median_s,
+            starting_sigma=starting.sigma,
+        )
     latencies = sorted(r[1] for r in rows if r[2] == 200)
     own = fit.median_lone_s  # a request's own service time: a lone one's median, end to end
     misses = sum(1 for r in rows if r[2] != 200 or r[1] - own > args.budget_s)
@@ -255,6 +291,7 @@ def run(args: argparse.Namespace) -> int:
         report.p99_latency_s,
     )
     print_calibration(sweep, fit, model, args.seed)
+    print_start(sweep, starting)
     print(f"# trace {trace.name}: {len(trace.arrivals)} requests over {trace.duration_s:.0f} s")
     print(f"# rows, arrivals and logs (the sweep's under sweep/) kept in {work}")
     print(HEADER)
@@ -291,7 +328,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--sweep-s", type=float, default=15.0, help="seconds of the sweep at each rate")
     p.add_argument("--queue-depth", type=int, default=64)
-    p.add_argument("--provision-s", type=float, default=0.5, help="process start before loading")
+    p.add_argument(
+        "--provision-s",
+        type=float,
+        default=0.5,
+        help="process start before loading (with --host-cores: measured by the sweep's spare start)",
+    )
     p.add_argument("--claim-s", type=float, default=0.2, help="HAProxy check interval")
     p.add_argument("--host-cores", type=int, default=None, help="cores every replica shares (simulator)")
     p.add_argument("--replica-arg", action="append", default=[])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import random
@@ -204,3 +205,28 @@ def test_warmgate_simulate_fits_its_replica_to_a_sweeps_rows(tmp_path: Path) -> 
     assert replica.overhead_s == pytest.approx(0.005, abs=0.0005)
     assert replica.service_at(1) == pytest.approx(0.002, rel=0.15)
     assert replica.service_sigma == pytest.approx(0.5, rel=0.15)
+
+
+def test_requests_met_by_a_start_on_the_shared_host_draw_from_its_measured_times() -> None:
+    # One replica serving lone requests 1 s apart; the policy (floor 2) cold-starts a second on
+    # the same host at once, READY 10 s later. Requests in those 10 s take the start's 0.5 s;
+    # the rest the replica's own 0.01 s.
+    model = ReplicaModel(
+        concurrency=1,
+        service_s=0.01,
+        provision_s=10.0,
+        load_s=0.0,
+        warmup_s=0.0,
+        host_cores=2,
+        starting_median_s=0.5,
+    )
+    sparse = Trace("sparse", 40.0, tuple(float(i) + 0.5 for i in range(40)), (1.0,) * 40)
+    config = SimConfig(scaling=ScalingConfig(min_hot=2, max_replicas=2), replica=model, initial_hot=1)
+    report = simulate(sparse, config, random.Random(0))
+    assert report.cold_starts == 1
+    assert report.p50_latency_s == pytest.approx(0.01)
+    assert report.p99_latency_s == pytest.approx(0.5)
+    alone = dataclasses.replace(model, host_cores=None)  # its own machine: a start costs nothing
+    assert simulate(sparse, dataclasses.replace(config, replica=alone), random.Random(0)).p99_latency_s == (
+        pytest.approx(0.01)
+    )
