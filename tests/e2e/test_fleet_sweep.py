@@ -59,13 +59,19 @@ def test_the_sweep_reaches_one_replica_through_haproxy_and_fits(
         time.sleep(0.1)
     port = fleet.in_rotation()[0].port
     settings = HaproxySettings(port=free_port(), socket=short_dir / "sweep.sock")
-    sweep = run_sweep(port, body, short_dir / "sweep", [60.0], seconds=3.0, settings=settings)
-    assert len(sweep.rows) >= 120  # 60/s for 3 s, open loop
+    spare = ReplicaSpec(linear_dir, drain_delay_s=0.0)
+    sweep = run_sweep(port, body, short_dir / "sweep", [60.0], seconds=3.0, settings=settings, spare=spare)
+    assert len(sweep.rows) >= 240  # 60/s for 3 s, then 3 s more with the spare starting, open loop
+    # the spare was launched 1 s into the second segment (which begins at 1 + 3 + 1 s) and went READY
+    assert sweep.start is not None and sweep.start_s is not None
+    assert sweep.start[0] == pytest.approx(6.0, abs=0.5)
+    assert 0 < sweep.start_s < 60
+    assert any(sweep.starting(at) for at, _, _ in sweep.rows)
     assert {status for _, _, status in sweep.rows} == {200}
     # every request went through the sweep's HAProxy to that replica: its own counter moved by as many
     before, _ = served_seconds(sweep.metrics_before)
     after, _ = served_seconds(sweep.metrics_after)
     assert after - before == len(sweep.rows)
     fit = fit_from_sweep(sweep)
-    assert fit.samples == len(sweep.rows)
+    assert fit.samples == sum(1 for at, _, _ in sweep.rows if not sweep.starting(at))  # a start fits apart
     assert 0 < fit.median_lone_s < max(latency for _, latency, _ in sweep.rows)
