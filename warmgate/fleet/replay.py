@@ -9,7 +9,9 @@
 3. the calibration sweep (:mod:`warmgate.fleet.sweep`) sends open-loop requests at a few rates
    to the READY standby through an HAProxy of its own, while the fleet sits at its floor; the
    replica model is fitted to it (:func:`warmgate.autoscaling.calibrate.fit_service`), with
-   load and warmup times from the standby's ``/metrics``;
+   load and warmup times from the standby's ``/metrics``; with ``--host-cores`` (every
+   replica on this one machine) a last segment launches a spare replica, and its start time
+   and the latencies it caused meanwhile become the model's cold start and start slowdown;
 4. :mod:`warmgate.fleet.loadgen` replays the arrivals from its own process, open loop, while
    a sampler counts replicas every tick (replica-seconds, time below the floor);
 5. the same arrivals and the calibrated model go through the simulator with the same policy
