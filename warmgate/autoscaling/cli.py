@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import random
 import sys
 from pathlib import Path
 
-from warmgate.autoscaling.calibrate import replica_from_metrics
+from warmgate.autoscaling.calibrate import fit_sweep_rows, replica_from_metrics
 from warmgate.autoscaling.compare import compare
 from warmgate.autoscaling.model import TargetMetric
 from warmgate.autoscaling.pool import PoolConfig
@@ -137,6 +138,14 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         default=None,
         help="a READY replica's /metrics text (curl URL/metrics > FILE): load, warmup and "
         "service times per batch size replace the flags'",
+    )
+    p.add_argument(
+        "--service-sweep",
+        type=Path,
+        default=None,
+        help="a calibration sweep's rows (JSON [sent_at, latency_s, status], from "
+        "python -m warmgate.fleet.loadgen): service time = fixed overhead + a curve of the "
+        "requests outstanding x a log-normal spread, fitted to them (docs/autoscaling.md, Calibration)",
     )
     p.add_argument("--pool-size", type=int, default=pool.target_size)
     p.add_argument(
@@ -266,6 +275,9 @@ def sim_config(args: argparse.Namespace) -> SimConfig:
         replica = dataclasses.replace(replica, concurrency=args.max_batch, service_curve=curve)
     if args.replica_metrics is not None:
         replica = replica_from_metrics(args.replica_metrics.read_text(), replica)
+    if args.service_sweep is not None:
+        fit = fit_sweep_rows(json.loads(args.service_sweep.read_text()))
+        replica = fit.replica(replica, replica.concurrency)
     scaling = dataclasses.replace(
         DEFAULT_SCALING,
         metric=TargetMetric(args.metric),

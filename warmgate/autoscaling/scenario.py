@@ -6,14 +6,17 @@ to warm up. ``SERVED_REPLICA`` (the simulator's default) is the same replica bat
 16 requests under a queue at the served batching gain measured by
 ``scripts/bench_server.py throughput``. ``cold_start_sigma`` spreads every start (a
 log-normal factor with median 1); ``service_curve`` makes service time depend on how many
-requests a replica serves together (a batch); :mod:`.calibrate` fills both from a live
-replica. ``SimConfig.hibernated`` adds a tier of hibernated standbys at their own price.
+requests a replica serves together (a batch), ``overhead_s`` adds a fixed time to every
+request and ``service_sigma`` spreads the rest log-normally; :mod:`.calibrate` fills them from
+a live replica's metrics and from a sweep of requests through the load balancer.
+``SimConfig.hibernated`` adds a tier of hibernated standbys at their own price.
 :class:`Strategy` names the policies that ``warmgate simulate --compare`` puts side by side.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import random
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -44,6 +47,18 @@ class ReplicaModel:
     cold_start_sigma: float = 0.0
     service_curve: tuple[tuple[int, float], ...] = ()
     host_cores: int | None = None  # replicas share this many cores (one machine); None: their own
+    # Measured through the load balancer (calibrate.fit_service): every request pays a fixed
+    # overhead_s (HTTP, HAProxy, event loops) plus the curve's time x a log-normal factor of
+    # median 1 and spread service_sigma. 0 and 0: the curve's time alone, as a constant.
+    overhead_s: float = 0.0
+    service_sigma: float = 0.0
+    # While a replica or standby starts on the same host (host_cores set), a request's service
+    # time is starting_overhead_s + starting_median_s x size x LogNormal(0, starting_sigma)
+    # instead: a start takes cores from the replicas serving. Measured by the calibration
+    # sweep's spare start; starting_median_s 0: no such effect.
+    starting_overhead_s: float = 0.0
+    starting_median_s: float = 0.0
+    starting_sigma: float = 0.0
     # A hibernated standby: instance start + RAM restore -> READY (its process kept its RAM).
     # 4 GiB of RAM read back from a gp3 volume at its 125 MiB/s baseline is 33 s, plus a boot.
     resume_s: float = 45.0
@@ -56,6 +71,18 @@ class ReplicaModel:
                 return seconds
         return self.service_curve[-1][1] if self.service_curve else self.service_s
 
+    def draw_service(self, together: int, size: float, rng: random.Random, starting: bool = False) -> float:
+        """One request's service time: ``overhead_s`` plus ``service_at(together)`` x ``size``,
+        the latter spread log-normally (median unchanged) when ``service_sigma`` > 0. Draws
+        from ``rng`` only then, so a model without spread leaves the random stream untouched.
+        ``starting``: a replica is starting on this host, and the model has a measured
+        ``starting_*`` distribution for that: draw from it."""
+        if starting and self.starting_median_s > 0:
+            spread = rng.lognormvariate(0.0, self.starting_sigma) if self.starting_sigma > 0 else 1.0
+            return self.starting_overhead_s + self.starting_median_s * size * spread
+        spread = rng.lognormvariate(0.0, self.service_sigma) if self.service_sigma > 0 else 1.0
+        return self.overhead_s + self.service_at(together) * size * spread
+
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.queue_depth < 0:
             raise ConfigError(
@@ -64,6 +91,13 @@ class ReplicaModel:
             )
         if self.service_s <= 0:
             raise ConfigError(f"service_s must be > 0, got {self.service_s}")
+        spreads = (self.overhead_s, self.service_sigma, self.starting_overhead_s, self.starting_median_s)
+        if min(*spreads, self.starting_sigma) < 0:
+            raise ConfigError(
+                "overhead_s, service_sigma and the starting_* times must be >= 0, got "
+                f"{self.overhead_s}, {self.service_sigma}, {self.starting_overhead_s}, "
+                f"{self.starting_median_s}, {self.starting_sigma}"
+            )
         if self.cold_start_sigma < 0 or any(n < 1 or t <= 0 for n, t in self.service_curve):
             raise ConfigError(
                 "cold_start_sigma must be >= 0 and service_curve points (requests >= 1, seconds > 0), "
@@ -79,11 +113,12 @@ class ReplicaModel:
 
     @property
     def throughput(self) -> float:
-        """Requests per second one hot replica completes at full load (size 1): its best
-        point of the service curve, or ``concurrency / service_s`` without one."""
+        """Requests per second one hot replica completes at full load (size 1, median times):
+        its best point of the service curve, or ``concurrency / service_s`` without one,
+        with ``overhead_s`` added to every request's time."""
         if not self.service_curve:
-            return self.concurrency / self.service_s
-        return max(n / t for n, t in self.service_curve if n <= self.concurrency)
+            return self.concurrency / (self.overhead_s + self.service_s)
+        return max(n / (self.overhead_s + t) for n, t in self.service_curve if n <= self.concurrency)
 
 
 def batching_curve(

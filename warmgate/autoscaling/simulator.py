@@ -1,7 +1,9 @@
 """A discrete-event simulator that steps :func:`~warmgate.autoscaling.policy.decide` over a trace.
 
 Model, in one paragraph: a hot replica serves ``concurrency`` requests at once, each for
-``service_s`` x its size, and admits up to ``queue_depth`` more in a FIFO queue. The router
+``service_s`` x its size (or the replica model's drawn service time:
+:meth:`~warmgate.autoscaling.scenario.ReplicaModel.draw_service`), and admits up to
+``queue_depth`` more in a FIFO queue. The router
 sends each arrival to the hot replica with the fewest outstanding requests that still has
 room; when none has room (or none is hot) the request *met no ready replica*: the router
 holds it up to ``router_timeout_s`` for room to appear, then refuses it. Every ``tick_s``
@@ -27,7 +29,7 @@ from enum import Enum
 from warmgate.autoscaling.actuation import Actuation, actuate
 from warmgate.autoscaling.engines import EngineState, step
 from warmgate.autoscaling.model import Decision, Observation, ReplicaPhase, ReplicaView
-from warmgate.autoscaling.pool import WarmPool
+from warmgate.autoscaling.pool import MemberState, WarmPool
 from warmgate.autoscaling.report import SimReport, TimelinePoint
 from warmgate.autoscaling.scenario import SimConfig
 from warmgate.autoscaling.traces import Trace
@@ -51,6 +53,7 @@ class _Replica:
     in_service: set[int] = field(default_factory=set)
     queue: deque[int] = field(default_factory=deque)
     drain_due: bool = False
+    starting: bool = False  # a cold start under way: its process takes the host's cores
 
     @property
     def outstanding(self) -> int:
@@ -143,12 +146,20 @@ class Simulation:
 
     def begin(self, replica: _Replica, request: int) -> None:
         replica.in_service.add(request)
-        service = self.model.service_at(len(replica.in_service)) * self.trace.sizes[request]
+        size = self.trace.sizes[request]
+        service = self.model.draw_service(len(replica.in_service), size, self.rng, self.host_starting())
         if self.model.host_cores is not None:  # processor sharing, sampled when the request starts
             busy = sum(len(r.in_service) for r in self.replicas.values())
             service *= max(1.0, busy / self.model.host_cores)
         self.service[request] = service
         self.push(self.now + service, _Event.COMPLETE, replica.replica_id, request)
+
+    def host_starting(self) -> bool:
+        """Whether a replica or a standby is starting on the shared host (``host_cores`` set)."""
+        if self.model.host_cores is None:
+            return False
+        pooled = self.pool is not None and self.pool.count(MemberState.WARMING) > 0
+        return pooled or any(r.starting for r in self.replicas.values())
 
     def arrive(self, request: int) -> None:
         self.tick_arrivals += 1
@@ -199,6 +210,7 @@ class Simulation:
         if replica is None or replica.phase is not ReplicaPhase.WARMING:
             return
         replica.phase = ReplicaPhase.FAILED if replica.fails_on_start else ReplicaPhase.READY
+        replica.starting = False
         self.flush_held()
 
     def crash(self) -> None:
@@ -242,6 +254,7 @@ class Simulation:
             return self.new_replica(ReplicaPhase.WARMING, self.model.resume_s).replica_id
         self.cold_starts += 1
         replica = self.new_replica(ReplicaPhase.WARMING, self.start_time())
+        replica.starting = True
         replica.fails_on_start = self.rng.random() < self.model.start_failure_rate
         return replica.replica_id
 

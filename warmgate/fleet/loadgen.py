@@ -3,7 +3,9 @@
 It sends one POST per arrival time (seconds from its start, a JSON list in a file) to ``URL``,
 whether or not earlier ones have answered, and writes one JSON row per request to ``OUT``:
 ``[offset_s, latency_s, status]`` (status 0: the connection failed). Open loop means a slow
-fleet gets more concurrent requests, not fewer, as real clients would send.
+fleet gets more concurrent requests, not fewer, as real clients would send. ``--start-at``
+names the zero of the offsets on the host's monotonic clock (``time.monotonic()``, shared by
+every process), so a caller can line other events up with the rows.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ async def _one(client: httpx.AsyncClient, url: str, body: bytes, start: float, a
     return [at, time.monotonic() - sent, status]
 
 
-async def _run(url: str, body: bytes, arrivals: Sequence[float]) -> list[list[float]]:
+async def _run(
+    url: str, body: bytes, arrivals: Sequence[float], start: float | None = None
+) -> list[list[float]]:
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=120.0, limits=limits) as client:
-        start = time.monotonic()
+        start = time.monotonic() if start is None else start
         return list(await asyncio.gather(*(_one(client, url, body, start, at) for at in arrivals)))
 
 
@@ -42,9 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("body", type=Path, help="request body file (sent as application/x-npy)")
     parser.add_argument("arrivals", type=Path, help="JSON list of send times, seconds from start")
     parser.add_argument("out", type=Path, help="where the per-request rows go (JSON)")
+    parser.add_argument(
+        "--start-at", type=float, default=None, help="time.monotonic() of offset 0 (default: now)"
+    )
     args = parser.parse_args(argv)
     arrivals = [float(a) for a in json.loads(args.arrivals.read_text())]
-    rows = asyncio.run(_run(args.url, args.body.read_bytes(), arrivals))
+    rows = asyncio.run(_run(args.url, args.body.read_bytes(), arrivals, args.start_at))
     args.out.write_text(json.dumps(rows))
     return 0
 

@@ -6,12 +6,16 @@
    (``--duration-s``) to fit this machine;
 2. a fleet (HAProxy + ``warmgate serve`` processes, the policy and a warm pool) starts and
    waits for its floor and its standbys;
-3. the replica model is calibrated from one READY replica's ``/metrics``
-   (:mod:`warmgate.autoscaling.calibrate`); service time at no load is measured;
+3. the calibration sweep (:mod:`warmgate.fleet.sweep`) sends open-loop requests at a few rates
+   to the READY standby through an HAProxy of its own, while the fleet sits at its floor; the
+   replica model is fitted to it (:func:`warmgate.autoscaling.calibrate.fit_service`), with
+   load and warmup times from the standby's ``/metrics``; with ``--host-cores`` (every
+   replica on this one machine) a last segment launches a spare replica, and its start time
+   and the latencies it caused meanwhile become the model's cold start and start slowdown;
 4. :mod:`warmgate.fleet.loadgen` replays the arrivals from its own process, open loop, while
    a sampler counts replicas every tick (replica-seconds, time below the floor);
 5. the same arrivals and the calibrated model go through the simulator with the same policy
-   and pool.
+   and pool; each sweep rate is also simulated on one replica beside its measured p50/p99.
 """
 
 from __future__ import annotations
@@ -29,9 +33,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from warmgate.autoscaling.calibrate import replica_from_metrics
+from warmgate.autoscaling.calibrate import (
+    ServiceFit,
+    ShiftedLogNormal,
+    replica_from_metrics,
+    served_seconds,
+)
 from warmgate.autoscaling.model import ReplicaPhase, ScalingConfig, TargetMetric
 from warmgate.autoscaling.pool import MemberState, PoolConfig, WarmPool
 from warmgate.autoscaling.scenario import ReplicaModel, SimConfig
@@ -41,6 +48,7 @@ from warmgate.fleet.control import Background, ControlLoop
 from warmgate.fleet.fleet import Fleet, Role
 from warmgate.fleet.haproxy_config import HaproxySettings
 from warmgate.fleet.replica import ReplicaSpec, pick_port
+from warmgate.fleet.sweep import Sweep, fit_from_sweep, run_sweep, start_fit
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,87 @@ class Sampler:
                 self.below_floor_s += span
 
 
+def _quantiles(latencies: Sequence[float]) -> tuple[float, float]:
+    ordered = sorted(latencies)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return at(0.5), at(0.99)
+
+
+def sweep_check(sweep: Sweep, model: ReplicaModel, seed: int) -> list[str]:
+    """Each sweep rate's measured p50/p99 beside the fitted model's, simulated on one replica
+    with the same arrivals: how well the fit reproduces what it was fitted to."""
+    one = ScalingConfig(min_hot=1, max_replicas=1)
+    lines = [
+        "| sweep rate /s | requests | real p50 ms | sim p50 ms | real p99 ms | sim p99 ms |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for rate in sorted(set(sweep.rates)):
+        rows = [
+            r
+            for r, at_rate in zip(sweep.rows, sweep.rates, strict=True)
+            if at_rate == rate and r[2] == 200 and not sweep.starting(r[0])
+        ]
+        if not rows:
+            continue
+        begin = rows[0][0]
+        arrivals = tuple(at - begin for at, _, _ in rows)
+        trace = Trace(f"sweep {rate:g}/s", arrivals[-1] + 5.0, arrivals, (1.0,) * len(arrivals))
+        report = simulate(trace, SimConfig(scaling=one, replica=model, floor=1), random.Random(seed))
+        real50, real99 = _quantiles([lat for _, lat, _ in rows])
+        sim50, sim99 = report.p50_latency_s or 0.0, report.p99_latency_s or 0.0
+        lines.append(
+            f"| {rate:g} | {len(rows)} | {1e3 * real50:.1f} | {1e3 * sim50:.1f} | "
+            f"{1e3 * real99:.1f} | {1e3 * sim99:.1f} |"
+        )
+    return lines
+
+
+def print_start(sweep: Sweep, starting: ShiftedLogNormal | None) -> None:
+    if sweep.start is None:
+        return
+    during = [lat for at, lat, status in sweep.rows if status == 200 and sweep.starting(at)]
+    line = f"# a spare replica started during the sweep: READY {sweep.start_s:.2f} s after launch"
+    if during and starting is not None:
+        real50, real99 = _quantiles(during)
+        line += (
+            f"; the {len(during)} requests sent meanwhile: p50 {1e3 * real50:.1f} ms, p99 "
+            f"{1e3 * real99:.1f} ms; fit {1e3 * starting.shift_s:.2f} ms fixed + "
+            f"{1e3 * starting.median_s:.2f} ms x LogNormal(sigma {starting.sigma:.2f}) "
+            f"(p50 {1e3 * starting.quantile(0.5):.1f} ms, p99 {1e3 * starting.quantile(0.99):.1f} ms)"
+        )
+    else:
+        line += f"; {len(during)} requests met it: too few to fit, no start slowdown modelled"
+    print(line)
+
+
+def print_calibration(sweep: Sweep, fit: ServiceFit, model: ReplicaModel, seed: int) -> None:
+    ok = sweep.ok()
+    served_before, inside_before = served_seconds(sweep.metrics_before)
+    served_after, inside_after = served_seconds(sweep.metrics_after)
+    served = served_after - served_before
+    inside = (inside_after - inside_before) / served if served else 0.0
+    client = sum(lat for _, lat in ok) / len(ok)
+    rates = ", ".join(f"{r:g}" for r in sorted(set(sweep.rates)))
+    print(
+        f"# calibration sweep: {len(sweep.rows)} requests at {rates} requests/s to the fleet's READY "
+        "standby behind an HAProxy of its own, the fleet at its floor"
+    )
+    print(
+        f"#   mean latency {1e3 * client:.2f} ms at the load generator, {1e3 * inside:.2f} ms inside the "
+        f"replica (its own histogram), {1e3 * (client - inside):.2f} ms HTTP client + HAProxy + connection"
+    )
+    print(
+        f"#   fit: {1e3 * fit.overhead_s:.2f} ms fixed + ({1e3 * fit.lone_s:.2f} ms + "
+        f"{1e3 * fit.per_request_s:.2f} ms per other request outstanding) x LogNormal(sigma {fit.sigma:.2f})"
+    )
+    print(f"# replica model: {model}")
+    for line in sweep_check(sweep, dataclasses.replace(model, host_cores=None), seed):
+        print(line)
+
+
 def _until(predicate: Callable[[], bool], what: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -131,9 +220,8 @@ def run(args: argparse.Namespace) -> int:
     )
     pool_config = PoolConfig(target_size=args.pool, max_size=max(args.pool, 1))
     work = Path(tempfile.mkdtemp(prefix="wg-replay-"))
-    settings = HaproxySettings(port=pick_port(), socket=work / "haproxy.sock")
     spec = ReplicaSpec(args.model_dir, tuple(args.replica_arg), drain_delay_s=0.5)
-    body = args.body.read_bytes()
+    settings = HaproxySettings(port=pick_port(), socket=work / "haproxy.sock")
     with Fleet(spec, settings, work, slots=2 * args.max_replicas + args.pool) as fleet:
         pool = WarmPool(pool_config, id_prefix="standby")
         loop = ControlLoop(fleet, scaling, pool, tick_s=args.tick_s)
@@ -143,31 +231,47 @@ def run(args: argparse.Namespace) -> int:
         try:
             _until(lambda: len(fleet.in_rotation()) >= 2, "two replicas in rotation", 300)
             _until(lambda: pool.count(MemberState.READY) >= args.pool, "the standbys", 300)
-            first = fleet.in_rotation()[0]
-            url = f"http://127.0.0.1:{first.port}"
-            with httpx.Client(timeout=30) as client:
-                lone = []
-                for _ in range(20):
-                    began = time.monotonic()
-                    client.post(
-                        url + "/invocations", content=body, headers={"Content-Type": "application/x-npy"}
-                    )
-                    lone.append(time.monotonic() - began)
-                metrics = client.get(url + "/metrics").text
-            service_s = sorted(lone)[len(lone) // 2]
+            standby = next(r for r in fleet.replicas() if r.role is Role.STANDBY)
+            calibration = HaproxySettings(port=pick_port(), socket=work / "sweep.sock")
+            sweep = run_sweep(
+                standby.port,
+                args.body,
+                work / "sweep",
+                args.sweep_rates,
+                args.sweep_s,
+                calibration,
+                args.seed,
+                spare=spec if args.host_cores is not None else None,
+            )
             no_ready_before = fleet.backend().no_server_503
-            arrivals_file, out_file, body_file = work / "arrivals.json", work / "rows.json", work / "body"
+            arrivals_file, out_file = work / "arrivals.json", work / "rows.json"
             arrivals_file.write_text(json.dumps(list(trace.arrivals)))
-            body_file.write_bytes(body)
             command = [sys.executable, "-m", "warmgate.fleet.loadgen", fleet.url + "/invocations"]
             with Sampler(fleet, 2, args.tick_s) as sampler:
-                subprocess.run([*command, str(body_file), str(arrivals_file), str(out_file)], check=True)
+                subprocess.run([*command, str(args.body), str(arrivals_file), str(out_file)], check=True)
             rows = json.loads(out_file.read_text())
             no_ready = fleet.backend().no_server_503 - no_ready_before
         finally:
             background.stop()
+    fit = fit_from_sweep(sweep)
+    base_model = replica_from_metrics(
+        sweep.metrics_after,
+        ReplicaModel(queue_depth=args.queue_depth, provision_s=args.provision_s, claim_s=args.claim_s),
+    )
+    model = dataclasses.replace(fit.replica(base_model, args.concurrency), host_cores=args.host_cores)
+    starting = start_fit(sweep)
+    if starting is not None and sweep.start_s is not None:
+        # a start on this host, as measured: how long it took and what it did to the replica serving
+        model = dataclasses.replace(
+            model,
+            provision_s=max(0.0, sweep.start_s - model.load_s - model.warmup_s),
+            starting_overhead_s=starting.shift_s,
+            starting_median_s=starting.median_s,
+            starting_sigma=starting.sigma,
+        )
     latencies = sorted(r[1] for r in rows if r[2] == 200)
-    misses = sum(1 for r in rows if r[2] != 200 or r[1] - service_s > args.budget_s)
+    own = fit.median_lone_s  # a request's own service time: a lone one's median, end to end
+    misses = sum(1 for r in rows if r[2] != 200 or r[1] - own > args.budget_s)
     real = Figures(
         len(rows),
         misses,
@@ -176,17 +280,6 @@ def run(args: argparse.Namespace) -> int:
         sampler.replica_s,
         latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else None,
     )
-    model = replica_from_metrics(
-        metrics,
-        ReplicaModel(
-            concurrency=args.concurrency,
-            service_s=service_s,
-            queue_depth=args.queue_depth,
-            provision_s=args.provision_s,
-            claim_s=args.claim_s,
-        ),
-    )
-    model = dataclasses.replace(model, service_s=service_s, service_curve=(), host_cores=args.host_cores)
     sim_config = SimConfig(
         scaling=scaling, replica=model, pool=pool_config, tick_s=args.tick_s, latency_budget_s=args.budget_s
     )
@@ -199,8 +292,10 @@ def run(args: argparse.Namespace) -> int:
         report.replica_hours * 3600.0,
         report.p99_latency_s,
     )
+    print_calibration(sweep, fit, model, args.seed)
+    print_start(sweep, starting)
     print(f"# trace {trace.name}: {len(trace.arrivals)} requests over {trace.duration_s:.0f} s")
-    print(f"# replica model: {model}")
+    print(f"# rows, arrivals and logs (the sweep's under sweep/) kept in {work}")
     print(HEADER)
     print(real.row("real fleet"))
     print(sim.row("simulator"))
@@ -224,9 +319,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--scale-in-window-s", type=float, default=20.0)
     p.add_argument("--tick-s", type=float, default=0.25)
     p.add_argument("--budget-s", type=float, default=0.5, help="waiting-time budget of the SLA")
-    p.add_argument("--concurrency", type=int, default=1, help="requests one replica serves at once")
+    p.add_argument(
+        "--concurrency", type=int, default=8, help="requests one replica serves together (a batch)"
+    )
+    p.add_argument(
+        "--sweep-rates",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=[5.0, 10.0, 20.0, 40.0],
+        help="open-loop rates (requests/s) of the calibration sweep, comma-separated",
+    )
+    p.add_argument("--sweep-s", type=float, default=15.0, help="seconds of the sweep at each rate")
     p.add_argument("--queue-depth", type=int, default=64)
-    p.add_argument("--provision-s", type=float, default=0.5, help="process start before loading")
+    p.add_argument(
+        "--provision-s",
+        type=float,
+        default=0.5,
+        help="process start before loading (with --host-cores: measured by the sweep's spare start)",
+    )
     p.add_argument("--claim-s", type=float, default=0.2, help="HAProxy check interval")
     p.add_argument("--host-cores", type=int, default=None, help="cores every replica shares (simulator)")
     p.add_argument("--replica-arg", action="append", default=[])
