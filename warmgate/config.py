@@ -91,6 +91,7 @@ class Config:
     gc_freeze: bool = True
     ort_arena: Arena = Arena.SHRINK
     ort_prepacking: bool = True
+    ort_denormal_as_zero: bool = True
     graph_cache: str = ""
     record_shapes: bool = False
     log_format: LogFormat = LogFormat.TEXT
@@ -313,6 +314,13 @@ OPTIONS: tuple[Option, ...] = (
         "model.ort_prepacking",
         "let ONNX Runtime keep pre-packed copies of constant weights for its kernels "
         "(off: session.disable_prepacking, about 30 MB less for MiniLM)",
+    ),
+    Option(
+        "ort_denormal_as_zero",
+        ("WARMGATE_ORT_DENORMAL_AS_ZERO",),
+        "model.ort_denormal_as_zero",
+        "ONNX Runtime's threads flush denormal floats to zero (session.set_denormal_as_zero): "
+        "padded rows' masked attention underflows into denormals, which x86 computes slowly",
     ),
     Option(
         "graph_cache",

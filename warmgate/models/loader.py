@@ -116,4 +116,5 @@ def _ort_settings(config: Config) -> OrtSettings:
         config.ort_arena,
         cache_dir=graph_cache_dir(config.graph_cache),
         prepacking=config.ort_prepacking,
+        denormal_as_zero=config.ort_denormal_as_zero,
     )

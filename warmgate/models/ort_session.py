@@ -67,6 +67,7 @@ class OrtSettings:
     cache_dir: Path | None = None  # graph cache; None: no cache
     spinning: bool = False  # intra-op threads busy-wait between work (ORT's default; not ours)
     prepacking: bool = True  # False: session.disable_prepacking (no pre-packed weight copies)
+    denormal_as_zero: bool = True  # session.set_denormal_as_zero (FTZ/DAZ on ORT's own threads)
 
 
 def graph_cache_dir(setting: str) -> Path | None:
@@ -246,6 +247,10 @@ def _session_options(ort: Any, settings: OrtSettings) -> Any:
     options.graph_optimization_level = levels[settings.opt_level]
     if not settings.prepacking:
         options.add_session_config_entry("session.disable_prepacking", "1")
+    if settings.denormal_as_zero:
+        # Masked attention over padding underflows to denormals, which x86 handles in microcode:
+        # a padded 8 x 256 batch of MiniLM ran 1.34x its unpadded time, 1.17x with this.
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
     if settings.arena is Arena.OFF:
         options.enable_cpu_mem_arena = False
     elif settings.arena is Arena.SAME:

@@ -198,3 +198,35 @@ def test_weights_in_an_external_data_file_stay_off_the_heap(
     assert grown >= at_least_mb
     if at_most_mb is not None:
         assert grown <= at_most_mb
+
+
+_FLUSHED = """
+import sys
+from pathlib import Path
+import numpy as np
+from warmgate.models.ort_session import OrtSettings, open_session
+settings = OrtSettings(threads=2, denormal_as_zero=sys.argv[2] == "1")
+(y,) = open_session(Path(sys.argv[1]), "cpu", settings).run(["y"], {"x": np.full(1 << 20, 1e-20, np.float32)})
+print(float((y == 0).mean()), float(y.max()))
+"""
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_denormal_as_zero_flushes_the_denormals_a_run_produces(tmp_path: Path, flush: bool) -> None:
+    """``x * 1e-20`` with x = 1e-20 is 1e-40, a denormal. With ``denormal_as_zero`` the run
+    flushes every one to zero; without, every element keeps it. Each in a fresh process: ORT
+    sets the flag on the threads it touches, and it stays set on them."""
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Mul", ["x", "s"], ["y"])],
+        "tiny",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n"])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n"])],
+        initializer=[numpy_helper.from_array(np.array(1e-20, dtype=np.float32), "s")],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "tiny.onnx"))
+    argv = [sys.executable, "-c", _FLUSHED, str(tmp_path / "tiny.onnx"), "1" if flush else "0"]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    flushed, largest = map(float, out.split())
+    assert (flushed, largest) == ((1.0, 0.0) if flush else (0.0, pytest.approx(1e-40, rel=0.01)))
