@@ -86,7 +86,7 @@ class Config:
     degrade_after: int = 3
     canary_interval_s: float = 1.0
     threads: int = 0
-    inference_niceness: int = 10
+    inference_niceness: int = 19
     inference_idle: bool = False
     gc_freeze: bool = True
     ort_arena: Arena = Arena.SHRINK

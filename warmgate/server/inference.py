@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from typing import Any, ParamSpec, TypeVar
 
 # How much lower the inference thread's priority is than the event loop's (a nice increment).
-INFERENCE_NICENESS = 10
+INFERENCE_NICENESS = 19
 
 P = ParamSpec("P")
 T = TypeVar("T")
