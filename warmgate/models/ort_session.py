@@ -67,7 +67,9 @@ class OrtSettings:
     cache_dir: Path | None = None  # graph cache; None: no cache
     spinning: bool = False  # intra-op threads busy-wait between work (ORT's default; not ours)
     prepacking: bool = True  # False: session.disable_prepacking (no pre-packed weight copies)
-    denormal_as_zero: bool = True  # session.set_denormal_as_zero (FTZ/DAZ on ORT's own threads)
+    # session.set_denormal_as_zero: FTZ/DAZ on the threads ORT runs on, including the one that
+    # opens the session (it stays set there). Serve turns it on (config); off by default here.
+    denormal_as_zero: bool = False
 
 
 def graph_cache_dir(setting: str) -> Path | None:
