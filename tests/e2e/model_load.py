@@ -16,9 +16,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -59,6 +62,23 @@ def read_rows(path: Path) -> list[dict[str, float]]:
         return []
     lines = path.read_text().splitlines(keepends=True)
     return [json.loads(line) for line in lines if line.endswith("\n")]
+
+
+@contextmanager
+def running(url: str, out: Path, workers: int) -> Iterator[subprocess.Popen[bytes]]:
+    """This load generator as its own process, writing rows to ``out``; stopped on exit."""
+    stop = out.with_suffix(".stop")
+    cmd = [sys.executable, "-m", "tests.e2e.model_load", url, str(out), str(stop), "--workers", str(workers)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield proc
+    finally:
+        stop.touch()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,11 +13,10 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tests.e2e.books import BookWatch
 from tests.e2e.fleet_process import FleetProcess, fleet_process, gone, pids
 from tests.e2e.haproxy import requires_haproxy
-from tests.e2e.model_load import read_rows
+from tests.e2e.model_load import read_rows, running
 from warmgate.autoscaling.pool import MemberState, PoolConfig
 from warmgate.fleet.match import fleet_match_key
 from warmgate.fleet.replica import ReplicaSpec
@@ -91,24 +90,8 @@ def models() -> Iterator[Models]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@contextmanager
-def load(url: str, out: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The load generator (tests/e2e/model_load.py) as its own process; stopped on exit."""
-    stop = out.with_suffix(".stop")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.e2e.model_load", url, str(out), str(stop), "--workers", "3"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        yield proc
-    finally:
-        stop.touch()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+def load(url: str, out: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    return running(url, out, workers=3)
 
 
 FLEET_ARGS = [

@@ -15,10 +15,9 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from urllib.parse import quote
 
@@ -28,7 +27,7 @@ import pytest
 from tests.e2e.books import BookWatch
 from tests.e2e.fleet_process import FleetProcess, fleet_process, gone, pids
 from tests.e2e.haproxy import requires_haproxy
-from tests.e2e.model_load import read_rows
+from tests.e2e.model_load import read_rows, running
 from warmgate.autoscaling.pool import MemberState, PoolConfig
 from warmgate.fleet.match import fleet_match_key
 from warmgate.fleet.replica import ReplicaSpec
@@ -56,20 +55,8 @@ def short_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@contextmanager
-def load(url: str, out: Path) -> Iterator[subprocess.Popen[bytes]]:
-    stop = out.with_suffix(".stop")
-    cmd = [sys.executable, "-m", "tests.e2e.model_load", url, str(out), str(stop), "--workers", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        yield proc
-    finally:
-        stop.touch()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+def load(url: str, out: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    return running(url, out, workers=2)
 
 
 def controller(fleet: FleetProcess) -> str:
