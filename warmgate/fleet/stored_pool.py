@@ -122,10 +122,10 @@ class StoredPool:
         newest = sorted(mine, key=lambda m: (m.created_at, self._launched.get(m.member_id, -1)), reverse=True)
         order = [m for m in newest if m.state is MemberState.WARMING]
         order += [m for m in newest if m.state is MemberState.READY]
-        # An operator's `warmgate pool replenish N` is a floor the store's top-up honours; keep
-        # it here too, or this drain and that top-up would retire and relaunch every tick.
-        floor = next((p.min_standby for p in self.store.pools() if p.key == self.key), 0)
-        keep = min(max(self._target, floor), self.config.max_size)
+        # The store's top-up fills to the same number (an operator's `replenish` floor included),
+        # so this drain and that top-up never retire and relaunch the same standbys every tick.
+        settings = next((p for p in self.store.pools() if p.key == self.key), None)
+        keep = self._target if settings is None else settings.standbys_wanted(self._target, self.config)
         for member in order[: max(0, len(order) - keep)]:
             self.store.mark_draining(member.member_id, "surplus over the target size")
 

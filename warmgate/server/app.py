@@ -5,12 +5,13 @@ Health and metrics routes never wait on inference. Every error becomes JSON here
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -80,8 +81,8 @@ def create_app(rt: Runtime) -> Starlette:
     config = rt.config
 
     def timed(route: str, handler: Handler) -> Handler:
-        histogram = rt.metrics.request_seconds
-        by_status: dict[int, Histogram] = {}  # the labelled children, looked up once (not per request)
+        # the labelled children, looked up once per status (not per request)
+        by_status = functools.cache(lambda status: rt.metrics.request_seconds.labels(route, str(status)))
         oip = route.startswith("/v2")
 
         async def wrapped(request: Request) -> Response:
@@ -91,11 +92,7 @@ def create_app(rt: Runtime) -> Starlette:
             except Exception as exc:  # mapped to a JSON response in one place
                 response = error_response(exc, oip)
             if not rt.is_warmup_request(request.headers.get(WARMUP_HEADER)):  # warmup is not traffic
-                status = response.status_code
-                child = by_status.get(status)
-                if child is None:
-                    child = by_status[status] = histogram.labels(route, str(status))
-                child.observe(time.perf_counter() - t0)
+                by_status(response.status_code).observe(time.perf_counter() - t0)
             return response
 
         return wrapped
@@ -186,18 +183,14 @@ def create_app(rt: Runtime) -> Starlette:
             raise Unavailable(f"not ready: phase {rt.lifecycle.phase.value} ({rt.lifecycle.reason})", 5)
         return rt.pipeline
 
-    received_by: dict[tuple[str, str], Counter] = {}  # labelled children, looked up once
+    received_by = functools.cache(rt.metrics.received.labels)  # labelled children, looked up once
 
     def received(request: Request, route: str) -> bool:
         """Count an inference request under the phase it arrived in; True for warmup's own
         loopback requests, which are not traffic (not counted, but let in while WARMING)."""
         warmup = rt.is_warmup_request(request.headers.get(WARMUP_HEADER))
         if not warmup:
-            labels = (route, rt.lifecycle.phase.value)
-            child = received_by.get(labels)
-            if child is None:
-                child = received_by[labels] = rt.metrics.received.labels(*labels)
-            child.inc()
+            received_by(route, rt.lifecycle.phase.value).inc()
         return warmup
 
     async def infer(request: Request, protocol: Protocol, warmup: bool) -> Response:

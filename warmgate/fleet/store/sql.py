@@ -117,8 +117,7 @@ class SqlPoolStore(SqlPools):
             pool = self._pool(tx, key, self._dialect.for_update)
             if not pool.accepting or pool.ttl(self._config.keep_alive_ttl_s) <= 0:
                 return ()
-            floor = max(self._config.min_size, pool.min_standby)
-            want = min(max(target, floor), self._config.max_size)
+            want = pool.standbys_wanted(target, self._config)
             standby = self._count(tx, key, STANDBY, owner=controller_id if own else None)
             started = [f"{self._id_prefix}-{uuid.uuid4().hex[:12]}" for _ in range(want - standby)]
             for member_id in started:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from warmgate.autoscaling.pool import MemberState, PoolMode
+from warmgate.autoscaling.pool import MemberState, PoolConfig, PoolMode
 from warmgate.fleet.store.key import MatchKey
 from warmgate.fleet.store.records import StoredMember
 
@@ -78,6 +78,12 @@ class PoolSettings:
 
     def ttl(self, default_s: float) -> float:
         return default_s if self.keep_alive_ttl_s is None else self.keep_alive_ttl_s
+
+    def standbys_wanted(self, target: int, config: PoolConfig) -> int:
+        """How many standbys a controller keeps for this key: its own ``target``, raised to the
+        operator's minimum (``replenish``) and the config's ``min_size``, capped at ``max_size``.
+        The store's top-up fills up to it and the fleet's surplus drain keeps it."""
+        return min(max(target, config.min_size, self.min_standby), config.max_size)
 
 
 @dataclass(frozen=True)
