@@ -86,6 +86,7 @@ class Config:
     degrade_after: int = 3
     canary_interval_s: float = 1.0
     threads: int = 0
+    instances: int = 0
     inference_niceness: int = 19
     inference_idle: bool = False
     gc_freeze: bool = True
@@ -114,6 +115,20 @@ class Config:
         cores (``scripts/bench_ab.py``, docs/benchmarks.md): with the default max batch of 32,
         every core served 0.77x raw with /ping p99 2.1 ms, where cores - 1 served 0.55x."""
         return self.threads or max(1, os.cpu_count() or 1)
+
+    @property
+    def ort_instances(self) -> int:
+        """ONNX Runtime on CPU: runs of the one session at once, as configured, else two where
+        there are two cores or more. Two single-threaded runs side by side do more than one run
+        on both cores (no intra-op barrier to wait at): on 2 cores, 725 against 650 sequences/s
+        at MiniLM's best batch (``warmgate bench``, docs/benchmarks.md)."""
+        return self.instances or min(2, max(1, os.cpu_count() or 1))
+
+    @property
+    def ort_threads(self) -> int:
+        """Intra-op threads of each ONNX Runtime instance: as configured, else the cores shared
+        out between the instances."""
+        return self.threads or max(1, (os.cpu_count() or 1) // self.ort_instances)
 
 
 @dataclass(frozen=True)
@@ -279,7 +294,15 @@ OPTIONS: tuple[Option, ...] = (
         "threads",
         ("WARMGATE_THREADS",),
         "model.threads",
-        "intra-op threads for the backend (0: one per core)",
+        "intra-op threads for the backend (0: one per core; ONNX Runtime on CPU: of each "
+        "instance, 0: the cores shared out between them)",
+    ),
+    Option(
+        "instances",
+        ("WARMGATE_INSTANCES",),
+        "model.instances",
+        "ONNX Runtime on CPU: batches run at once on one session, each with `threads` intra-op "
+        "threads (0: 2 where there are 2 cores or more, the cores shared out between them)",
     ),
     Option(
         "inference_niceness",
@@ -462,7 +485,7 @@ def _validate(config: Config) -> None:
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be > 0, got {getattr(config, name)}")
-    for name in ("batch_delay_ms", "drain_delay_s", "threads"):
+    for name in ("batch_delay_ms", "drain_delay_s", "threads", "instances"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
     if not 0 <= config.inference_niceness <= 19:

@@ -140,6 +140,11 @@ class Model(Protocol):
     def fixed_batch(self) -> bool:
         """True when the batch axis is fixed: ``infer`` takes one item per call; valid after ``load()``."""
 
+    @property
+    def instances(self) -> int:
+        """How many ``infer`` calls may run at once, each on its own inference worker (1: one
+        at a time); valid after ``load()``."""
+
     def buckets(self) -> Sequence[Bucket]:
         """Every padded shape ``infer`` can run with; warmup covers each one."""
 

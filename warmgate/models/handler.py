@@ -207,6 +207,11 @@ class HandlerModel:
         """A placeholder (``{}`` as JSON): what a user handler accepts is unknowable here."""
         return SyntheticRequest(f"handler-{bucket.label()}", b"{}", JSON, JSON)
 
+    @property
+    def instances(self) -> int:
+        """One call at a time: a user's handler is not assumed thread-safe."""
+        return 1
+
     def seal(self) -> None:
         """Nothing is captured for a handler."""
 

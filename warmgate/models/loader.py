@@ -112,9 +112,10 @@ def _ort_settings(config: Config) -> OrtSettings:
     from warmgate.models.ort_session import OrtSettings, graph_cache_dir
 
     return OrtSettings(
-        config.inference_threads,
+        config.ort_threads,
         config.ort_arena,
         cache_dir=graph_cache_dir(config.graph_cache),
         prepacking=config.ort_prepacking,
         denormal_as_zero=config.ort_denormal_as_zero,
+        instances=config.ort_instances,
     )

@@ -165,6 +165,10 @@ class OnnxModel:
         body = json.dumps({"inputs": inputs}).encode()
         return SyntheticRequest(f"synthetic-{bucket.label()}", body, "application/json")
 
+    @property
+    def instances(self) -> int:
+        return self._session.instances if self._session else 1
+
     def warmup_hook(self) -> None:
         """Nothing beyond the synthetic shapes the warmup runner sends."""
 

@@ -70,6 +70,9 @@ class OrtSettings:
     # session.set_denormal_as_zero: FTZ/DAZ on the threads ORT runs on, including the one that
     # opens the session (it stays set there). Serve turns it on (config); off by default here.
     denormal_as_zero: bool = False
+    # Runs of the one session at once, each on its own calling thread with ``threads`` intra-op
+    # threads (Triton's instance count, sharing the weights); CPU only, 1 on CUDA.
+    instances: int = 1
 
 
 def graph_cache_dir(setting: str) -> Path | None:
@@ -106,10 +109,19 @@ class Session:
     """An ``InferenceSession`` with the run options its arena policy needs, and what it knows
     about where its graph came from (``graph_cache``: ``hit``, ``miss`` or ``off``)."""
 
-    def __init__(self, session: Any, run_options: Any, graph_cache: str) -> None:
+    def __init__(
+        self, session: Any, run_options: Any, graph_cache: str, settings: OrtSettings = OrtSettings()
+    ) -> None:
         self.inner = session
         self._run_options = run_options
         self.graph_cache = graph_cache
+        self._settings = settings
+
+    @property
+    def instances(self) -> int:
+        """How many ``run`` calls may go at once: the configured instances on the CPU provider
+        (``run`` is thread-safe there), 1 on CUDA (one stream, and CUDA graphs replay one at a time)."""
+        return max(1, self._settings.instances) if self.get_providers()[0] == CPU else 1
 
     def run(self, names: Sequence[str], feed: dict[str, Any]) -> list[Any]:
         result: list[Any] = self.inner.run(list(names), feed, self._run_options)
@@ -230,7 +242,7 @@ def open_session(path: Path, device: Device | str, settings: OrtSettings | int =
             "buffers, and this model's axes are dynamic",
             path.name,
         )
-    return Session(session, _run_options(ort, settings), graph_cache)
+    return Session(session, _run_options(ort, settings), graph_cache, settings)
 
 
 def _session_options(ort: Any, settings: OrtSettings) -> Any:

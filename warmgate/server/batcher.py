@@ -5,9 +5,9 @@ Requests are grouped by ``Item.key`` (their shape bucket). A batch closes when i
 request has waited ``max_delay_s``; while a batch runs, new requests accumulate, so batches grow
 with load. Right after a run, a queue far smaller than the last batch waits a fraction of that
 run for its batch-mates (:func:`grouping.regroup_wait`), so a saturated backend runs full
-batches back to back. Batches are handed to ``execute`` (the inference thread); the event loop never runs
-inference. A request whose caller timed out or went away while queued is dropped; its
-batch-mates are unaffected.
+batches back to back. Batches are handed to ``execute`` (the inference workers), as many at once
+as the model has instances; the event loop never runs inference. A request whose caller timed
+out or went away while queued is dropped; its batch-mates are unaffected.
 """
 
 from __future__ import annotations
@@ -54,7 +54,10 @@ class Batcher:
         on_batch: Callable[[int], None] = lambda rows: None,
         on_outcome: Outcome = lambda items, error: None,
         regroup: bool = True,
+        concurrency: int = 1,
     ) -> None:
+        """``concurrency``: batches handed to ``execute`` at once (the model's instances); the
+        next batch forms only when one of them is free, so batches grow while all are busy."""
         self._execute = execute
         self.limits = limits
         self._max_delay_s = max_delay_s
@@ -67,6 +70,9 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._regroup = regroup
         self._last: _LastRun | None = None
+        self._slots = asyncio.Semaphore(max(1, concurrency))
+        self._running: set[asyncio.Task[None]] = set()
+        self._crash: BaseException | None = None  # a run task's bug, re-raised by the loop
 
     # --- public -------------------------------------------------------------------------------
 
@@ -143,11 +149,18 @@ class Batcher:
 
     async def _loop(self) -> None:
         while True:
-            key = self._next_key()
-            if key is None:
-                self._idle.set()
+            if self._crash is not None:
+                raise self._crash
+            if self._next_key() is None:
+                if not self._running:
+                    self._idle.set()
                 self._wakeup.clear()
                 await self._wakeup.wait()
+                continue
+            await self._slots.acquire()  # a free instance; until then requests queue up
+            key = self._next_key()
+            if key is None:
+                self._slots.release()
                 continue
             deadline = max(self._queues[key][0].enqueued + self._max_delay_s, self._regroup_until(key))
             while key in self._queues and not self._full(key):
@@ -160,13 +173,26 @@ class Batcher:
                 except TimeoutError:
                     break
             batch = self._take(key)
-            if batch:
-                await self._run(batch)
+            if not batch:
+                self._slots.release()
+                continue
+            task = asyncio.get_running_loop().create_task(self._run(batch), name="warmgate-batch")
+            self._running.add(task)
+            task.add_done_callback(self._ran)
+
+    def _ran(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            self._crash = task.exception()
+        self._wakeup.set()  # the loop re-checks: idle, a crash, or a batch that may form now
 
     def _regroup_until(self, key: Hashable) -> float:
         """When the key's queue may wait until for batch-mates after the last run (0: no wait)."""
         last = self._last
-        if not self._regroup or last is None or last.key != key:
+        # With another instance still running, a free one takes what is queued at once: the
+        # backend is busy either way, and waiting for a full batch would run them in turn.
+        if not self._regroup or last is None or last.key != key or self._running:
             return 0.0
         rows = sum(p.item.size for p in self._live(key))
         return last.ended + grouping.regroup_wait(rows, last.rows, last.seconds, self.limits)

@@ -1,10 +1,10 @@
-"""The inference thread: the one thread that runs model code (load, hooks, batches).
+"""The inference workers: the threads that run model code (load, hooks, batches).
 
-It is a single-worker executor at a lower CPU priority than the event loop, so that on a small
-machine a saturated model never delays ``/ping``: the scheduler runs the loop first when both
-wait. It keeps a watchdog clock (when the running call began), which the health monitor reads to
-tell a stalled call from a slow one. The batcher hands it batches; nothing else about batching
-lives here.
+An executor at a lower CPU priority than the event loop, so that on a small machine a saturated
+model never delays ``/ping``: the scheduler runs the loop first when both wait. One worker by
+default; a model whose instances run at once gets one worker per instance after load. It keeps a
+watchdog clock (when each running call began), which the health monitor reads to tell a stalled
+call from a slow one. The batcher hands it batches; nothing else about batching lives here.
 """
 
 from __future__ import annotations
@@ -47,13 +47,21 @@ def lower_thread_priority(niceness: int = INFERENCE_NICENESS, idle: bool = False
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
 
 
-class InferenceThread:
-    """Runs callables one at a time, in order, on one dedicated thread, and knows how long the
-    current one has run.
+class InferenceWorkers:
+    """Runs callables on dedicated threads, one call per thread at a time, and knows how long the
+    oldest running call has taken.
 
-    The thread is a daemon: a call that never returns (a wedged driver) cannot keep the process
+    One worker (the default) runs calls one at a time, in order: the model loads on it. After
+    load, :meth:`grow` adds workers for a model whose instances run at once (ONNX Runtime on
+    CPU: one session, several concurrent ``run`` calls of fewer intra-op threads each); the
+    batcher then hands them that many batches at once. The first worker starts them, so each
+    inherits its priority and its floating-point environment (POSIX ``pthread_create``): the
+    flush-to-zero flags ONNX Runtime sets on the thread that opens a session
+    (``session.set_denormal_as_zero``), which a thread started by the event loop lacks.
+
+    The threads are daemons: a call that never returns (a wedged driver) cannot keep the process
     from exiting once the runtime has decided it should (FAILED with ``--exit-on-failure``).
-    It starts on the first call.
+    The first starts on the first call.
     """
 
     def __init__(
@@ -66,48 +74,73 @@ class InferenceThread:
         self._idle = idle
         self._clock = clock
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._busy_since: float | None = None
+        self._threads: list[threading.Thread] = []
+        # per worker: when its running call began (None: idle); each worker writes only its own
+        self._busy_since: list[float | None] = []
         self._closed = False
 
+    @property
+    def workers(self) -> int:
+        return len(self._threads)
+
     async def run_now(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn(*args)`` on the inference thread and wait for its result (or exception).
+        """Run ``fn(*args)`` on a worker and wait for its result (or exception).
 
         A caller cancelled while the call is still queued removes it; one already running
         finishes and its result is discarded.
         """
         if self._closed:
-            raise RuntimeError("the inference thread has been shut down")
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="warmgate-infer", daemon=True)
-            self._thread.start()
+            raise RuntimeError("the inference workers have been shut down")
+        if not self._threads:
+            self._start_worker(first=True)
         future: Future[T] = Future()
         self._jobs.put((future, functools.partial(fn, *args, **kwargs)))
         return await asyncio.wrap_future(future)
 
+    async def grow(self, workers: int) -> None:
+        """Have ``workers`` in all, the new ones started from the first worker (see the class)."""
+        if self.workers < workers:
+            await self.run_now(self._start_workers, workers)
+
     def busy_for(self) -> float | None:
-        """Seconds the running call has taken so far; None when the thread is idle."""
-        since = self._busy_since
+        """Seconds the longest-running call has taken so far; None when every worker is idle."""
+        since = min((s for s in list(self._busy_since) if s is not None), default=None)
         return None if since is None else self._clock() - since
 
     def shutdown(self) -> None:
         """Stop after the calls already queued; a running call is never waited on here."""
         if not self._closed:
             self._closed = True
-            self._jobs.put(None)
+            for _ in self._threads:
+                self._jobs.put(None)
 
-    def _work(self) -> None:
-        lower_thread_priority(self._niceness, self._idle)
+    def _start_workers(self, workers: int) -> None:
+        """On the first worker: start the others (at most one such call runs: ``grow`` awaits it)."""
+        while len(self._threads) < workers:
+            self._start_worker(first=False)
+
+    def _start_worker(self, first: bool) -> None:
+        index = len(self._threads)
+        name = "warmgate-infer" if first else f"warmgate-infer-{index}"
+        thread = threading.Thread(target=self._work, args=(index, first), name=name, daemon=True)
+        self._busy_since.append(None)
+        self._threads.append(thread)
+        thread.start()
+
+    def _work(self, index: int, first: bool) -> None:
+        if first:  # the others inherit it from the first, which starts them
+            lower_thread_priority(self._niceness, self._idle)
+        busy = self._busy_since
         while (job := self._jobs.get()) is not None:
             future, call = job
             if not future.set_running_or_notify_cancel():  # its caller has gone
                 continue
-            self._busy_since = self._clock()
+            busy[index] = self._clock()
             try:
                 result = call()
             except BaseException as exc:  # handed to the caller unchanged, as an executor does
-                self._busy_since = None  # idle before the caller wakes, never after
+                busy[index] = None  # idle before the caller wakes, never after
                 future.set_exception(exc)
             else:
-                self._busy_since = None
+                busy[index] = None
                 future.set_result(result)

@@ -28,7 +28,7 @@ from warmgate.server.codecs import Incoming, Protocol
 from warmgate.server.grouping import BatchLimits
 from warmgate.server.health import BatchRecord, HealthMonitor, HealthPolicy
 from warmgate.server.heap import freeze_startup_heap
-from warmgate.server.inference import InferenceThread
+from warmgate.server.inference import InferenceWorkers
 from warmgate.server.lifecycle import Lifecycle, Phase
 from warmgate.server.metrics import Metrics
 from warmgate.server.pipeline import Pipeline, Reply, ShapeObserver
@@ -66,7 +66,7 @@ class Runtime:
         self.lifecycle = Lifecycle(on_change=lambda old, new: self.metrics.set_phase(new))
         self.admission = Admission(config.max_queue, on_reject=self.metrics.rejected.labels("full").inc)
         self.recorder = ShapeRecorder() if config.record_shapes else None
-        self.inference = InferenceThread(config.inference_niceness, idle=config.inference_idle)
+        self.inference = InferenceWorkers(config.inference_niceness, idle=config.inference_idle)
         self.batches = BatchRecord()
         # Set when the process should end with this code (--exit-on-failure); the server's
         # main loop reads it. Nothing outside the runtime writes it.
@@ -149,6 +149,7 @@ class Runtime:
             self.model_dir = await asyncio.to_thread(resolve_model_dir, self.config, self._progress)
             model = await asyncio.to_thread(self._model_factory, self.config, self.model_dir)
             await self.inference.run_now(model.load)
+            await self.inference.grow(model.instances)
             self.metrics.model_load_seconds.set(time.perf_counter() - t0)
             self.model = model
             if not self.lifecycle.can(Phase.WARMING):  # SIGTERM while loading: stop here
@@ -193,8 +194,16 @@ class Runtime:
             self._fail(ModelLoadError(f"{type(exc).__name__}: {exc}"))
 
     def _build_batcher(self, model: Model) -> Batcher:
-        limits = BatchLimits(max(1, model.max_batch), fixed=model.fixed_batch)
-        log.info("batcher: at most %d rows a batch%s", limits.max_rows, " (fixed batch axis)" * limits.fixed)
+        # Several instances share the largest batch out: on 2 cores, 32 clients served 0.94 x raw
+        # with two instances of 16 rows, 0.88 x with two of 32 (the first free instance took
+        # every queued request and the other ran the stragglers), 0.79 x with one.
+        limits = BatchLimits(max(1, model.max_batch // model.instances), fixed=model.fixed_batch)
+        log.info(
+            "batcher: at most %d rows a batch%s, %d at once",
+            limits.max_rows,
+            " (fixed batch axis)" * limits.fixed,
+            model.instances,
+        )
 
         async def execute(items: Sequence[Item]) -> list[Any]:
             return await self.inference.run_now(model.infer, items)
@@ -206,6 +215,7 @@ class Runtime:
             on_batch=self.metrics.batch_size.observe,
             on_outcome=self._on_outcome,
             regroup=self.config.batch_regroup,
+            concurrency=model.instances,
         )
         batcher.start().add_done_callback(self._batcher_ended)
         return batcher

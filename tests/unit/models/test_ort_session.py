@@ -211,11 +211,8 @@ print(float((y == 0).mean()), float(y.max()))
 """
 
 
-@pytest.mark.parametrize("flush", [True, False])
-def test_denormal_as_zero_flushes_the_denormals_a_run_produces(tmp_path: Path, flush: bool) -> None:
-    """``x * 1e-20`` with x = 1e-20 is 1e-40, a denormal. With ``denormal_as_zero`` the run
-    flushes every one to zero; without, every element keeps it. Each in a fresh process: ORT
-    sets the flag on the threads it touches, and it stays set on them."""
+def _tiny_mul(tmp_path: Path) -> Path:
+    """``y = x * 1e-20``: with x = 1e-20 every output is 1e-40, a denormal."""
     graph = onnx.helper.make_graph(
         [onnx.helper.make_node("Mul", ["x", "s"], ["y"])],
         "tiny",
@@ -226,7 +223,57 @@ def test_denormal_as_zero_flushes_the_denormals_a_run_produces(tmp_path: Path, f
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(tmp_path / "tiny.onnx"))
-    argv = [sys.executable, "-c", _FLUSHED, str(tmp_path / "tiny.onnx"), "1" if flush else "0"]
+    return tmp_path / "tiny.onnx"
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_denormal_as_zero_flushes_the_denormals_a_run_produces(tmp_path: Path, flush: bool) -> None:
+    """With ``denormal_as_zero`` the run flushes every denormal to zero; without, every element
+    keeps it. Each in a fresh process: ORT sets the flag on the threads it touches, and it stays
+    set on them."""
+    argv = [sys.executable, "-c", _FLUSHED, str(_tiny_mul(tmp_path)), "1" if flush else "0"]
     out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     flushed, largest = map(float, out.split())
     assert (flushed, largest) == ((1.0, 0.0) if flush else (0.0, pytest.approx(1e-40, rel=0.01)))
+
+
+_ON_EVERY_WORKER = """
+import asyncio, sys, threading
+from pathlib import Path
+import numpy as np
+from warmgate.models.ort_session import OrtSettings, open_session
+from warmgate.server.inference import InferenceWorkers
+settings = OrtSettings(threads=1, denormal_as_zero=True, instances=2)
+both = threading.Barrier(2, timeout=10)
+
+def run(session):
+    both.wait()  # one run on each worker, at once
+    (y,) = session.run(["y"], {"x": np.full(1 << 16, 1e-20, np.float32)})
+    return float((y == 0).mean())
+
+async def main():
+    workers = InferenceWorkers(niceness=0)
+    session = await workers.run_now(open_session, Path(sys.argv[1]), "cpu", settings)
+    if sys.argv[2] == "grow":
+        await workers.grow(session.instances)
+    else:  # what grow avoids: a second worker started by the event loop's thread
+        workers._start_worker(first=False)
+    flushed = await asyncio.gather(workers.run_now(run, session), workers.run_now(run, session))
+    print(*sorted(flushed), session.instances)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("start", ["grow", "from-the-loop"])
+def test_every_instance_worker_flushes_denormals_when_grown_from_the_first(
+    tmp_path: Path, start: str
+) -> None:
+    """One intra-op thread a run: each run executes on its worker. ORT sets flush-to-zero on
+    the thread that opens the session (the first worker); ``grow`` starts the second from it, so
+    it inherits the flags, and both runs flush. A worker started by the event loop's thread keeps
+    denormals: the check that the test can fail. In a fresh process, whose main thread never
+    opened a session."""
+    argv = [sys.executable, "-c", _ON_EVERY_WORKER, str(_tiny_mul(tmp_path)), start]
+    low, high, instances = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()
+    assert (float(low), float(high), int(instances)) == ((1.0, 1.0, 2) if start == "grow" else (0.0, 1.0, 2))

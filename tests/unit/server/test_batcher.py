@@ -205,3 +205,94 @@ def test_after_a_big_batch_a_few_leftovers_wait_for_their_batch_mates() -> None:
 
     batches = run(scenario()).batches
     assert batches == [list(range(8)), ["left", "again-0", "again-1", "again-2"]]
+
+
+class GatedRecorder(Recorder):
+    """Each batch waits for its own gate, opened by the test, so batches overlap at will."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gates: list[asyncio.Event] = []
+
+    async def __call__(self, items: Sequence[Item]) -> list[Any]:
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        self.batches.append([it.payload for it in items])
+        await gate.wait()
+        return [it.payload for it in items]
+
+
+async def until_batches(execute: Recorder, count: int, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while len(execute.batches) < count:
+        assert asyncio.get_running_loop().time() < deadline, f"{len(execute.batches)} batches, wanted {count}"
+        await asyncio.sleep(0.001)
+
+
+def test_two_instances_run_a_second_batch_while_the_first_runs_and_every_caller_gets_its_own() -> None:
+    async def scenario() -> GatedRecorder:
+        execute = GatedRecorder()
+        batcher = Batcher(execute, BatchLimits(4), max_delay_s=0.0, concurrency=2)
+        batcher.start()
+        first = [asyncio.ensure_future(batcher.submit(item(n), 5)) for n in range(4)]
+        await until_batches(execute, 1)
+        second = [asyncio.ensure_future(batcher.submit(item(n), 5)) for n in range(4, 7)]
+        await until_batches(execute, 2)  # the first is still held: both run at once
+        third = [asyncio.ensure_future(batcher.submit(item(n), 5)) for n in range(7, 9)]
+        for _ in range(20):  # both instances busy: the third batch must not start
+            await asyncio.sleep(0)
+        assert len(execute.batches) == 2 and batcher.depth == 2
+        execute.gates[1].set()  # the second finishes first; its callers need not wait
+        assert await asyncio.gather(*second) == [4, 5, 6]
+        assert not any(f.done() for f in first)
+        await until_batches(execute, 3)
+        execute.gates[0].set()
+        execute.gates[2].set()
+        assert await asyncio.gather(*first) == [0, 1, 2, 3]
+        assert await asyncio.gather(*third) == [7, 8]
+        await batcher.drain(5)
+        return execute
+
+    assert run(scenario()).batches == [[0, 1, 2, 3], [4, 5, 6], [7, 8]]
+
+
+def test_one_instance_runs_one_batch_at_a_time() -> None:
+    async def scenario() -> GatedRecorder:
+        execute = GatedRecorder()
+        batcher = Batcher(execute, BatchLimits(4), max_delay_s=0.0)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit(item("a"), 5))
+        await until_batches(execute, 1)
+        second = asyncio.ensure_future(batcher.submit(item("b"), 5))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert len(execute.batches) == 1 and batcher.depth == 1
+        execute.gates[0].set()
+        await until_batches(execute, 2)
+        execute.gates[1].set()
+        assert (await first, await second) == ("a", "b")
+        await batcher.drain(5)
+        return execute
+
+    assert run(scenario()).batches == [["a"], ["b"]]
+
+
+def test_a_bug_in_a_concurrent_run_ends_the_loop_visibly() -> None:
+    def broken_outcome(items: Sequence[Item], error: BaseException | None) -> None:
+        raise RuntimeError("outcome hook broke")
+
+    async def scenario() -> BaseException | None:
+        batcher = Batcher(
+            Recorder(), BatchLimits(2), max_delay_s=0.0, on_outcome=broken_outcome, concurrency=2
+        )
+        task = batcher.start()
+        ended = asyncio.get_running_loop().create_future()
+        task.add_done_callback(lambda t: ended.set_result(t.exception()))
+        waiter = asyncio.ensure_future(batcher.submit(item(1), 0.5))
+        exc = await asyncio.wait_for(ended, 5)
+        with contextlib.suppress(InferenceTimeout):
+            await waiter
+        return exc
+
+    exc = run(scenario())
+    assert isinstance(exc, RuntimeError) and "outcome hook broke" in str(exc)

@@ -9,12 +9,12 @@ import threading
 
 import pytest
 
-from warmgate.server.inference import InferenceThread
+from warmgate.server.inference import InferenceWorkers
 
 
 def test_calls_run_in_order_on_one_dedicated_thread() -> None:
     async def scenario() -> list[tuple[int, str]]:
-        worker = InferenceThread(niceness=0)
+        worker = InferenceWorkers(niceness=0)
         seen: list[tuple[int, str]] = []
 
         def call(n: int) -> int:
@@ -39,7 +39,7 @@ def test_exceptions_reach_the_caller_unchanged() -> None:
         raise Boom("from the model")
 
     async def scenario() -> None:
-        worker = InferenceThread(niceness=0)
+        worker = InferenceWorkers(niceness=0)
         with pytest.raises(Boom, match="from the model"):
             await worker.run_now(fail)
         assert await worker.run_now(lambda: 7) == 7  # the thread survives
@@ -57,7 +57,7 @@ def test_busy_for_measures_the_running_call_and_clears_after() -> None:
         return "done"
 
     async def scenario() -> None:
-        worker = InferenceThread(niceness=0)
+        worker = InferenceWorkers(niceness=0)
         assert worker.busy_for() is None
         call = asyncio.ensure_future(worker.run_now(stall))
         assert await asyncio.to_thread(started.wait, 10)
@@ -77,7 +77,7 @@ def test_busy_for_measures_the_running_call_and_clears_after() -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread niceness is Linux-only")
 def test_the_thread_runs_at_a_lower_priority_than_the_caller() -> None:
     async def scenario() -> tuple[int, int]:
-        worker = InferenceThread(niceness=5)
+        worker = InferenceWorkers(niceness=5)
         mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         theirs = await worker.run_now(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         worker.shutdown()
@@ -100,10 +100,58 @@ def test_an_idle_class_thread_and_the_threads_it_starts_run_sched_idle() -> None
         return os.sched_getscheduler(0), seen[0]
 
     async def scenario() -> tuple[int, int]:
-        worker = InferenceThread(niceness=5, idle=True)
+        worker = InferenceWorkers(niceness=5, idle=True)
         result = await worker.run_now(policies)
         worker.shutdown()
         return result
 
     assert asyncio.run(scenario()) == (os.SCHED_IDLE, os.SCHED_IDLE)
     assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+def test_grown_workers_run_calls_at_once_at_the_first_workers_priority() -> None:
+    """Two calls that each wait for the other can only finish on two workers at once; the
+    second worker, started by the first, runs at its lowered priority, not the caller's."""
+    both = threading.Barrier(2, timeout=10)
+
+    def meet() -> tuple[str, int]:
+        both.wait()
+        return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    async def scenario() -> list[tuple[str, int]]:
+        worker = InferenceWorkers(niceness=5)
+        await worker.grow(2)
+        seen = await asyncio.gather(worker.run_now(meet), worker.run_now(meet))
+        worker.shutdown()
+        return sorted(seen)
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    lowered = min(19, mine + 5) if sys.platform.startswith("linux") else mine
+    assert asyncio.run(scenario()) == [("warmgate-infer", lowered), ("warmgate-infer-1", lowered)]
+
+
+def test_busy_for_is_the_longest_running_call_of_any_worker() -> None:
+    first_started, second_started, release = threading.Event(), threading.Event(), threading.Event()
+    now = [100.0]
+
+    def hold(started: threading.Event) -> None:
+        started.set()
+        release.wait(10)
+
+    async def scenario() -> tuple[float | None, float | None]:
+        worker = InferenceWorkers(niceness=0, clock=lambda: now[0])
+        await worker.grow(2)
+        one = asyncio.ensure_future(worker.run_now(hold, first_started))
+        assert await asyncio.to_thread(first_started.wait, 10)
+        now[0] = 103.0
+        two = asyncio.ensure_future(worker.run_now(hold, second_started))
+        assert await asyncio.to_thread(second_started.wait, 10)
+        now[0] = 104.0
+        busy = worker.busy_for()  # the first began at 100, the second at 103
+        release.set()
+        await asyncio.gather(one, two)
+        idle = worker.busy_for()
+        worker.shutdown()
+        return busy, idle
+
+    assert asyncio.run(scenario()) == (4.0, None)

@@ -222,6 +222,11 @@ class TextEmbeddingModel(abc.ABC):
             name=f"synthetic-{bucket.label()}", body=body, content_type="application/json"
         )
 
+    @property
+    def instances(self) -> int:
+        """One ``infer`` at a time unless the backend says more."""
+        return 1
+
     def warmup_hook(self) -> None:  # noqa: B027 - a hook with a sensible no-op default
         """Nothing beyond the synthetic shapes the warmup runner sends."""
 

@@ -131,6 +131,10 @@ class OnnxTextModel(TextEmbeddingModel):
         (out,) = self._session.run([self._output_name], feed)
         return np.asarray(out, dtype=np.float32)
 
+    @property
+    def instances(self) -> int:
+        return self._session.instances if self._session else 1
+
     def _pads_to_bucket(self) -> bool:
         """Only on CUDA: the CPU provider has no per-shape compilation, so a batch runs at its
         own rows × longest text (17 tokens, not the 32 of its bucket)."""
