@@ -86,7 +86,7 @@ class Config:
     degrade_after: int = 3
     canary_interval_s: float = 1.0
     threads: int = 0
-    instances: int = 0
+    instances: int = 1
     inference_niceness: int = 19
     inference_idle: bool = False
     gc_freeze: bool = True
@@ -117,18 +117,10 @@ class Config:
         return self.threads or max(1, os.cpu_count() or 1)
 
     @property
-    def ort_instances(self) -> int:
-        """ONNX Runtime on CPU: runs of the one session at once, as configured, else two where
-        there are two cores or more. Two single-threaded runs side by side do more than one run
-        on both cores (no intra-op barrier to wait at): on 2 cores, 725 against 650 sequences/s
-        at MiniLM's best batch (``warmgate bench``, docs/benchmarks.md)."""
-        return self.instances or min(2, max(1, os.cpu_count() or 1))
-
-    @property
     def ort_threads(self) -> int:
         """Intra-op threads of each ONNX Runtime instance: as configured, else the cores shared
         out between the instances."""
-        return self.threads or max(1, (os.cpu_count() or 1) // self.ort_instances)
+        return self.threads or max(1, (os.cpu_count() or 1) // self.instances)
 
 
 @dataclass(frozen=True)
@@ -301,8 +293,8 @@ OPTIONS: tuple[Option, ...] = (
         "instances",
         ("WARMGATE_INSTANCES",),
         "model.instances",
-        "ONNX Runtime on CPU: batches run at once on one session, each with `threads` intra-op "
-        "threads (0: 2 where there are 2 cores or more, the cores shared out between them)",
+        "ONNX Runtime on CPU: batches run at once on one session, each on its own inference "
+        "thread with `threads` intra-op threads (0: the cores shared out between them)",
     ),
     Option(
         "inference_niceness",
@@ -481,11 +473,12 @@ def _validate(config: Config) -> None:
         "stall_fail_s",
         "degrade_after",
         "canary_interval_s",
+        "instances",
     )
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be > 0, got {getattr(config, name)}")
-    for name in ("batch_delay_ms", "drain_delay_s", "threads", "instances"):
+    for name in ("batch_delay_ms", "drain_delay_s", "threads"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
     if not 0 <= config.inference_niceness <= 19:

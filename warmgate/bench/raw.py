@@ -1,7 +1,8 @@
 """The denominators: raw in-process ONNX Runtime, ``session.run`` only.
 
 * best-batch throughput: one sentence repeated ``batch`` times, every batch size tried, the
-  session on every core (spinning off, as the server runs it);
+  session on every core (spinning off, as the server runs it); also with the cores shared out
+  between runs on two threads at once (``serve --instances 2``);
 * one pass over the bucket plan: every bucket run once at steady speed (each is run until two
   runs agree first), the cost READY is compared with.
 """
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,8 +55,11 @@ class RawSession:
         return time.perf_counter() - t0
 
 
-def best_batch(raw: RawSession, sentence: str, batches: Sequence[int], seconds: float) -> list[BatchRate]:
-    """Sequences/s of ``session.run`` at each batch size (``seconds`` each, after 3 warm runs)."""
+def best_batch(
+    raw: RawSession, sentence: str, batches: Sequence[int], seconds: float, at_once: int = 1
+) -> list[BatchRate]:
+    """Sequences/s of ``session.run`` at each batch size (``seconds`` each, after 3 warm runs),
+    called by ``at_once`` threads at the same time (the layout ``serve --instances`` runs)."""
     (row,) = raw.tokenizer.encode([sentence])
     rates = []
     for batch in batches:
@@ -62,12 +67,26 @@ def best_batch(raw: RawSession, sentence: str, batches: Sequence[int], seconds: 
         feed = raw.feed(ids, mask)
         for _ in range(3):
             raw.run(feed)
-        n, t0 = 0, time.perf_counter()
+        rates.append(BatchRate(batch, _drive(raw, feed, batch, seconds, at_once)))
+    return rates
+
+
+def _drive(raw: RawSession, feed: dict[str, IntArray], batch: int, seconds: float, at_once: int) -> float:
+    """Sequences/s of ``at_once`` threads running ``feed`` back to back for ``seconds``."""
+    counts = [0] * at_once
+    t0 = time.perf_counter()
+
+    def lane(index: int) -> None:
         while time.perf_counter() - t0 < seconds:
             raw.run(feed)
-            n += batch
-        rates.append(BatchRate(batch, n / (time.perf_counter() - t0)))
-    return rates
+            counts[index] += batch
+
+    threads = [threading.Thread(target=lane, args=(index,)) for index in range(at_once)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - t0)
 
 
 def steady_pass(raw: RawSession, buckets: Sequence[Bucket], max_runs: int = 4) -> dict[Bucket, float]:
