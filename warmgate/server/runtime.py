@@ -319,6 +319,7 @@ class Runtime:
                 deadline,
                 http,
                 shape_of=planner,
+                lanes=model.instances,
             )
         finally:
             if http is not None:

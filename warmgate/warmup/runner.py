@@ -29,6 +29,7 @@ the whole stack. A request that fails, or the deadline, raises ``WarmupError``.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
@@ -250,6 +251,43 @@ def _http_shapes(shapes: Sequence[_Shape]) -> list[_Shape]:
     ]
 
 
+async def _in_lanes(shapes: Sequence[_Shape], lanes: int, warm: Callable[[_Shape], Awaitable[None]]) -> None:
+    """Warm ``shapes`` in their order, up to ``lanes`` at once. A lane takes the first shape left
+    whose sequence bucket no running shape shares (a shape of unknown bucket runs alone): the
+    batcher groups requests by that key, and two shapes merged into one run would each time
+    the other's rows."""
+    left = list(shapes)
+    running: list[_Shape] = []
+    changed = asyncio.Condition()
+
+    def clashes(shape: _Shape) -> bool:
+        seqs = {r.bucket.seq if r.bucket else None for r in running}
+        return bool(running) and (shape.bucket is None or None in seqs or shape.bucket.seq in seqs)
+
+    async def lane() -> None:
+        while left:
+            async with changed:
+                await changed.wait_for(lambda: not left or any(not clashes(s) for s in left))
+                if not left:
+                    return
+                shape = next(s for s in left if not clashes(s))
+                left.remove(shape)
+                running.append(shape)
+            try:
+                await warm(shape)
+            finally:
+                async with changed:
+                    running.remove(shape)
+                    changed.notify_all()
+
+    tasks = [asyncio.ensure_future(lane()) for _ in range(max(1, lanes))]
+    try:
+        await asyncio.gather(*tasks)
+    finally:  # a lane that failed (or a deadline) stops the others too
+        for task in tasks:
+            task.cancel()
+
+
 def _plan(line: PromptLine, shape_of: ShapeOf | None) -> _Shape:
     """The line as a shape, with where it lands when ``shape_of`` can tell before it runs."""
     shape = _Shape(line.name, line.body, line.content_type, line.accept, line.repeat, line.expect_status)
@@ -287,10 +325,12 @@ async def run_warmup(
     http: HttpSend | None = None,
     clock: Clock = time.perf_counter,
     shape_of: ShapeOf | None = None,
+    lanes: int = 1,
 ) -> list[ShapeResult]:
     """Warm every prompt line and every bucket no prompt line covered (when ``synthetic``),
     least work first (see the module's docstring), then (with ``http``) each media-type pair
-    once more over HTTP.
+    once more over HTTP. ``lanes``: shapes warmed at once (the model's instances), never two of
+    one sequence bucket, which the batcher could merge into one run.
 
     ``deadline`` (``time.monotonic()``) is checked before every request: past it,
     ``WarmupDeadline`` names the shape being warmed. ``clock`` times the runs."""
@@ -338,8 +378,7 @@ async def run_warmup(
         shapes += [synthetic_shape(b) for b in buckets if b not in planned]
     shapes.sort(key=_order)  # stable: equal keys keep the prompt set's order
     total = len(shapes) + http_total
-    for shape in shapes:
-        await warm(shape, total)
+    await _in_lanes(shapes, lanes, lambda shape: warm(shape, total))
     if synthetic is not None:
         # Without a plan (or where one was wrong): every bucket the runs did not land in.
         covered = {r.bucket for r in results if r.bucket is not None}

@@ -12,7 +12,7 @@ from warmgate.errors import BadRequest, WarmupError
 from warmgate.models.base import Bucket, Item, SyntheticRequest
 from warmgate.models.buckets import BucketPlan
 from warmgate.warmup.promptset import PromptLine
-from warmgate.warmup.runner import WarmupDeadline, WarmupPolicy, converged, run_warmup
+from warmgate.warmup.runner import Planned, WarmupDeadline, WarmupPolicy, converged, run_warmup
 
 PLAN = BucketPlan((1, 2, 4), (16, 32))
 BUCKETS = PLAN.buckets()
@@ -90,3 +90,37 @@ def test_deadline_names_the_shape_being_warmed() -> None:
         asyncio.run(
             run_warmup(CountingPath(), [], BUCKETS, synthetic, WarmupPolicy(), deadline=time.monotonic() - 1)
         )
+
+
+class OverlapPath(CountingPath):
+    """A request path that notes which sequence buckets run at the same time as each call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running: list[int] = []
+        self.overlaps: list[tuple[int, ...]] = []
+
+    async def __call__(self, body: bytes, content_type: str, accept: str) -> Reply:
+        seq = int(body.split(b"x")[1])
+        self.running.append(seq)
+        self.overlaps.append(tuple(self.running))
+        for _ in range(3):  # let another lane start meanwhile (yields, not time)
+            await asyncio.sleep(0)
+        self.running.remove(seq)
+        return await super().__call__(body, content_type, accept)
+
+
+def plan_body(body: bytes, content_type: str, accept: str) -> Planned:
+    rows, seq = (int(x) for x in body.split(b"x"))
+    return Planned(PLAN.select(rows, seq), None)
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_lanes_warm_shapes_at_once_but_never_two_of_one_sequence_bucket(lanes: int) -> None:
+    path = OverlapPath()
+    results = asyncio.run(
+        run_warmup(path, [], BUCKETS, synthetic, WarmupPolicy(), shape_of=plan_body, lanes=lanes)
+    )
+    assert {r.bucket for r in results} == set(BUCKETS)
+    assert max(len(o) for o in path.overlaps) == lanes
+    assert all(len(set(o)) == len(o) for o in path.overlaps)  # no sequence bucket twice at once
