@@ -58,9 +58,10 @@ def bucket_from_label(label: str) -> Bucket:
 
 
 def plan(server: Server, model_name: str, cores: int) -> tuple[list[Bucket], int]:
-    """The bucket plan and intra-op threads the replica reports in its model metadata."""
+    """The bucket plan the replica reports in its model metadata, and the intra-op threads of
+    all its instances together: the raw pass runs one session on every core the replica uses."""
     meta = httpx.get(f"{server.url}/v2/models/{model_name}", timeout=10).json()
-    threads = int(meta.get("intra_op_threads") or 0) or cores
+    threads = (int(meta.get("intra_op_threads") or 0) or cores) * int(meta.get("instances") or 1)
     return [bucket_from_label(label) for label in meta["buckets"]], threads
 
 

@@ -181,6 +181,7 @@ class OnnxModel:
             "providers": self._session.get_providers() if self._session else [],
             "graph_cache": self._session.graph_cache if self._session else "off",
             "arena": self._ort.arena.value,
+            "instances": self.instances,
             "batchable": self._batchable,
             "batch_sizes": list(self._plan.batch_sizes),
         }

@@ -151,6 +151,7 @@ class OnnxTextModel(TextEmbeddingModel):
             "device": "cuda" if CUDA in self._providers else "cpu",
             "providers": list(self._providers),
             "intra_op_threads": self.ort.threads,
+            "instances": self.instances,
             "run_tokens": self.run_tokens,
             "run_scores": self.run_scores,
             "arena": self.ort.arena.value,
