@@ -297,7 +297,8 @@ OPTIONS: tuple[Option, ...] = (
         ("WARMGATE_INSTANCES",),
         "model.instances",
         "ONNX Runtime on CPU: batches run at once on one session, each on its own inference "
-        "thread with `threads` intra-op threads (0: the cores shared out between them)",
+        "thread with `threads` intra-op threads (by default the cores shared out between them); "
+        "more throughput at saturation, more latency below it (docs/benchmarks.md)",
     ),
     Option(
         "inference_niceness",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,7 @@ def test_precedence_flags_env_toml(tmp_path: Path) -> None:
         ("[limits]\nnope = 1\n", "unknown setting [limits] nope"),
         ("[limits\n", "warmgate.toml"),
         ("[limits]\ntimeout_s = -1\n", "timeout_s must be > 0"),
+        ("[model]\ninstances = 0\n", "instances must be > 0"),
         ('[model]\nbackend = "tensorrt"\n', "invalid value for backend"),
     ],
 )
@@ -58,3 +60,10 @@ def test_bad_env_value_names_the_option() -> None:
     with pytest.raises(ConfigError) as info:
         load_config({}, env={"WARMGATE_WARMUP": "maybe"})
     assert "warmup" in str(info.value) and "maybe" in str(info.value)
+
+
+def test_instances_share_the_cores_out_unless_threads_are_set() -> None:
+    cores = os.cpu_count() or 1
+    assert load_config({"instances": "2"}, env={}).ort_threads == max(1, cores // 2)
+    assert load_config({"instances": "2", "threads": "3"}, env={}).ort_threads == 3
+    assert load_config({}, env={}).ort_threads == cores
