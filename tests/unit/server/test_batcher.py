@@ -156,12 +156,24 @@ def test_model_errors_reach_every_batch_mate_and_the_loop_goes_on() -> None:
     assert outcomes == [(2, "ModelError"), (2, "ModelError"), (1, None)]
 
 
-def test_a_loop_that_ends_is_visible_on_its_task() -> None:
-    def broken_metric(rows: int) -> None:
-        raise RuntimeError("metrics exporter broke")
+def broken_metric(rows: int) -> None:
+    raise RuntimeError("metrics exporter broke")
 
+
+def broken_outcome(items: Sequence[Item], error: BaseException | None) -> None:
+    raise RuntimeError("outcome hook broke")
+
+
+@pytest.mark.parametrize(
+    ("hooks", "needle"),
+    [
+        ({"on_batch": broken_metric}, "metrics exporter broke"),  # in the loop itself
+        ({"on_outcome": broken_outcome, "concurrency": 2}, "outcome hook broke"),  # in a run's task
+    ],
+)
+def test_a_loop_that_ends_is_visible_on_its_task(hooks: dict[str, Any], needle: str) -> None:
     async def scenario() -> BaseException | None:
-        batcher = Batcher(Recorder(), BatchLimits(2), max_delay_s=0.0, on_batch=broken_metric)
+        batcher = Batcher(Recorder(), BatchLimits(2), max_delay_s=0.0, **hooks)
         task = batcher.start()
         ended = asyncio.get_running_loop().create_future()
         task.add_done_callback(lambda t: ended.set_result(t.exception()))
@@ -172,7 +184,7 @@ def test_a_loop_that_ends_is_visible_on_its_task() -> None:
         return exc
 
     exc = run(scenario())
-    assert isinstance(exc, RuntimeError) and "metrics exporter broke" in str(exc)
+    assert isinstance(exc, RuntimeError) and needle in str(exc)
 
 
 class SlowRecorder(Recorder):
@@ -275,24 +287,3 @@ def test_one_instance_runs_one_batch_at_a_time() -> None:
         return execute
 
     assert run(scenario()).batches == [["a"], ["b"]]
-
-
-def test_a_bug_in_a_concurrent_run_ends_the_loop_visibly() -> None:
-    def broken_outcome(items: Sequence[Item], error: BaseException | None) -> None:
-        raise RuntimeError("outcome hook broke")
-
-    async def scenario() -> BaseException | None:
-        batcher = Batcher(
-            Recorder(), BatchLimits(2), max_delay_s=0.0, on_outcome=broken_outcome, concurrency=2
-        )
-        task = batcher.start()
-        ended = asyncio.get_running_loop().create_future()
-        task.add_done_callback(lambda t: ended.set_result(t.exception()))
-        waiter = asyncio.ensure_future(batcher.submit(item(1), 0.5))
-        exc = await asyncio.wait_for(ended, 5)
-        with contextlib.suppress(InferenceTimeout):
-            await waiter
-        return exc
-
-    exc = run(scenario())
-    assert isinstance(exc, RuntimeError) and "outcome hook broke" in str(exc)
