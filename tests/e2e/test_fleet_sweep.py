@@ -62,10 +62,13 @@ def test_the_sweep_reaches_one_replica_through_haproxy_and_fits(
     spare = ReplicaSpec(linear_dir, drain_delay_s=0.0)
     sweep = run_sweep(port, body, short_dir / "sweep", [60.0], seconds=3.0, settings=settings, spare=spare)
     assert len(sweep.rows) >= 240  # 60/s for 3 s, then 3 s more with the spare starting, open loop
-    # the spare was launched 1 s into the second segment (which begins at 1 + 3 + 1 s) and went READY
-    assert sweep.start is not None and sweep.start_s is not None
-    assert sweep.start[0] == pytest.approx(6.0, abs=0.5)
-    assert 0 < sweep.start_s < 60
+    # spares were started one after another from 1 s into the second segment (which begins at
+    # 1 + 3 + 1 s), the last before its final second; each went READY before the next launched
+    assert sweep.starts and sweep.starts[0][0] == pytest.approx(6.0, abs=0.5)
+    assert all(0 < t < 60 for t in sweep.start_times)
+    ends, launches = [ready for _, ready in sweep.starts], [launched for launched, _ in sweep.starts]
+    assert all(ready <= launched for ready, launched in zip(ends, launches[1:], strict=False))
+    assert len(sweep.starts) == 1 or sweep.starts[-1][0] < 7.5
     assert any(sweep.starting(at) for at, _, _ in sweep.rows)
     assert {status for _, _, status in sweep.rows} == {200}
     # every request went through the sweep's HAProxy to that replica: its own counter moved by as many

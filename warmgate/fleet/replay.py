@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -151,11 +153,24 @@ def sweep_check(sweep: Sweep, model: ReplicaModel, seed: int) -> list[str]:
     return lines
 
 
+def start_spread(times: Sequence[float]) -> tuple[float, float]:
+    """Start times as the simulator's cold start: their median, and the spread of their logs
+    (the sigma of a log-normal of that median; 0 from fewer than three starts)."""
+    logs = [math.log(t) for t in times]
+    sigma = statistics.stdev(logs) if len(logs) >= 3 else 0.0
+    return statistics.median(times), sigma
+
+
 def print_start(sweep: Sweep, starting: ShiftedLogNormal | None) -> None:
-    if sweep.start is None:
+    if not sweep.starts:
         return
+    times = sweep.start_times
+    median, sigma = start_spread(times)
     during = [lat for at, lat, status in sweep.rows if status == 200 and sweep.starting(at)]
-    line = f"# a spare replica started during the sweep: READY {sweep.start_s:.2f} s after launch"
+    line = (
+        f"# {len(times)} spare replica start(s) during the sweep: READY {min(times):.2f}–{max(times):.2f} s "
+        f"after launch, median {median:.2f} s, log sigma {sigma:.2f}"
+    )
     if during and starting is not None:
         real50, real99 = _quantiles(during)
         line += (
@@ -165,7 +180,7 @@ def print_start(sweep: Sweep, starting: ShiftedLogNormal | None) -> None:
             f"(p50 {1e3 * starting.quantile(0.5):.1f} ms, p99 {1e3 * starting.quantile(0.99):.1f} ms)"
         )
     else:
-        line += f"; {len(during)} requests met it: too few to fit, no start slowdown modelled"
+        line += f"; {len(during)} requests met them: too few to fit, no start slowdown modelled"
     print(line)
 
 
@@ -259,12 +274,14 @@ def run(args: argparse.Namespace) -> int:
         ReplicaModel(queue_depth=args.queue_depth, provision_s=args.provision_s, claim_s=args.claim_s),
     )
     model = dataclasses.replace(fit.replica(base_model, args.concurrency), host_cores=args.host_cores)
+    if sweep.starts:  # starts on this host, as measured: how long they took, and their spread
+        median, sigma = start_spread(sweep.start_times)
+        provision_s = max(0.0, median - model.load_s - model.warmup_s)
+        model = dataclasses.replace(model, provision_s=provision_s, cold_start_sigma=sigma)
     starting = start_fit(sweep)
-    if starting is not None and sweep.start_s is not None:
-        # a start on this host, as measured: how long it took and what it did to the replica serving
+    if starting is not None:  # what a start did to the replica serving
         model = dataclasses.replace(
             model,
-            provision_s=max(0.0, sweep.start_s - model.load_s - model.warmup_s),
             starting_overhead_s=starting.shift_s,
             starting_median_s=starting.median_s,
             starting_sigma=starting.sigma,

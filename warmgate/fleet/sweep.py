@@ -56,46 +56,50 @@ class Sweep:
     rates: tuple[float, ...]
     metrics_before: str
     metrics_after: str
-    start: tuple[float, float] | None = None  # (launched, READY) of the spare replica, in offsets
+    starts: tuple[tuple[float, float], ...] = ()  # (launched, READY) of each spare start, in offsets
 
     def ok(self) -> list[tuple[float, float]]:
         """``(sent_at, latency)`` of the requests answered 200."""
         return [(at, latency) for at, latency, status in self.rows if status == 200]
 
     def starting(self, at: float) -> bool:
-        """Whether a request sent at offset ``at`` met the spare replica starting."""
-        return self.start is not None and self.start[0] <= at < self.start[1]
+        """Whether a request sent at offset ``at`` met a spare replica starting."""
+        return any(launched <= at < ready for launched, ready in self.starts)
 
     @property
-    def start_s(self) -> float | None:
-        """How long the spare replica took from launch to READY."""
-        return None if self.start is None else self.start[1] - self.start[0]
+    def start_times(self) -> tuple[float, ...]:
+        """How long each spare start took from launch to READY."""
+        return tuple(ready - launched for launched, ready in self.starts)
 
 
-def _start_spare(
-    spec: ReplicaSpec, work: Path, origin: float, at: float, timeout_s: float
-) -> tuple[float, float]:
-    """Launch a replica of ``spec`` at offset ``at`` from ``origin`` (monotonic), wait for its
-    ``/ping`` 200, stop it; its (launch, READY) offsets."""
+def _start_spares(
+    spec: ReplicaSpec, work: Path, origin: float, at: float, until: float, timeout_s: float
+) -> tuple[tuple[float, float], ...]:
+    """From offset ``at`` (``origin`` monotonic) to ``until``, start replicas of ``spec`` one
+    after another: launch, wait for ``/ping`` 200, stop, launch the next. Their (launch, READY)
+    offsets; at least one start, however long it takes."""
     time.sleep(max(0.0, origin + at - time.monotonic()))
-    launched = time.monotonic()
-    spare = ReplicaProcess("spare", spec, pick_port(), work / "logs")
-    try:
-        with httpx.Client(timeout=1.0) as client:
-            while True:
-                try:
-                    if client.get(spare.url + "/ping").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass  # not listening yet
-                if time.monotonic() > launched + timeout_s:
-                    raise TimeoutError(f"the spare replica was not READY after {timeout_s:.0f} s")
-                time.sleep(0.02)
-        return launched - origin, time.monotonic() - origin
-    finally:
-        spare.terminate()
-        if spare.wait(10.0) is None:
-            spare.kill()
+    starts: list[tuple[float, float]] = []
+    while not starts or time.monotonic() < origin + until:
+        launched = time.monotonic()
+        spare = ReplicaProcess(f"spare-{len(starts) + 1}", spec, pick_port(), work / "logs")
+        try:
+            with httpx.Client(timeout=1.0) as client:
+                while True:
+                    try:
+                        if client.get(spare.url + "/ping").status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass  # not listening yet
+                    if time.monotonic() > launched + timeout_s:
+                        raise TimeoutError(f"the spare replica was not READY after {timeout_s:.0f} s")
+                    time.sleep(0.02)
+            starts.append((launched - origin, time.monotonic() - origin))
+        finally:
+            spare.terminate()
+            if spare.wait(10.0) is None:
+                spare.kill()
+    return tuple(starts)
 
 
 def run_sweep(
@@ -111,9 +115,9 @@ def run_sweep(
 ) -> Sweep:
     """Sweep ``rates`` (requests/s) for ``seconds`` each through an HAProxy (``settings``) whose
     one server is the READY replica listening on ``port``. With ``spare``, one more segment at
-    the highest rate launches a replica of ``spare`` one second in (on the same host, outside
-    HAProxy) and stops it once READY: the rows sent meanwhile show what a start costs the
-    replicas already serving."""
+    the highest rate starts replicas of ``spare`` one after another from one second in (on the
+    same host, outside HAProxy), each stopped once READY: their start times are a distribution,
+    and the rows sent meanwhile show what a start costs the replicas already serving."""
     work.mkdir(parents=True, exist_ok=True)
     segments = [*rates, max(rates)] if spare is not None else list(rates)
     planned = poisson_arrivals(segments, seconds, gap_s=1.0, rng=random.Random(seed))
@@ -132,7 +136,7 @@ def run_sweep(
                 )
             time.sleep(0.05)
         url = f"http://{settings.bind}:{settings.port}/invocations"
-        start: tuple[float, float] | None = None
+        starts: tuple[tuple[float, float], ...] = ()
         with httpx.Client(timeout=30) as client:
             before = client.get(f"http://{HOST}:{port}/metrics").text
             origin = time.monotonic() + 2.0  # the load generator's offset 0, once it has imported
@@ -141,7 +145,9 @@ def run_sweep(
             try:
                 if spare is not None:
                     launch_at = 1.0 + len(rates) * (seconds + 1.0) + 1.0  # 1 s into the last segment
-                    start = _start_spare(spare, work, origin, launch_at, timeout_s=max(60.0, seconds))
+                    until = launch_at - 1.0 + seconds - 1.0  # the last start begins before its final second
+                    timeout_s = max(60.0, seconds)
+                    starts = _start_spares(spare, work, origin, launch_at, until, timeout_s)
             finally:
                 if loadgen.wait() != 0:
                     raise subprocess.CalledProcessError(loadgen.returncode, command)
@@ -149,7 +155,7 @@ def run_sweep(
     finally:
         haproxy.stop()
     rows = tuple((float(a), float(lat), int(st)) for a, lat, st in json.loads(out_file.read_text()))
-    return Sweep(rows, tuple(rate for _, rate in planned), before, after, start)
+    return Sweep(rows, tuple(rate for _, rate in planned), before, after, starts)
 
 
 def fit_from_sweep(sweep: Sweep) -> ServiceFit:
@@ -158,7 +164,7 @@ def fit_from_sweep(sweep: Sweep) -> ServiceFit:
 
 
 def start_fit(sweep: Sweep) -> ShiftedLogNormal | None:
-    """The latency of the requests sent while the spare replica started (None without one, or
+    """The latency of the requests sent while a spare replica started (None without one, or
     with fewer than ``MIN_START`` of them)."""
     during = [latency for at, latency, status in sweep.rows if status == 200 and sweep.starting(at)]
     return fit_shifted_lognormal(during, minimum=MIN_START) if len(during) >= MIN_START else None
