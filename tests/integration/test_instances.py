@@ -3,6 +3,7 @@ session, and every caller still gets its own answer."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,3 +62,18 @@ def test_two_instances_run_two_batches_at_once_and_answer_each_caller(
     for row, reply in zip(rows, replies, strict=True):
         expected = np.asarray([row], np.float32) @ onnx_models.WEIGHT + onnx_models.BIAS
         np.testing.assert_allclose(reply.json()["outputs"]["y"], expected, rtol=1e-6)
+
+
+def test_a_model_that_runs_one_batch_at_a_time_gets_one_worker_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A SageMaker handler is not assumed thread-safe: ``instances`` 2 runs one, with a warning."""
+    handler = Path(__file__).resolve().parents[1] / "fixtures" / "handler_model"
+    with (
+        caplog.at_level(logging.WARNING, logger="warmgate.runtime"),
+        serving_runtime(handler, instances="2") as (client, runtime),
+    ):
+        assert runtime.model is not None
+        assert (runtime.model.instances, runtime.inference.workers) == (1, 1)
+        assert client.get("/ping").status_code == 200
+    assert any("instances 2 asked, 1 run" in r.getMessage() for r in caplog.records)

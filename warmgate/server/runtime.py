@@ -149,6 +149,12 @@ class Runtime:
             self.model_dir = await asyncio.to_thread(resolve_model_dir, self.config, self._progress)
             model = await asyncio.to_thread(self._model_factory, self.config, self.model_dir)
             await self.inference.run_now(model.load)
+            if model.instances < self.config.instances:
+                log.warning(
+                    "instances %d asked, %d run: only ONNX Runtime on CPU runs several batches at once",
+                    self.config.instances,
+                    model.instances,
+                )
             await self.inference.grow(model.instances)
             self.metrics.model_load_seconds.set(time.perf_counter() - t0)
             self.model = model
