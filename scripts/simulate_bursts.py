@@ -1,7 +1,8 @@
 """The burst families of docs/autoscaling.md: every seed of every family, worst seed shown.
 
 Run from the repository root: ``python scripts/simulate_bursts.py [--seeds 8]
-[--strategy NAME] [--design-jump X] [--hibernated N] [--fast-path-backlog N --tick-s S]``.
+[--strategy NAME] [--design-jump X] [--hibernated N] [--hold-s S]
+[--fast-path-backlog N --tick-s S]``.
 Deterministic. The cost ratios divide each seed's replica-hours by AWS target tracking with
 min 2 on the same trace: at full price, and with hibernated standbys at their price.
 Families run in a process pool (one per core); the figures do not depend on it.
@@ -29,13 +30,16 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategy", choices=[s.value for s in Strategy], default=Strategy.MIN_2_SIZED.value)
     parser.add_argument("--design-jump", type=float, default=1.0, help="burst-sized: a jump always covered")
     parser.add_argument("--hibernated", type=int, default=0, help="burst-sized: hibernated standbys")
+    parser.add_argument("--hold-s", type=float, default=0.0, help="burst-sized: hold a need this long")
     parser.add_argument("--fast-path-backlog", type=int, default=None, help="turn the fast path on")
     parser.add_argument("--tick-s", type=float, default=None, help="observation interval")
     args = parser.parse_args(argv)
     strategy = Strategy(args.strategy)
     base = SimConfig(hibernated=args.hibernated)
-    if args.design_jump != 1.0:
-        sizing = burst_sizing(base.replica, design_jump=args.design_jump)
+    if args.design_jump != 1.0 or args.hold_s:
+        sizing = dataclasses.replace(
+            burst_sizing(base.replica, design_jump=args.design_jump), hold_s=args.hold_s
+        )
         base = dataclasses.replace(base, scaling=dataclasses.replace(base.scaling, burst=sizing))
     config = for_strategy(strategy, base)
     if args.fast_path_backlog is not None:

@@ -40,12 +40,16 @@ class BurstSizing:
     target_burst_capacity: float = 0.0  # spare requests/s always kept, as Knative's TBC
     utilisation: float = 0.9  # the share of capacity usable without waiting over the budget
     history: int = 256  # jumps remembered (one per horizon)
+    # How long a need is held before fewer standbys are kept (at least one horizon, the
+    # default). Longer keeps a READY standby through a dip of the base rate (Kubernetes HPA
+    # holds scale-down 300 s), at the price of every standby kept that long after a need.
+    hold_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.replica_capacity <= 0 or self.horizon_s <= 0 or self.history < 1:
+        if self.replica_capacity <= 0 or self.horizon_s <= 0 or self.history < 1 or self.hold_s < 0:
             raise ConfigError(
-                "replica_capacity, horizon_s and history must be > 0, got "
-                f"{self.replica_capacity}, {self.horizon_s}, {self.history}"
+                "replica_capacity, horizon_s and history must be > 0 and hold_s >= 0, got "
+                f"{self.replica_capacity}, {self.horizon_s}, {self.history}, {self.hold_s}"
             )
         if not 0.0 < self.quantile <= 1.0 or not 0.0 < self.utilisation <= 1.0:
             raise ConfigError(
@@ -99,10 +103,12 @@ def highest_rate(state: JumpState) -> float:
 
 
 def keep_standbys(state: JumpState, sizing: BurstSizing, now: float, hot: int) -> tuple[JumpState, int]:
-    """:func:`standbys_needed` now, held at the highest need of the last ``horizon_s`` so that
-    noise in the base rate does not retire a standby that the next observation wants back."""
+    """:func:`standbys_needed` now, held at the highest need of the last ``horizon_s`` (or
+    ``hold_s``, if longer) so that noise in the base rate does not retire a standby that the next
+    observation wants back."""
+    held = max(sizing.horizon_s, sizing.hold_s)
     needs = (
-        *(n for n in state.needs if n[0] > now - sizing.horizon_s),
+        *(n for n in state.needs if n[0] > now - held),
         (now, standbys_needed(state, sizing, hot)),
     )
     return dataclasses.replace(state, needs=needs), max(n for _, n in needs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from warmgate.autoscaling.model import (
@@ -98,3 +100,14 @@ def test_decide_names_the_standbys_and_is_pure() -> None:
     assert seen[-1] is not None and seen[-1] >= 1  # the +30/s jump was learned and is kept
     plain = ScalingConfig(min_hot=2, metric=TargetMetric.INVOCATIONS, target_per_replica=7.0)
     assert set(replay(plain)) == {None}  # without sizing the pool keeps its own rule
+
+
+def test_a_longer_hold_keeps_the_need_past_one_horizon() -> None:
+    held = dataclasses.replace(SIZING, hold_s=300.0)
+    state = run([2.0] * 40 + [32.0] * 10 + [2.0] * 40)
+    state, needed = keep_standbys(state, held, 182.0, hot=2)
+    assert needed == 2
+    state, kept = keep_standbys(state, held, 182.0 + 61.0, hot=4)  # one horizon would release it
+    assert kept == 2
+    _, released = keep_standbys(state, held, 182.0 + 301.0, hot=4)
+    assert released == 0
