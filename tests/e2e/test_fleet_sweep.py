@@ -4,6 +4,7 @@ HAProxy of the sweep's own, to one running replica; and the Poisson schedule it 
 from __future__ import annotations
 
 import io
+import itertools
 import random
 import shutil
 import tempfile
@@ -60,15 +61,18 @@ def test_the_sweep_reaches_one_replica_through_haproxy_and_fits(
     port = fleet.in_rotation()[0].port
     settings = HaproxySettings(port=free_port(), socket=short_dir / "sweep.sock")
     spare = ReplicaSpec(linear_dir, drain_delay_s=0.0)
-    sweep = run_sweep(port, body, short_dir / "sweep", [60.0], seconds=3.0, settings=settings, spare=spare)
-    assert len(sweep.rows) >= 240  # 60/s for 3 s, then 3 s more with the spare starting, open loop
-    # spares were started one after another from 1 s into the second segment (which begins at
-    # 1 + 3 + 1 s), the last before its final second; each went READY before the next launched
-    assert sweep.starts and sweep.starts[0][0] == pytest.approx(6.0, abs=0.5)
+    work = short_dir / "sweep"
+    sweep = run_sweep(port, body, work, [60.0], seconds=3.0, settings=settings, spare=spare, spares_together=2)
+    assert len(sweep.rows) >= 240  # 60/s for 3 s, then 3 s more with the spares starting, open loop
+    # spares were started two at a time from 1 s into the second segment (which begins at
+    # 1 + 3 + 1 s), the last round before its final second; a round went READY before the next
+    assert len(sweep.starts) % 2 == 0 and sweep.starts[0][0] == pytest.approx(6.0, abs=0.5)
+    rounds = [sweep.starts[i : i + 2] for i in range(0, len(sweep.starts), 2)]
+    assert all(a[0] == b[0] for a, b in rounds)  # launched together
     assert all(0 < t < 60 for t in sweep.start_times)
-    ends, launches = [ready for _, ready in sweep.starts], [launched for launched, _ in sweep.starts]
-    assert all(ready <= launched for ready, launched in zip(ends, launches[1:], strict=False))
-    assert len(sweep.starts) == 1 or sweep.starts[-1][0] < 7.5
+    for this, after in itertools.pairwise(rounds):
+        assert max(ready for _, ready in this) <= after[0][0]
+    assert len(rounds) == 1 or rounds[-1][0][0] < 7.5
     assert any(sweep.starting(at) for at, _, _ in sweep.rows)
     assert {status for _, _, status in sweep.rows} == {200}
     # every request went through the sweep's HAProxy to that replica: its own counter moved by as many

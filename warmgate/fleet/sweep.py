@@ -73,32 +73,37 @@ class Sweep:
 
 
 def _start_spares(
-    spec: ReplicaSpec, work: Path, origin: float, at: float, until: float, timeout_s: float
+    spec: ReplicaSpec, work: Path, origin: float, at: float, until: float, timeout_s: float, together: int
 ) -> tuple[tuple[float, float], ...]:
-    """From offset ``at`` (``origin`` monotonic) to ``until``, start replicas of ``spec`` one
-    after another: launch, wait for ``/ping`` 200, stop, launch the next. Their (launch, READY)
-    offsets; at least one start, however long it takes."""
+    """From offset ``at`` (``origin`` monotonic) to ``until``, start replicas of ``spec``
+    ``together`` at a time, round after round: launch, wait for every ``/ping`` 200, stop them,
+    launch the next round. Each replica's (launch, READY) offsets; at least one round."""
     time.sleep(max(0.0, origin + at - time.monotonic()))
     starts: list[tuple[float, float]] = []
     while not starts or time.monotonic() < origin + until:
         launched = time.monotonic()
-        spare = ReplicaProcess(f"spare-{len(starts) + 1}", spec, pick_port(), work / "logs")
+        names = [f"spare-{len(starts) + n + 1}" for n in range(together)]
+        spares = [ReplicaProcess(name, spec, pick_port(), work / "logs") for name in names]
         try:
+            ready: dict[int, float] = {}
             with httpx.Client(timeout=1.0) as client:
-                while True:
-                    try:
-                        if client.get(spare.url + "/ping").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass  # not listening yet
+                while len(ready) < together:
+                    for n, spare in enumerate(spares):
+                        try:
+                            if n not in ready and client.get(spare.url + "/ping").status_code == 200:
+                                ready[n] = time.monotonic()
+                        except httpx.HTTPError:
+                            pass  # not listening yet
                     if time.monotonic() > launched + timeout_s:
-                        raise TimeoutError(f"the spare replica was not READY after {timeout_s:.0f} s")
+                        raise TimeoutError(f"a spare replica was not READY after {timeout_s:.0f} s")
                     time.sleep(0.02)
-            starts.append((launched - origin, time.monotonic() - origin))
+            starts += [(launched - origin, ready[n] - origin) for n in range(together)]
         finally:
-            spare.terminate()
-            if spare.wait(10.0) is None:
-                spare.kill()
+            for spare in spares:
+                spare.terminate()
+            for spare in spares:
+                if spare.wait(10.0) is None:
+                    spare.kill()
     return tuple(starts)
 
 
@@ -112,12 +117,14 @@ def run_sweep(
     seed: int = 0,
     up_timeout_s: float = 30.0,
     spare: ReplicaSpec | None = None,
+    spares_together: int = 1,
 ) -> Sweep:
     """Sweep ``rates`` (requests/s) for ``seconds`` each through an HAProxy (``settings``) whose
     one server is the READY replica listening on ``port``. With ``spare``, one more segment at
-    the highest rate starts replicas of ``spare`` one after another from one second in (on the
-    same host, outside HAProxy), each stopped once READY: their start times are a distribution,
-    and the rows sent meanwhile show what a start costs the replicas already serving."""
+    the highest rate starts replicas of ``spare``, ``spares_together`` at a time, round after
+    round from one second in (on the same host, outside HAProxy), each round stopped once READY:
+    their start times are a distribution, and the rows sent meanwhile show what starts cost the
+    replicas already serving."""
     work.mkdir(parents=True, exist_ok=True)
     segments = [*rates, max(rates)] if spare is not None else list(rates)
     planned = poisson_arrivals(segments, seconds, gap_s=1.0, rng=random.Random(seed))
@@ -147,7 +154,7 @@ def run_sweep(
                     launch_at = 1.0 + len(rates) * (seconds + 1.0) + 1.0  # 1 s into the last segment
                     until = launch_at - 1.0 + seconds - 1.0  # the last start begins before its final second
                     timeout_s = max(60.0, seconds)
-                    starts = _start_spares(spare, work, origin, launch_at, until, timeout_s)
+                    starts = _start_spares(spare, work, origin, launch_at, until, timeout_s, spares_together)
             finally:
                 if loadgen.wait() != 0:
                     raise subprocess.CalledProcessError(loadgen.returncode, command)
