@@ -62,7 +62,7 @@ def test_the_sweep_reaches_one_replica_through_haproxy_and_fits(
     settings = HaproxySettings(port=free_port(), socket=short_dir / "sweep.sock")
     spare = ReplicaSpec(linear_dir, drain_delay_s=0.0)
     work = short_dir / "sweep"
-    sweep = run_sweep(port, body, work, [60.0], seconds=3.0, settings=settings, spare=spare, spares_together=2)
+    sweep = run_sweep(port, body, work, [60.0], 3.0, settings, spare=spare, spares_together=2)
     assert len(sweep.rows) >= 240  # 60/s for 3 s, then 3 s more with the spares starting, open loop
     # spares were started two at a time from 1 s into the second segment (which begins at
     # 1 + 3 + 1 s), the last round before its final second; a round went READY before the next
