@@ -71,10 +71,13 @@ class Figures:
         )
 
 
-# Spares the sweep starts at once, round after round: a scale-out launches a replica and the
-# standby that refills the pool at the same moment, and their starts beside the replicas serving
-# set the replay's slowest requests (run 8: 18 of its 29 slowest in the second of one such start).
-SPARES_TOGETHER = 2
+# Spares the sweep starts at once, round after round. A scale-out launches a replica and the
+# standby that refills the pool together, and those starts set the replay's slowest requests
+# (run 8: 18 of its 29 slowest in the second of one). But two starts beside one replica serving
+# the sweep's top rate slow it far more (p50 33 ms, against 7 ms for one start) than a scale-out
+# slows three or four replicas sharing the load: with 2 the simulator's p99 came out 2.5-3 x the
+# fleet's (runs 10-11, docs/autoscaling.md), with 1 a few ms short. One, the closer.
+SPARES_TOGETHER = 1
 
 HEADER = (
     "| run | requests | SLA miss | miss % | no ready | below floor s | replica-s | p99 s |\n"
