@@ -1,0 +1,107 @@
+"""Where /ping's tail comes from under load: its latency distribution beside a saturating load,
+for several `warmgate serve` configurations in turn, and a scheduler check.
+
+    python scripts/ping_probe.py --config="--instances 1" --config="--instances 2" --rounds 2
+    python scripts/ping_probe.py --config="--instances 2" --prober-nice -10   # a prober that
+        # the niced inference threads cannot delay (run as root): is the tail the prober's own?
+    python scripts/ping_probe.py --wake            # a nice-0 thread's wake-up beside two busy
+        # nice-19 processes (and SCHED_IDLE ones): is it the scheduler?
+
+Per configuration and round: requests/s of the load (hey, 32 clients by default) and /ping
+p50/p90/p99/p99.5/max (hey, 1 client at 100/s, 900 pings in 9 s), configurations alternated
+within each round. Needs hey (Debian package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from warmgate.bench import hey  # noqa: E402
+from warmgate.bench.cli import SENTENCE, _model_dir  # noqa: E402
+from warmgate.bench.served import serve  # noqa: E402
+
+PING_RATE = 100.0
+_BUSY = "while True: pass"
+
+
+def quantiles(latencies: list[float]) -> str:
+    ordered = sorted(latencies)
+    n = len(ordered)
+    marks = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+    pick = {name: ordered[min(n - 1, int(q * n))] * 1e3 for name, q in marks}
+    return (
+        f"p50 {pick['p50']:.2f} | p90 {pick['p90']:.2f} | p99 {pick['p99']:.2f} "
+        f"| p99.5 {ordered[min(n - 1, int(0.995 * n))] * 1e3:.2f} | max {ordered[-1] * 1e3:.2f}"
+    )
+
+
+def probe(model_dir: Path, config: str, clients: int, seconds: float, prober_nice: int | None) -> str:
+    body = json.dumps({"inputs": [SENTENCE]}).encode()
+    with tempfile.TemporaryDirectory() as tmp, serve(model_dir, Path(tmp), shlex.split(config)) as server:
+        load = hey.start(hey.hey_command(server.url + "/invocations", seconds + 2, clients, body))
+        time.sleep(1.0)  # saturated before the pings start
+        ping_cmd = hey.hey_command(server.url + "/ping", seconds, 1, rate_per_client=PING_RATE)
+        if prober_nice is not None:
+            ping_cmd = ["nice", "-n", str(prober_nice), *ping_cmd]
+        ping = hey.run(ping_cmd, seconds)
+        result = hey.finish(load, seconds + 2)
+    return f"| `{config}` | {result.rps:.0f} | {ping.requests} | {quantiles(list(ping.latencies_s))} |"
+
+
+def wake(policy: str, samples: int = 600) -> str:
+    """A nice-0 thread sleeping 3 ms, beside two busy processes of ``policy``: its oversleep."""
+    prefix = {"none": [], "nice 19": ["nice", "-n", "19"], "SCHED_IDLE": ["chrt", "-i", "0"]}[policy]
+    procs = [subprocess.Popen([*prefix, sys.executable, "-c", _BUSY]) for _ in range(2 if prefix else 0)]
+    try:
+        time.sleep(0.5)
+        over = []
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            time.sleep(0.003)
+            over.append(time.perf_counter() - t0 - 0.003)
+    finally:
+        for proc in procs:
+            proc.kill()
+    return f"| {policy} | {quantiles(over)} |"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", action="append", default=[], help="`warmgate serve` arguments (repeat)")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=9.0)
+    parser.add_argument("--prober-nice", type=int, default=None, help="run the /ping prober under nice -n N")
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--wake", action="store_true", help="the scheduler check instead")
+    args = parser.parse_args()
+    if args.wake:
+        print("| busy neighbours | oversleep of a 3 ms sleep, ms |\n| --- | --- |")
+        for policy in ("none", "nice 19", "SCHED_IDLE"):
+            print(wake(policy), flush=True)
+        return 0
+    model_dir = _model_dir(args.model_dir)
+    configs = args.config or [""]
+    print(f"{args.clients} clients; /ping at {PING_RATE:.0f}/s; prober nice {args.prober_nice or 0}\n")
+    print("| config | req/s | pings | /ping latency, ms |\n| --- | ---: | ---: | --- |")
+    for round_no in range(args.rounds):
+        order = configs if round_no % 2 == 0 else list(reversed(configs))
+        for config in order:
+            print(probe(model_dir, config, args.clients, args.seconds, args.prober_nice), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
