@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -70,7 +71,8 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._regroup = regroup
         self._last: _LastRun | None = None
-        self._slots = asyncio.Semaphore(max(1, concurrency))
+        self._concurrency = max(1, concurrency)
+        self._slots = asyncio.Semaphore(self._concurrency)
         self._running: set[asyncio.Task[None]] = set()
         self._crash: BaseException | None = None  # a run task's bug, re-raised by the loop
 
@@ -129,7 +131,14 @@ class Batcher:
 
     def _take(self, key: Hashable) -> list[_Pending]:
         live = self._live(key)
-        count = grouping.take([p.item.size for p in live], self.limits)
+        sizes = [p.item.size for p in live]
+        count = grouping.take(sizes, self.limits)
+        idle = self._concurrency - len(self._running) - 1  # instances free besides this one
+        if idle > 0 and count > 1:
+            # Share the queue out: instances left idle would make this batch wait on one
+            # instance's threads alone (ceil: this one takes the larger part).
+            share = BatchLimits(max(1, math.ceil(sum(sizes[:count]) / (idle + 1))), self.limits.fixed)
+            count = grouping.take(sizes[:count], share)
         batch = live[:count]
         queue = self._queues.get(key)
         if queue is not None:

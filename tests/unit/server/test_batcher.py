@@ -241,31 +241,29 @@ async def until_batches(execute: Recorder, count: int, timeout_s: float = 5.0) -
         await asyncio.sleep(0.001)
 
 
-def test_two_instances_run_a_second_batch_while_the_first_runs_and_every_caller_gets_its_own() -> None:
+def test_two_instances_share_the_queue_run_at_once_and_every_caller_gets_its_own() -> None:
     async def scenario() -> GatedRecorder:
         execute = GatedRecorder()
         batcher = Batcher(execute, BatchLimits(4), max_delay_s=0.0, concurrency=2)
         batcher.start()
         first = [asyncio.ensure_future(batcher.submit(item(n), 5)) for n in range(4)]
-        await until_batches(execute, 1)
-        second = [asyncio.ensure_future(batcher.submit(item(n), 5)) for n in range(4, 7)]
-        await until_batches(execute, 2)  # the first is still held: both run at once
-        third = [asyncio.ensure_future(batcher.submit(item(n), 5)) for n in range(7, 9)]
-        for _ in range(20):  # both instances busy: the third batch must not start
+        await until_batches(execute, 2)  # both instances idle: the four are shared out, 2 + 2
+        more = [asyncio.ensure_future(batcher.submit(item(n), 5)) for n in range(4, 7)]
+        for _ in range(20):  # both instances busy: the next batch must not start
             await asyncio.sleep(0)
-        assert len(execute.batches) == 2 and batcher.depth == 2
+        assert len(execute.batches) == 2 and batcher.depth == 3
         execute.gates[1].set()  # the second finishes first; its callers need not wait
-        assert await asyncio.gather(*second) == [4, 5, 6]
-        assert not any(f.done() for f in first)
-        await until_batches(execute, 3)
+        assert await asyncio.gather(*first[2:]) == [2, 3]
+        assert not any(f.done() for f in first[:2])
+        await until_batches(execute, 3)  # one instance free: it takes all three (up to 4 rows)
         execute.gates[0].set()
         execute.gates[2].set()
-        assert await asyncio.gather(*first) == [0, 1, 2, 3]
-        assert await asyncio.gather(*third) == [7, 8]
+        assert await asyncio.gather(*first[:2]) == [0, 1]
+        assert await asyncio.gather(*more) == [4, 5, 6]
         await batcher.drain(5)
         return execute
 
-    assert run(scenario()).batches == [[0, 1, 2, 3], [4, 5, 6], [7, 8]]
+    assert run(scenario()).batches == [[0, 1], [2, 3], [4, 5, 6]]
 
 
 def test_one_instance_runs_one_batch_at_a_time() -> None:
