@@ -86,7 +86,7 @@ class Config:
     degrade_after: int = 3
     canary_interval_s: float = 1.0
     threads: int = 0
-    instances: int = 1
+    instances: int = 0
     inference_niceness: int = 19
     inference_idle: bool = False
     gc_freeze: bool = True
@@ -117,13 +117,20 @@ class Config:
         return self.threads or max(1, os.cpu_count() or 1)
 
     @property
+    def ort_instances(self) -> int:
+        """ONNX Runtime on CPU: batches run at once on one session, as configured, else two where
+        there are two cores or more. Measured on 2 cores (docs/benchmarks.md, "Model
+        instances"): two one-thread instances served 0.88-0.92 x raw one-session throughput at
+        32 clients where one two-thread instance served 0.79-0.83 x, 0.68-0.72 x at 8 clients
+        against 0.61-0.62 x, with p50 at half saturation 29 ms against 34-35 ms; the price is
+        /ping p99 at saturation about 1 ms higher."""
+        return self.instances or min(2, max(1, os.cpu_count() or 1))
+
+    @property
     def ort_threads(self) -> int:
         """Intra-op threads of each ONNX Runtime instance: as configured, else the cores shared
-        out between the instances. On 2 cores (docs/benchmarks.md, "Model instances"), two
-        one-thread instances served 0.92 x raw one-session throughput at 32 clients where one
-        two-thread instance served 0.77 x, at the price of /ping p99 (about +1 ms) and of
-        latency below saturation (p50 26 against 19.5 ms at 8 clients): hence one by default."""
-        return self.threads or max(1, (os.cpu_count() or 1) // self.instances)
+        out between the instances."""
+        return self.threads or max(1, (os.cpu_count() or 1) // self.ort_instances)
 
 
 @dataclass(frozen=True)
@@ -298,7 +305,7 @@ OPTIONS: tuple[Option, ...] = (
         "model.instances",
         "ONNX Runtime on CPU: batches run at once on one session, each on its own inference "
         "thread with `threads` intra-op threads (by default the cores shared out between them); "
-        "more throughput at saturation, more latency below it (docs/benchmarks.md)",
+        '0: 2 where there are 2 cores or more (docs/benchmarks.md, "Model instances")',
     ),
     Option(
         "inference_niceness",
@@ -477,12 +484,11 @@ def _validate(config: Config) -> None:
         "stall_fail_s",
         "degrade_after",
         "canary_interval_s",
-        "instances",
     )
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be > 0, got {getattr(config, name)}")
-    for name in ("batch_delay_ms", "drain_delay_s", "threads"):
+    for name in ("batch_delay_ms", "drain_delay_s", "threads", "instances"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
     if not 0 <= config.inference_niceness <= 19:

@@ -26,7 +26,7 @@ class Meeting(OnnxModel):
     running at the same time: they finish only when two run at once."""
 
     def __init__(self, path: Path, config: Config) -> None:
-        ort = OrtSettings(threads=config.ort_threads, instances=config.instances)
+        ort = OrtSettings(threads=config.ort_threads, instances=config.ort_instances)
         super().__init__(path, "linear", config.bucket_plan().batch_sizes, ort=ort)
         self.meet = False
         self.pair = threading.Barrier(2, timeout=2)

@@ -45,7 +45,7 @@ def test_precedence_flags_env_toml(tmp_path: Path) -> None:
         ("[limits]\nnope = 1\n", "unknown setting [limits] nope"),
         ("[limits\n", "warmgate.toml"),
         ("[limits]\ntimeout_s = -1\n", "timeout_s must be > 0"),
-        ("[model]\ninstances = 0\n", "instances must be > 0"),
+        ("[model]\ninstances = -1\n", "instances must be >= 0"),
         ('[model]\nbackend = "tensorrt"\n', "invalid value for backend"),
     ],
 )
@@ -66,4 +66,6 @@ def test_instances_share_the_cores_out_unless_threads_are_set() -> None:
     cores = os.cpu_count() or 1
     assert load_config({"instances": "2"}, env={}).ort_threads == max(1, cores // 2)
     assert load_config({"instances": "2", "threads": "3"}, env={}).ort_threads == 3
-    assert load_config({}, env={}).ort_threads == cores
+    default = load_config({}, env={})  # two instances where there are two cores or more
+    assert (default.ort_instances, default.ort_threads) == (min(2, cores), max(1, cores // min(2, cores)))
+    assert load_config({"instances": "1"}, env={}).ort_threads == cores

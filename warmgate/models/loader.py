@@ -117,5 +117,5 @@ def _ort_settings(config: Config) -> OrtSettings:
         cache_dir=graph_cache_dir(config.graph_cache),
         prepacking=config.ort_prepacking,
         denormal_as_zero=config.ort_denormal_as_zero,
-        instances=config.instances,
+        instances=config.ort_instances,
     )

@@ -149,7 +149,7 @@ class Runtime:
             self.model_dir = await asyncio.to_thread(resolve_model_dir, self.config, self._progress)
             model = await asyncio.to_thread(self._model_factory, self.config, self.model_dir)
             await self.inference.run_now(model.load)
-            if model.instances < self.config.instances:
+            if model.instances < self.config.instances:  # asked for explicitly (0: the default)
                 log.warning(
                     "instances %d asked, %d run: only ONNX Runtime on CPU runs several batches at once",
                     self.config.instances,
