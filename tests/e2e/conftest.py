@@ -18,6 +18,16 @@ StartFleet = Callable[[ReplicaSpec], Fleet]
 
 
 @pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A directory with a short path, for UNIX sockets (HAProxy's): theirs must stay under 108 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="wg-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def start_fleet(tmp_path: Path) -> Iterator[StartFleet]:
     """Start fleets (HAProxy + no replicas yet) of ``spec``; every process is stopped in ``finally``."""
     fleets: list[Fleet] = []

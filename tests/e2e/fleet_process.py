@@ -100,6 +100,13 @@ def gone(pid: int) -> bool:
     return "\nState:\tZ" in status  # a zombie has exited; only its parent's bookkeeping is left
 
 
+def kill_logged(log_text: str) -> None:
+    """SIGKILL every process the fleet logged starting that is still running."""
+    for pid in pids(log_text):
+        if not gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 @contextmanager
 def fleet_process(model_dir: Path, workdir: Path, args: Sequence[str]) -> Iterator[FleetProcess]:
     """Start ``python -m warmgate.fleet --model-dir MODEL_DIR --workdir WORKDIR ARGS`` with a
@@ -118,6 +125,4 @@ def fleet_process(model_dir: Path, workdir: Path, args: Sequence[str]) -> Iterat
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-        for pid in pids(fleet.text()):  # nothing left behind when an assertion failed
-            if not gone(pid):
-                os.kill(pid, signal.SIGKILL)
+        kill_logged(fleet.text())  # nothing left behind when an assertion failed

@@ -28,6 +28,8 @@ from typing import IO
 import httpx
 import numpy as np
 
+from tests.e2e.process import stop_by_file
+
 NPY = "application/x-npy"
 
 
@@ -73,12 +75,7 @@ def running(url: str, out: Path, workers: int) -> Iterator[subprocess.Popen[byte
     try:
         yield proc
     finally:
-        stop.touch()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_by_file(proc, stop, 60)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

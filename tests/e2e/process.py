@@ -15,6 +15,17 @@ from pathlib import Path
 import httpx
 
 
+def stop_by_file(proc: subprocess.Popen[bytes], stop: Path, timeout_s: float) -> None:
+    """Ask a load generator to stop by creating its stop file, wait ``timeout_s`` for it to
+    finish its open requests, else kill it."""
+    stop.touch()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.process import Replica, free_port, replica
+from tests.e2e.process import Replica, free_port, replica, stop_by_file
 from warmgate.fleet.haproxy import HaproxyProcess, find_haproxy
 from warmgate.fleet.haproxy_config import AdminState, HaproxySettings, ServerLine, render_config
 from warmgate.fleet.runtime_api import RuntimeApi
@@ -150,9 +150,4 @@ def steady_load(url: str, tmp_path: Path, rate: float, *extra: str) -> Iterator[
     try:
         yield read
     finally:
-        stop.touch()
-        try:
-            proc.wait(90)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_by_file(proc, stop, 90)

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
+from tests.e2e.fleet_process import gone, kill_logged, pids
 from tests.e2e.haproxy import requires_haproxy
 from tests.e2e.process import free_port
 from warmgate.autoscaling.pool import MemberState, PoolConfig
@@ -39,25 +35,10 @@ def test_add_fleet_command_registers_fleet_with_its_runner(tmp_path: Path) -> No
     assert (args.model_dir, args.replicas, args.port, args.pool, args.min_hot) == (tmp_path, 2, 8080, 1, 3)
 
 
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="wg-cli-"))  # short: it holds HAProxy's UNIX socket
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _gone(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    return "\nState:\tZ" in status  # a zombie has exited; only its parent's bookkeeping is left
-
-
 @requires_haproxy
-def test_fleet_command_serves_through_haproxy_and_drains_on_sigterm(linear_dir: Path, workdir: Path) -> None:
+def test_fleet_command_serves_through_haproxy_and_drains_on_sigterm(
+    linear_dir: Path, short_dir: Path
+) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "warmgate.fleet", "--model-dir", str(linear_dir)]
     cmd += [
@@ -70,17 +51,17 @@ def test_fleet_command_serves_through_haproxy_and_drains_on_sigterm(linear_dir: 
         "--tick-s",
         "0.1",
         "--workdir",
-        str(workdir),
+        str(short_dir),
     ]
-    log = workdir / "fleet.log"
+    log = short_dir / "fleet.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     try:
-        api = RuntimeApi(workdir / "haproxy.sock")
+        api = RuntimeApi(short_dir / "haproxy.sock")
         deadline = time.monotonic() + 30
 
         def settled() -> bool:
-            if not (workdir / "haproxy.sock").exists():
+            if not (short_dir / "haproxy.sock").exists():
                 return False
             servers = api.show_stat().servers
             up = [s for s in servers if s.in_rotation]
@@ -92,7 +73,7 @@ def test_fleet_command_serves_through_haproxy_and_drains_on_sigterm(linear_dir: 
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
         # The pool's books are in the default store, WORKDIR/pool.db, keyed by the model.
-        books = SqlitePoolStore(workdir / "pool.db", PoolConfig())
+        books = SqlitePoolStore(short_dir / "pool.db", PoolConfig())
         key = fleet_match_key(ReplicaSpec(linear_dir))
         while [(m.state, m.key) for m in books.members()] != [(MemberState.READY, key)]:
             assert proc.poll() is None, log.read_text()
@@ -111,9 +92,9 @@ def test_fleet_command_serves_through_haproxy_and_drains_on_sigterm(linear_dir: 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()
         text = log.read_text()
-        pids = _pids(text)
-        assert len(pids) >= 4, text  # HAProxy, two replicas, one standby
-        assert all(_gone(pid) for pid in pids), text
+        started = pids(text)
+        assert len(started) >= 4, text  # HAProxy, two replicas, one standby
+        assert all(gone(pid) for pid in started), text
         assert "SIGTERM received: draining the fleet" in text and "fleet stopped" in text
         assert books.members() == ()  # the fleet left the store: nothing stale stays booked
         books.close()
@@ -121,11 +102,4 @@ def test_fleet_command_serves_through_haproxy_and_drains_on_sigterm(linear_dir: 
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-        for pid in _pids(log.read_text()):  # nothing left behind when an assertion failed
-            if not _gone(pid):
-                os.kill(pid, signal.SIGKILL)
-
-
-def _pids(log_text: str) -> list[int]:
-    """Every process the fleet logged starting (``haproxy pid N``, ``launched ... pid N``)."""
-    return [int(p) for p in re.findall(r"\bpid (\d+)", log_text)]
+        kill_logged(log.read_text())  # nothing left behind when an assertion failed

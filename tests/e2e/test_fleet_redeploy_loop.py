@@ -23,6 +23,7 @@ from warmgate.fleet.probe import Load
 from warmgate.fleet.redeploy import Redeploy, checked_up, staged_surplus
 from warmgate.fleet.replica import ReplicaSpec
 from warmgate.fleet.runtime_api import BackendStat, ServerStat
+from warmgate.fleet.store import MatchKey
 
 
 def _tick_until(loop: ControlLoop, condition: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
@@ -136,6 +137,17 @@ def _unstarted_fleet(model_dir: Path, workdir: Path) -> Fleet:
     return Fleet(ReplicaSpec(model_dir), HaproxySettings(port=8080, socket=workdir / "h.sock"), workdir)
 
 
+def _unstarted_redeploy(
+    served: Path, current: Path, workdir: Path
+) -> tuple[Fleet, CollectorRegistry, MatchKey, Redeploy]:
+    """An unstarted fleet serving ``served``, and its redeploy watching ``current``."""
+    fleet = _unstarted_fleet(served, workdir)
+    registry = CollectorRegistry()
+    key = fleet_match_key(ReplicaSpec(served))
+    redeploy = Redeploy(fleet, key, None, model_dir=current, floor=2, registry=registry, clock=time.time)
+    return fleet, registry, key, redeploy
+
+
 def _step_until_counted(redeploy: Redeploy, registry: CollectorRegistry, outcome: str) -> None:
     deadline = time.monotonic() + 30.0
     while registry.get_sample_value("warmgate_fleet_redeploys_total", {"outcome": outcome}) != 1.0:
@@ -150,10 +162,7 @@ def test_a_reload_of_a_directory_that_is_gone_counts_a_failure_and_keeps_the_ser
     old = marked(tmp_path / "old", OLD)
     current = tmp_path / "current"
     current.symlink_to(tmp_path / "nowhere")
-    fleet = _unstarted_fleet(old, tmp_path)
-    registry = CollectorRegistry()
-    key = fleet_match_key(ReplicaSpec(old))
-    redeploy = Redeploy(fleet, key, None, model_dir=current, floor=2, registry=registry, clock=time.time)
+    fleet, registry, key, redeploy = _unstarted_redeploy(old, current, tmp_path)
     try:
         redeploy.request()
         with caplog.at_level("ERROR", logger="warmgate.fleet"):
@@ -176,10 +185,7 @@ def test_a_reload_that_finds_the_same_model_changes_nothing(
     (copy / "model.onnx").write_bytes((old / "model.onnx").read_bytes())  # same bytes elsewhere
     current = tmp_path / "current"
     current.symlink_to(copy)
-    fleet = _unstarted_fleet(old, tmp_path)
-    registry = CollectorRegistry()
-    key = fleet_match_key(ReplicaSpec(old))
-    redeploy = Redeploy(fleet, key, None, model_dir=current, floor=2, registry=registry, clock=time.time)
+    fleet, registry, key, redeploy = _unstarted_redeploy(old, current, tmp_path)
     try:
         redeploy.request()
         deadline = time.monotonic() + 30.0

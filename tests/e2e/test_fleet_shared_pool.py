@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from urllib.parse import quote
@@ -44,15 +41,6 @@ def postgres_url(conninfo: str) -> str:
     user, dbname = parts.pop("user", "postgres"), parts.pop("dbname", "postgres")
     query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in parts.items())
     return f"postgresql://{user}@/{dbname}?{query}"
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="wg-sp-"))  # short: it holds HAProxy's UNIX sockets
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def load(url: str, out: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:

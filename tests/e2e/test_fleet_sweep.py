@@ -6,10 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import random
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +32,6 @@ def test_poisson_arrivals_run_each_rate_in_turn_at_that_rate() -> None:
     assert fast[0] >= 104.0 and fast[-1] < 204.0  # the second, after another gap
     assert len(slow) == pytest.approx(1000, rel=0.1)  # 10/s for 100 s; Poisson sd ~ 32
     assert len(fast) == pytest.approx(4000, rel=0.05)
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="wg-"))  # a UNIX socket path must stay under 108 bytes
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @requires_haproxy
