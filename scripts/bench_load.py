@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32, help="tokens per text (bucket seq)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: backend default)")
+    parser.add_argument("--cuda-only", action="store_true", help="only the CUDA graphs table")
     args = parser.parse_args()
 
     # As load_text_model does for the server: torch's OpenMP threads sleep when idle.
@@ -154,18 +155,20 @@ def main() -> None:
     )
     print(f"model: {model_dir.name}\n")  # its name, not a machine path
 
-    load_rows = bench_load(model_dir, args.repeat)
-    base = load_rows[0][1]
-    print("| weight load | median ms | × safetensors mmap |")
-    print("|---|---:|---:|")
-    for name, seconds in load_rows:
-        print(f"| {name} | {seconds * 1000:.1f} | {seconds / base:.2f} |")
+    if not args.cuda_only:
+        load_rows = bench_load(model_dir, args.repeat)
+        base = load_rows[0][1]
+        print("| weight load | median ms | × safetensors mmap |")
+        print("|---|---:|---:|")
+        for name, seconds in load_rows:
+            print(f"| {name} | {seconds * 1000:.1f} | {seconds / base:.2f} |")
 
-    print(f"\nintra-op threads: {args.threads or 'backend default'}")
-    print("\n| backend | batch | tokens/text | median ms/batch | embeddings/s |")
-    print("|---|---:|---:|---:|---:|")
-    for backend, batch, ms, per_s in bench_encode(model_dir, batches, args.tokens, args.repeat, args.threads):
-        print(f"| {backend} | {batch} | {args.tokens} | {ms:.1f} | {per_s:.0f} |")
+        print(f"\nintra-op threads: {args.threads or 'backend default'}")
+        print("\n| backend | batch | tokens/text | median ms/batch | embeddings/s |")
+        print("|---|---:|---:|---:|---:|")
+        rows = bench_encode(model_dir, batches, args.tokens, args.repeat, args.threads)
+        for backend, batch, ms, per_s in rows:
+            print(f"| {backend} | {batch} | {args.tokens} | {ms:.1f} | {per_s:.0f} |")
 
     if torch.cuda.is_available():
         print(f"\n| CUDA graphs on {torch.cuda.get_device_name()} | value |")

@@ -16,8 +16,10 @@ Served throughput against raw ONNX Runtime (best batch, every core) is ``warmgat
 * ready      — time to READY ÷ one raw pass over the bucket plan at steady speed (ONNX), both
                measured in each of --trials fresh processes
 
-Needs wrk (Debian package) and the default model (fetched on first use); the ONNX export is
-written under ``$WARMGATE_BENCH_DIR`` (default ``./out/bench``, git-ignored).
+Needs wrk (Debian package) and the default model (fetched on first use, or the safetensors
+directory ``$WARMGATE_BENCH_MODEL``); the ONNX export is written under ``$WARMGATE_BENCH_DIR``
+(default ``./out/bench``, git-ignored). ``$WARMGATE_BENCH_ARGS``: extra ``warmgate serve`` flags
+(``--device cuda`` on a GPU: ``first --backends torch`` then needs no ONNX export).
 """
 
 from __future__ import annotations
@@ -62,9 +64,17 @@ def machine() -> str:
     )
 
 
-def model_dirs() -> dict[str, Path]:
-    """``torch``: the fetched safetensors directory; ``onnx``: a copy with ``model.onnx`` exported."""
-    torch_dir = fetch_default_model(default_cache_dir(), lambda m: print(m, file=sys.stderr))
+def model_dirs(onnx: bool) -> dict[str, Path]:
+    """``torch``: the fetched safetensors directory (``$WARMGATE_BENCH_MODEL`` where set: a
+    machine with no registry); ``onnx``, when asked for: a copy with ``model.onnx`` exported."""
+    given = os.environ.get("WARMGATE_BENCH_MODEL")
+    torch_dir = (
+        Path(given)
+        if given
+        else fetch_default_model(default_cache_dir(), lambda m: print(m, file=sys.stderr))
+    )
+    if not onnx:
+        return {"torch": torch_dir}
     onnx_dir = WORK / "minilm-onnx"
     if not (onnx_dir / "model.onnx").is_file():
         from warmgate.models.text import export_onnx
@@ -190,7 +200,7 @@ class FirstRun:
 
 
 def first_ratios(model_dir: Path, backend: str, warmup: bool, steady_runs: int) -> FirstRun:
-    flags = ("--backend", backend, "--warmup" if warmup else "--no-warmup")
+    flags = ("--backend", backend, "--warmup" if warmup else "--no-warmup", *SERVER_ARGS)
     ratios: dict[str, float] = {}
     first_paused = paused_cost = float("nan")
     with ready_server(model_dir, *flags) as server, httpx.Client(base_url=server.url, timeout=60) as client:
@@ -389,12 +399,13 @@ def main() -> None:
     parser.add_argument("--backends", default="onnx,torch", help="backends of the `first` columns")
     args = parser.parse_args()
     print(f"Machine: {machine()}")
-    dirs = model_dirs()
+    backends = args.backends.split(",")
+    dirs = model_dirs(onnx="onnx" in backends or any(name != "first" for name in args.which))
     for name in args.which:
         {
             "startup": lambda: bench_startup(dirs),
             "ping": lambda: bench_ping(dirs, args.seconds),
-            "first": lambda: bench_first(dirs, 20, args.trials, args.backends.split(",")),
+            "first": lambda: bench_first(dirs, 20, args.trials, backends),
             "ready": lambda: bench_ready(dirs, args.trials),
             "idle": lambda: bench_idle(dirs),
             "gc": lambda: bench_gc(dirs),

@@ -1,8 +1,10 @@
 """``warmgate bench``: every throughput, latency, memory and start-up figure of
 docs/benchmarks.md in one run on one machine, printed as markdown.
 
-1. raw in-process ONNX Runtime, ``session.run`` only, every core: sequences/s of one 17-token
-   sentence at batch 1 … 64, and the best of them: the denominator;
+1. the raw model in process, every core: sequences/s of one 17-token sentence at batch 1 … 64,
+   and the best of them: the denominator. ONNX Runtime ``session.run`` on the CPU; with
+   ``--device cuda``, the torch encoder on the GPU, eager (the replica serves the safetensors
+   weights there, with CUDA graphs);
 2. a ``warmgate serve`` process: time to READY (and its warmup phase) against one pass over
    its own bucket plan at steady speed;
 3. ``hey`` as a separate process: served throughput at 8 and 32 clients (÷ raw best batch),
@@ -23,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from warmgate.bench import hey
-from warmgate.bench.raw import RawSession, best_batch
+from warmgate.bench.raw import RawSession, best_batch, open_raw
 from warmgate.bench.ready import ready_figures
 from warmgate.bench.served import Server, histogram_delta, serve
 
@@ -42,7 +44,14 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         "--model-dir",
         type=Path,
         default=None,
-        help="a text model directory with model.onnx (default: the default model, exported once)",
+        help="a text model directory: model.onnx on the CPU, model.safetensors on cuda "
+        "(default: the default model, exported to ONNX once for the CPU)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where the raw model and the replica run (cuda: the torch backend)",
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each load run")
     parser.add_argument("--raw-seconds", type=float, default=2.0, help="length of each raw batch size")
@@ -63,7 +72,7 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     parser.set_defaults(func=run)
 
 
-def _model_dir(given: Path | None) -> Path:
+def _model_dir(given: Path | None, device: str) -> Path:
     if given is not None:
         return given
     import shutil
@@ -71,6 +80,8 @@ def _model_dir(given: Path | None) -> Path:
     from warmgate.models.fetch import default_cache_dir, fetch_default_model
 
     source = fetch_default_model(default_cache_dir(), lambda m: print(m, flush=True))
+    if device != "cpu":
+        return source
     # its own directory: exports there before the weights moved to model.onnx.data are one file
     target = source.parent / f"{source.name}-onnx-external-data"
     if not (target / "model.onnx").is_file() or not (target / "model.onnx.data").is_file():
@@ -90,26 +101,29 @@ def _saturate(server: Server, body: bytes, clients: int, seconds: float) -> hey.
 
 
 def run(args: argparse.Namespace) -> int:
-    model_dir = _model_dir(args.model_dir)
+    model_dir = _model_dir(args.model_dir, args.device)
     cores = os.cpu_count() or 1
+    server_args = list(args.server_arg)
+    if args.device != "cpu":
+        server_args = ["--device", args.device, "--backend", "torch", *server_args]
     seconds = float(args.seconds)
     python = platform.python_version()
     print(f"Machine: {platform.machine()}, {cores} cores, Python {python}, {platform.platform()}")
     print(f"Model: {model_dir.name}; sentence of 17 tokens; load generator: hey (separate process)\n")
 
-    raw = RawSession(model_dir, cores)
+    raw = open_raw(model_dir, args.device, cores)
     (row,) = raw.tokenizer.encode([SENTENCE])
     batches = [int(b) for b in args.batches.split(",")]
     rates = best_batch(raw, SENTENCE, batches, float(args.raw_seconds))
     best = max(rates, key=lambda r: r.sequences_per_s)
-    print(f"### Raw in-process ONNX Runtime, session.run only, {raw.threads} intra-op threads\n")
+    print(f"### Raw in-process {raw.describe()}\n")
     print("| batch | sequences/s |\n| ---: | ---: |")
     for rate in rates:
         print(f"| {rate.batch} | {rate.sequences_per_s:.0f} |")
     print(f"\nBest: **{best.sequences_per_s:.0f} sequences/s at batch {best.batch}** (the denominator)\n")
     del raw
     ceiling = best.sequences_per_s  # the best of every raw layout measured
-    if cores >= 2:  # the layout of `serve --instances 2`: two runs at once, half the cores each
+    if args.device == "cpu" and cores >= 2:  # `serve --instances 2`: two runs at once, half the cores each
         halves = RawSession(model_dir, cores // 2)
         paired = max(
             best_batch(halves, SENTENCE, [b for b in batches if b <= 32], float(args.raw_seconds), 2),
@@ -124,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
         ceiling = max(ceiling, paired.sequences_per_s)
 
     body = json.dumps({"inputs": [SENTENCE]}).encode()
-    with tempfile.TemporaryDirectory() as tmp, serve(model_dir, Path(tmp), args.server_arg) as server:
-        ready = ready_figures(server, model_dir, cores, args.ready_pass)
+    with tempfile.TemporaryDirectory() as tmp, serve(model_dir, Path(tmp), server_args) as server:
+        ready = ready_figures(server, model_dir, cores, args.device, args.ready_pass)
 
         httpx.post(server.url + "/invocations", content=body, timeout=60).raise_for_status()
         served = {8: _saturate(server, body, 8, seconds)}
@@ -150,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
             at_rate[fraction] = hey.run(cmd, seconds)
         rss = server.peak_rss_bytes()
 
-    flags = " ".join(args.server_arg)
+    flags = " ".join(server_args)
     print(f"### Served (`warmgate serve {flags}`), /invocations, one {len(row)}-token sentence per request\n")
     print("| clients | requests/s | ÷ raw best batch | ÷ best raw layout | p50 | p99 | non-2xx |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

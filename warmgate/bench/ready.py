@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from warmgate.bench.raw import RawSession, steady_pass
+from warmgate.bench.raw import open_raw, steady_pass
 from warmgate.bench.served import Server, WarmedShape
 from warmgate.models.base import Bucket
 
@@ -28,7 +28,7 @@ class ReadyFigures:
     warming_s: float
     pass_s: float  # one pass over the plan at steady speed (nan when not measured)
     buckets: int
-    threads: int
+    raw: str  # what ran the pass: "2 intra-op threads", "cuda"
     warmup: str  # the replica's warmup, summarised from its log
     shapes: tuple[WarmedShape, ...] = ()  # every warmed shape, from its log
     raw_s: dict[str, float] | None = None  # one raw steady run of each bucket, by label
@@ -45,7 +45,7 @@ class ReadyFigures:
         return (
             f"Time to READY: {self.ready_s:.2f} s from process start (loading {self.loading_s:.2f} s, "
             f"warming {self.warming_s:.2f} s); one pass over the {self.buckets} buckets at steady "
-            f"speed with {self.threads} intra-op threads: {self.pass_s:.2f} s → warming ÷ pass "
+            f"speed ({self.raw}): {self.pass_s:.2f} s → warming ÷ pass "
             f"**{self.warming_ratio:.2f}**, READY ÷ pass **{self.ready_ratio:.2f}**"
         )
 
@@ -65,13 +65,16 @@ def plan(server: Server, model_name: str, cores: int) -> tuple[list[Bucket], int
     return [bucket_from_label(label) for label in meta["buckets"]], threads
 
 
-def ready_figures(server: Server, model_dir: Path, cores: int, with_pass: bool = True) -> ReadyFigures:
-    """The replica's READY figures and, with ``with_pass``, one raw pass over its plan."""
+def ready_figures(
+    server: Server, model_dir: Path, cores: int, device: str = "cpu", with_pass: bool = True
+) -> ReadyFigures:
+    """The replica's READY figures and, with ``with_pass``, one raw pass over its plan (on
+    ``device``: :func:`warmgate.bench.raw.open_raw`)."""
     buckets, threads = plan(server, model_dir.name, cores)
     one_pass = float("nan")
     raw_s: dict[str, float] | None = None
     if with_pass:
-        raw = RawSession(model_dir, threads)
+        raw = open_raw(model_dir, device, threads)
         raw_s = {b.label(): s for b, s in steady_pass(raw, buckets).items()}
         one_pass = sum(raw_s.values())
         del raw
@@ -81,7 +84,7 @@ def ready_figures(server: Server, model_dir: Path, cores: int, with_pass: bool =
         warming_s=server.phase_seconds("warming", "ready") or 0.0,
         pass_s=one_pass,
         buckets=len(buckets),
-        threads=threads,
+        raw=f"{threads} intra-op threads" if device == "cpu" else device,
         warmup=server.warmup_summary(),
         shapes=tuple(server.warmup_shapes()),
         raw_s=raw_s,
