@@ -96,6 +96,11 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f} ms"
 
 
+def _cpu_shares(before: dict[int, float], after: dict[int, float], seconds: float) -> dict[int, float]:
+    """Each thread's CPU use between two readings, in cores (1.0: one core all the time)."""
+    return {tid: (cpu - before.get(tid, 0.0)) / seconds for tid, cpu in after.items()}
+
+
 def _saturate(server: Server, body: bytes, clients: int, seconds: float) -> hey.LoadResult:
     return hey.run(hey.hey_command(server.url + "/invocations", seconds, clients, body), seconds)
 
@@ -145,10 +150,13 @@ def run(args: argparse.Namespace) -> int:
         served = {8: _saturate(server, body, 8, seconds)}
         before = server.batch_histogram()
         ping_cmd = hey.hey_command(server.url + "/ping", max(seconds - 2, 1), 1, rate_per_client=PING_RATE)
+        cpu_before, t0 = server.thread_cpu_seconds(), time.perf_counter()
         load = hey.start(hey.hey_command(server.url + "/invocations", seconds, 32, body))
         time.sleep(1.0)
         ping = hey.run(ping_cmd, seconds)
         served[32] = hey.finish(load, seconds)
+        cpu = _cpu_shares(cpu_before, server.thread_cpu_seconds(), time.perf_counter() - t0)
+        loop_share = cpu.get(server.proc.pid, 0.0)
         batches_formed = histogram_delta(before, server.batch_histogram())
         saturation = max(r.rps for r in served.values())
         at_rate = {}
@@ -187,6 +195,11 @@ def run(args: argparse.Namespace) -> int:
     total = sum(batches_formed.values()) or 1
     shares = ", ".join(f"{k} rows: {v / total:.0%}" for k, v in batches_formed.items())
     print(f"\nBatches formed at saturation (32 clients, {total} batches): {shares}")
+    print(
+        f"\nReplica CPU during the 32-client run: {sum(cpu.values()):.2f} cores in all, its event loop "
+        f"(main thread) **{loop_share:.0%}** of a core, its busiest other thread "
+        f"{max((v for k, v in cpu.items() if k != server.proc.pid), default=0.0):.0%}"
+    )
     print(f"\nPeak RSS after warmup and all load: **{rss / 2**20:.0f} MiB**")
     print(f"\n{ready.line()}")
     print(f"\nWarmup: {ready.warmup}")

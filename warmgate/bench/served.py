@@ -3,6 +3,7 @@ its peak RSS and its batch-size histogram."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -88,6 +89,19 @@ class Server:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
         raise WarmgateError(f"no VmHWM for pid {self.proc.pid}")
+
+    def thread_cpu_seconds(self) -> dict[int, float]:
+        """CPU seconds (user + system) of each of the process's threads by thread id, Linux only;
+        the main thread (id = pid) runs the event loop."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out: dict[int, float] = {}
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:  # the thread ended
+                continue
+            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        return out
 
     def batch_histogram(self) -> dict[float, float]:
         """Cumulative counts of ``warmgate_batch_size_rows`` by upper bound (``le``)."""

@@ -1,11 +1,17 @@
-"""The benchmark's own arithmetic: hey's CSV, percentiles, and the batch-size histogram delta."""
+"""The benchmark's own arithmetic: hey's CSV, percentiles, the batch-size histogram delta, and
+the replica's CPU per thread."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from warmgate.bench import hey
-from warmgate.bench.served import histogram_delta, warmup_shapes
+from warmgate.bench.served import Server, histogram_delta, warmup_shapes
 
 CSV = """response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset
 0.0040,0.0001,0,0,0.0039,0,200,0.0010
@@ -57,3 +63,21 @@ def test_warmup_shapes_are_read_from_the_replica_log() -> None:
     assert (big.settled, big.runs, big.ran) == ("prediction", 1, "b32xs256")
     assert big.seconds == pytest.approx(1.5609)
     assert http.name == "http-short-intent-1" and http.ran == "b1xs5"
+
+
+def test_thread_cpu_seconds_reads_each_thread_of_the_process(tmp_path: Path) -> None:
+    """A process that spins in its main thread and sleeps in another: the main thread's CPU
+    grows, the sleeper's stays near zero."""
+    code = "import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\nwhile 1: pass"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        server = Server(proc, "http://unused", tmp_path / "log", time.perf_counter())
+        deadline = time.monotonic() + 30
+        cpu = server.thread_cpu_seconds()
+        while cpu.get(proc.pid, 0.0) < 0.3 or len(cpu) < 2:
+            assert time.monotonic() < deadline, cpu
+            cpu = server.thread_cpu_seconds()
+        assert sum(v for k, v in cpu.items() if k != proc.pid) < 0.1
+    finally:
+        proc.kill()
+        proc.wait()
