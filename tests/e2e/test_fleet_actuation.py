@@ -1,5 +1,7 @@
 """One actuation path: the simulator and the fleet's control loop, driven by the same random
 decision sequences through the shared ``actuate``, end in the same replica and pool states.
+Decisions name replicas to trade for READY standbys too (the swap step: a traded cold start is
+parked as a standby), so that transition is held to the same books on both sides.
 
 The fleet side is real: HAProxy and ``warmgate serve`` processes launched, promoted, drained
 and killed through the runtime API. Nothing probes them meanwhile, so what is compared is
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.e2e.haproxy import requires_haproxy
@@ -46,6 +48,7 @@ class Decide:
     drain_picks: tuple[int, ...]
     replace_picks: tuple[int, ...]
     target: int  # what the pool follows
+    swap_picks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,13 +58,21 @@ class StandbyReady:
 
 picks = st.lists(st.integers(0, 7), max_size=2).map(tuple)
 step = st.one_of(
-    st.builds(Decide, st.integers(0, 2), picks, picks.map(lambda p: p[:1]), st.integers(1, 5)),
+    st.builds(Decide, st.integers(0, 2), picks, picks.map(lambda p: p[:1]), st.integers(1, 5), picks),
     st.builds(StandbyReady, st.integers(0, 3)),
 )
 pool_config = st.builds(
     lambda size, prepared: PoolConfig(target_size=size, max_size=3, max_prepared=prepared),
     st.integers(0, 2),
     st.one_of(st.none(), st.integers(2, 4)),
+)
+
+
+# Always tried: a standby turns READY while the two cold starts warm, and the next decision
+# trades it for one of them (the swap step), which the pool adopts as its standby.
+SWAP = (
+    PoolConfig(target_size=1, max_size=3),
+    [Decide(0, (), (), 3), StandbyReady(0), Decide(0, (), (), 3, (1,)), Decide(1, (), (), 3)],
 )
 
 
@@ -83,6 +94,7 @@ def _in_a_store(config: PoolConfig) -> FleetPool:
 
 
 @given(config=pool_config, steps=st.lists(step, min_size=1, max_size=5))
+@example(config=SWAP[0], steps=SWAP[1])
 @settings(
     max_examples=12,
     deadline=None,
@@ -95,6 +107,7 @@ def test_simulator_and_fleet_end_in_the_same_states(
 
 
 @given(config=pool_config, steps=st.lists(step, min_size=1, max_size=5))
+@example(config=SWAP[0], steps=SWAP[1])
 @settings(
     max_examples=8,
     deadline=None,
@@ -142,11 +155,12 @@ def _run_both(
                 if warming:
                     chosen = warming[action.pick % len(warming)]
                     sim.pool.mark_ready(chosen, now)
-                    fleet_pool.mark_ready(alias[chosen], now)
+                    fleet_pool.mark_ready(alias.get(chosen, chosen), now)  # a traded one keeps its id
                 continue
             drain = _pick(serving, action.drain_picks)
             rest = [rid for rid in serving if rid not in drain]
             replace = _pick(rest, action.replace_picks)
+            swap = _pick([rid for rid in rest if rid not in replace], action.swap_picks)
             decision = Decision(
                 target=action.target,
                 start=action.start,
@@ -156,13 +170,17 @@ def _run_both(
                 hot=0,
                 warming=len(serving),
                 reason="generated",
+                swap=swap,
             )
             simulated = sim.apply(decision)
-            real = loop.apply(dataclasses.replace(decision, drain=named(drain), replace=named(replace)), now)
+            fleet_ids = {"drain": named(drain), "replace": named(replace), "swap": named(swap)}
+            real = loop.apply(dataclasses.replace(decision, **fleet_ids), now)
             assert simulated.pool is not None and real.pool is not None
             assert len(simulated.pool.started) == len(real.pool.started)
             alias.update(zip(simulated.pool.started, real.pool.started, strict=True))
             assert (named(simulated.claimed), simulated.cold_started) == (real.claimed, real.cold_started)
+            traded = [(alias.get(s.claimed, s.claimed), s.replaced, s.pooled) for s in simulated.swapped]
+            assert traded == [(s.claimed, s.replaced, s.pooled) for s in real.swapped]
 
             fleet_serving = {r.replica_id: r.phase for r in fleet.replicas() if r.role is Role.SERVING}
             assert fleet_serving == dict(zip(named(sim.serving()), sim.serving().values(), strict=True))

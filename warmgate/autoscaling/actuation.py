@@ -1,4 +1,4 @@
-"""The one actuation sequence: decision → replace → drain → claim or cold-start → follow → reap.
+"""The one actuation sequence: decision → replace → drain → claim or cold-start → swap → follow → reap.
 
 :func:`actuate` applies a :class:`~warmgate.autoscaling.model.Decision` to whatever implements
 :class:`Actuator`: the simulator's virtual replicas and the local fleet's real processes behind
@@ -12,9 +12,14 @@ Steps, in order:
 3. **claim or cold-start**: for each of ``start``, claim the oldest READY standby and promote
    it into rotation; when the pool has none, cold-start a replica; stop when the actuator has no
    room for another;
-4. **follow**: the pool resizes to the decision's ``standbys`` when it names them, else to
+4. **swap**: while the pool still has a READY standby, trade it for a replica of ``swap`` that
+   is still warming from a cold start (claimed standbys are skipped): the standby is claimed and
+   promoted, and the cold start is handed to the pool as its replacement standby (the actuator
+   parks it out of rotation, still starting), or stopped when the pool takes no members. The
+   fleet keeps its size, the pool its standbys; the READY capacity arrives a cold start sooner;
+5. **follow**: the pool resizes to the decision's ``standbys`` when it names them, else to
    the fleet's new target (``PoolConfig.max_prepared``);
-5. **reap**: the pool errors stragglers, recycles stale standbys, removes finished members (the
+6. **reap**: the pool errors stragglers, recycles stale standbys, removes finished members (the
    actuator stops them) and tops up its deficit (the actuator launches them).
 
 A claimed member whose replica is removed or drained is released to the pool here, so the pool
@@ -45,6 +50,10 @@ class Actuator(Protocol):
     def cold_start(self, now: float) -> str | None:
         """Start a new serving replica; return its id, or None when there is no room for one."""
 
+    def park(self, replica_id: str, now: float) -> None:
+        """A serving replica still starting leaves the rotation and goes on starting as a
+        warm-pool member under its own id (the pool adopted it in a swap)."""
+
     def start_standby(self, member_id: str, now: float) -> bool:
         """Launch a warm-pool member out of rotation; False when there is no room for one."""
 
@@ -57,6 +66,8 @@ class PoolBooks(Protocol):
     memory, or the fleet's store-backed pool (``warmgate.fleet.stored_pool``)."""
 
     def claim(self, now: float) -> Member: ...
+
+    def adopt(self, member_id: str, now: float) -> Member | None: ...
 
     def get(self, member_id: str) -> Member: ...
 
@@ -72,6 +83,16 @@ class PoolBooks(Protocol):
 
 
 @dataclass(frozen=True)
+class Swap:
+    """One trade of step 4: standby ``claimed`` serves in place of cold start ``replaced``,
+    which went to the pool (``pooled``) or was stopped."""
+
+    claimed: str
+    replaced: str
+    pooled: bool
+
+
+@dataclass(frozen=True)
 class Actuation:
     """What one :func:`actuate` did."""
 
@@ -80,6 +101,7 @@ class Actuation:
     claimed: tuple[str, ...] = ()
     cold_started: tuple[str, ...] = ()
     pool: ReapReport | None = None
+    swapped: tuple[Swap, ...] = ()
 
     @property
     def started(self) -> int:
@@ -106,8 +128,42 @@ def actuate(decision: Decision, pool: PoolBooks | None, actuator: Actuator, now:
         if started is None:
             break
         cold.append(started)
+    swapped = _swap(decision.swap, pool, actuator, now)
     report = _follow_and_reap(pool, actuator, decision, now)
-    return Actuation(tuple(decision.replace), tuple(decision.drain), tuple(claimed), tuple(cold), report)
+    return Actuation(
+        tuple(decision.replace), tuple(decision.drain), tuple(claimed), tuple(cold), report, swapped
+    )
+
+
+def _swap(
+    warming: tuple[str, ...], pool: PoolBooks | None, actuator: Actuator, now: float
+) -> tuple[Swap, ...]:
+    """Trade READY standbys for cold starts still warming, in ``warming``'s order (see step 4)."""
+    if pool is None:
+        return ()
+    done: list[Swap] = []
+    for replica_id in warming:
+        if _is_member(pool, replica_id):
+            continue  # a claimed standby on its way into rotation, not a cold start
+        member_id = _claim(pool, now)
+        if member_id is None:
+            break
+        actuator.promote(member_id, now)
+        pooled = pool.adopt(replica_id, now) is not None
+        if pooled:
+            actuator.park(replica_id, now)
+        else:
+            actuator.remove(replica_id, now)
+        done.append(Swap(member_id, replica_id, pooled))
+    return tuple(done)
+
+
+def _is_member(pool: PoolBooks, replica_id: str) -> bool:
+    try:
+        pool.get(replica_id)
+    except UnknownMember:
+        return False
+    return True
 
 
 def _claim(pool: PoolBooks | None, now: float) -> str | None:

@@ -178,6 +178,10 @@ class Decision:
     FAILED replicas to remove (their capacity is already in ``start``). The actuator
     claims ``start`` replicas from the warm pool first and cold-starts the rest.
     ``standbys`` is the warm-pool size to keep (None: the pool's own sizing rule).
+    ``swap`` names the WARMING replicas, the latest started first, that the actuator may trade
+    for READY standbys: a standby that turned READY while they warm serves in place of one of
+    them (which goes to the pool), so a burst does not wait out a cold start beside an idle
+    standby. It does not change ``target``: a swap keeps the count.
     """
 
     target: int
@@ -190,6 +194,7 @@ class Decision:
     reason: str
     floor: int = 0
     standbys: int | None = None
+    swap: tuple[str, ...] = ()
 
     @property
     def below_floor(self) -> bool:

@@ -19,6 +19,8 @@ Steps, in order:
 5. Clamp to ``[min_hot, max_replicas]``; replace failed replicas at once.
 6. With ``burst`` sizing on, measure the rate jump and name the standbys to keep
    (:mod:`warmgate.autoscaling.sizing`).
+7. Name the WARMING replicas, the latest started first, as ``swap``: the actuation trades
+   them for standbys that are READY by then (an observation lists replicas in start order).
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ def decide(
         reason=reason,
         floor=config.min_hot,
         standbys=standbys,
+        swap=tuple(reversed(observation.ids(ReplicaPhase.WARMING))),
     )
     changed = state.target is None or target != state.target
     new_state = PolicyState(

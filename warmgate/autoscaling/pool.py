@@ -240,6 +240,18 @@ class WarmPool:
         """A claimed member is done serving: it drains and is removed on the next reap."""
         return self._move(member_id, MemberState.DRAINING, reason="released")
 
+    def adopt(self, member_id: str, now: float) -> Member | None:
+        """Book a replica that is already starting (a cold start traded for a READY standby)
+        as a WARMING member under its own id, so it becomes the pool's replacement standby
+        instead of a fresh launch. ``None`` when the pool takes no members (draining) or the id
+        is booked already: the caller stops the replica instead. ``created_at`` is ``now``."""
+        with self._lock:
+            if self._mode is not PoolMode.ACTIVE or member_id in self._members:
+                return None
+            member = Member(member_id, MemberState.WARMING, created_at=now)
+            self._members[member_id] = member
+            return member
+
     def claim(self, now: float) -> Member:
         """Hand out the oldest READY member, atomically; raise :class:`PoolEmpty` if none."""
         with self._lock:

@@ -11,7 +11,9 @@ the policy sees an observation and its decision is applied by the shared
 :func:`~warmgate.autoscaling.actuation.actuate` through this module's virtual replicas: failed
 replicas are removed, ``start`` replicas are claimed from the warm pool (ready after
 ``claim_s``) or cold-started (ready after provision + load + warmup, or failed with
-``start_failure_rate``), and drained replicas stop taking work and leave once empty.
+``start_failure_rate``), and drained replicas stop taking work and leave once empty. A cold
+start that a READY standby replaced (the actuation's swap) goes on starting as a pool member
+and joins the pool's READY standbys when its start would have made it READY.
 Crashes in the trace kill a hot replica and every request on it. With a hibernated tier
 (``SimConfig.hibernated``), a cold start resumes a hibernated standby instead (READY after
 ``resume_s``) while the tier has one, and a new one is launched into the tier.
@@ -94,6 +96,7 @@ class Simulation:
         self.preparing = 0  # launched into the hibernated tier, running until they sleep
         self.hibernated_hours = 0.0
         self.resumes = 0
+        self.parked: dict[str, bool] = {}  # cold starts handed to the pool -> fails_on_start
 
     # --- bookkeeping -------------------------------------------------------------------
     def push(self, at: float, kind: _Event, replica_id: str = "", request: int = -1) -> None:
@@ -206,6 +209,9 @@ class Simulation:
 
     # --- replicas ----------------------------------------------------------------------
     def became_ready(self, replica_id: str) -> None:
+        if replica_id in self.parked:  # its start finished after the pool adopted it
+            self.pool_member_ready(replica_id, fails=self.parked.pop(replica_id))
+            return
         replica = self.replicas.get(replica_id)
         if replica is None or replica.phase is not ReplicaPhase.WARMING:
             return
@@ -258,6 +264,11 @@ class Simulation:
         replica.fails_on_start = self.rng.random() < self.model.start_failure_rate
         return replica.replica_id
 
+    def park(self, replica_id: str, now: float) -> None:
+        """The cold start leaves the rotation; its pending READY makes the pool member ready."""
+        replica = self.replicas.pop(replica_id)
+        self.parked[replica_id] = replica.fails_on_start
+
     def start_standby(self, member_id: str, now: float) -> bool:
         self.push(now + self.start_time(), _Event.POOL_READY, member_id)
         return True
@@ -282,10 +293,14 @@ class Simulation:
         if replica.drain_due and replica.outstanding == 0:
             del self.replicas[replica.replica_id]
 
-    def pool_member_ready(self, member_id: str) -> None:
+    def pool_member_ready(self, member_id: str, fails: bool | None = None) -> None:
+        """A standby's start is over: READY, or errored when its start fails (drawn here
+        unless known: a parked cold start's fate was drawn when it started)."""
         if self.pool is None or member_id not in {m.member_id for m in self.pool.members()}:
             return  # errored by the reaper meanwhile, or drained
-        if self.rng.random() < self.model.start_failure_rate:
+        if fails is None:
+            fails = self.rng.random() < self.model.start_failure_rate
+        if fails:
             self.pool.mark_errored(member_id, "warmup failed")
         else:
             self.pool.mark_ready(member_id, self.now)

@@ -40,6 +40,9 @@ class FleetActuator:
             log.warning("cannot start a replica: %s", exc)
             return None
 
+    def park(self, replica_id: str, now: float) -> None:
+        self.fleet.park(replica_id)
+
     def start_standby(self, member_id: str, now: float) -> bool:
         try:
             self.fleet.launch(Role.STANDBY, now, replica_id=member_id)

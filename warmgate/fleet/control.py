@@ -12,13 +12,17 @@ One :meth:`ControlLoop.tick`:
 5. apply it with the shared :func:`~warmgate.autoscaling.actuation.actuate` through
    :class:`~warmgate.fleet.actuator.FleetActuator` (the simulator runs the same sequence):
    replace failed replicas, drain, claim a READY standby (promoted into rotation: no cold
-   start) or cold-start, let the pool follow the target, reap (launch and retire standbys).
+   start) or cold-start, trade standbys that are READY now for cold starts still warming (the
+   cold start is parked as the pool's standby), let the pool follow the target, reap (launch
+   and retire standbys). Only replicas whose own probe says WARMING are traded: a STAGED
+   replica the observation shows as WARMING may be READY already.
 
 The clock is injected; :func:`observe` and :class:`RateMeter` are pure.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -26,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from warmgate.autoscaling.actuation import Actuation, PoolBooks, actuate
+from warmgate.autoscaling.actuation import Actuation, PoolBooks, Swap, actuate
 from warmgate.autoscaling.model import (
     Decision,
     Observation,
@@ -89,6 +93,7 @@ class TickReport:
     drained: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     pool: ReapReport | None = None
+    swapped: tuple[Swap, ...] = ()
 
 
 class ControlLoop:
@@ -134,12 +139,15 @@ class ControlLoop:
         rate = self._rate.update({r.replica_id: r.load.invocations for r in serving}, now)
         observation = observe([*serving, *staged_surplus(replicas)], rate, backend.queued)
         decision, self.state = decide(observation, self.state, self.config, now)
+        starting = {r.replica_id for r in replicas if r.phase is ReplicaPhase.WARMING}
+        decision = dataclasses.replace(decision, swap=tuple(r for r in decision.swap if r in starting))
 
         done = self.apply(decision, now)
-        if done.claimed:
+        claimed = (*done.claimed, *(s.claimed for s in done.swapped))
+        if claimed:
             admitted = self.clock()
             served = {r.replica_id: r.load.invocations for r in replicas}
-            for rid in done.claimed:
+            for rid in claimed:
                 self.metrics.claimed(rid, now, admitted, served.get(rid, 0))
         if decision.start or decision.drain or decision.replace:
             log.info(
@@ -152,8 +160,22 @@ class ControlLoop:
                 list(done.cold_started),
                 list(done.drained),
             )
+        for swap in done.swapped:
+            log.info(
+                "standby %s is READY: it serves in place of %s, still starting (%s)",
+                swap.claimed,
+                swap.replaced,
+                "now the pool's standby" if swap.pooled else "stopped",
+            )
         return TickReport(
-            observation, decision, done.claimed, done.cold_started, done.drained, done.removed, done.pool
+            observation,
+            decision,
+            done.claimed,
+            done.cold_started,
+            done.drained,
+            done.removed,
+            done.pool,
+            done.swapped,
         )
 
     def apply(self, decision: Decision, now: float) -> Actuation:

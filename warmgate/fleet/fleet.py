@@ -313,6 +313,15 @@ class Fleet:
             self._enter(t)
             log.info("promoted standby %s to %s (slot %s)", replica_id, role.value, t.slot)
 
+    def park(self, replica_id: str) -> None:
+        """A replica still starting leaves the rotation and goes on starting as a STANDBY
+        (parked in maint): the warm pool adopted it. Its process is untouched."""
+        with self._lock:
+            t = self._get(replica_id)
+            t.role = Role.STANDBY
+            self.api.set_state(t.slot, AdminState.MAINT)
+            log.info("parked %s as a standby (slot %s)", replica_id, t.slot)
+
     def drain(self, replica_id: str, now: float) -> None:
         """Take new traffic away (HAProxy ``drain``), then SIGTERM: in-flight work finishes."""
         with self._lock:

@@ -25,7 +25,15 @@ import itertools
 import logging
 
 from warmgate.autoscaling.pool import Member, MemberState, PoolConfig, ReapReport
-from warmgate.fleet.store import LeaseExpired, MatchKey, PoolStore, StoredMember
+from warmgate.fleet.store import (
+    DuplicateMember,
+    LeaseExpired,
+    MatchKey,
+    PoolArchived,
+    PoolDraining,
+    PoolStore,
+    StoredMember,
+)
 
 log = logging.getLogger("warmgate.fleet")
 
@@ -60,6 +68,18 @@ class StoredPool:
     def claim(self, now: float) -> Member:
         """The oldest READY member this controller launched under its key, or PoolEmpty."""
         return self.store.claim(self.key, self.controller_id, now, own=True).member
+
+    def adopt(self, member_id: str, now: float) -> Member | None:
+        """Like :meth:`WarmPool.adopt`: book a replica already starting (a cold start traded
+        for a READY standby) as this controller's WARMING member under its own id; ``None``
+        when the store refuses it (the key drains or is archived, the id is taken)."""
+        try:
+            member = self.store.register(member_id, self.key, self.controller_id, now).member
+        except (PoolArchived, PoolDraining, DuplicateMember) as exc:
+            log.info("pool store: %s is stopped, not pooled: %s", member_id, exc)
+            return None
+        self._launched[member_id] = next(self._seq)
+        return member
 
     def get(self, member_id: str) -> Member:
         return self.store.get(member_id).member

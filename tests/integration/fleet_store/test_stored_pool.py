@@ -75,3 +75,17 @@ def test_an_operators_replenish_floor_is_kept_not_retired_and_relaunched_every_r
         report = pool.reap(tick)
         assert report.started == () and report.removed == ()
     assert sorted(m.member_id for m in pool.members()) == sorted((first, *topped.started))
+
+
+def test_an_adopted_replica_is_booked_as_this_fleets_standby_or_refused() -> None:
+    store = SqlitePoolStore(":memory:", PoolConfig(target_size=1, max_size=2))
+    pool = StoredPool(store, KEY, "fleet", 0.0, lease_ttl_s=30.0)
+    (standby,) = pool.reap(0.0).started
+    pool.mark_ready(standby, 1.0)
+    pool.claim(2.0)
+    adopted = pool.adopt("replica-3", 2.0)  # a cold start traded for the claimed standby
+    assert adopted is not None and adopted.state is MemberState.WARMING
+    assert pool.reap(2.0).started == ()  # it is the replacement: nothing new launched
+    pool.mark_ready("replica-3", 3.0)
+    assert pool.claim(4.0).member_id == "replica-3"  # this fleet's own, under its key
+    assert pool.adopt("replica-3", 5.0) is None  # the id is booked: the fleet stops it instead
