@@ -72,7 +72,7 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     parser.set_defaults(func=run)
 
 
-def _model_dir(given: Path | None, device: str) -> Path:
+def _model_dir(given: Path | None, device: str = "cpu") -> Path:
     if given is not None:
         return given
     import shutil
