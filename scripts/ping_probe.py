@@ -4,6 +4,8 @@ for several `warmgate serve` configurations in turn, and a scheduler check.
     python scripts/ping_probe.py --config="--instances 1" --config="--instances 2" --rounds 2
     python scripts/ping_probe.py --config="--instances 2" --prober-nice -10   # a prober that
         # the niced inference threads cannot delay (run as root): is the tail the prober's own?
+    python scripts/ping_probe.py --config="--instances 2" --load-nice 10   # the load generator
+        # niced: is the tail the CPU the load generator takes on the same cores?
     python scripts/ping_probe.py --wake            # a nice-0 thread's wake-up beside two busy
         # nice-19 processes (and SCHED_IDLE ones): is it the scheduler?
 
@@ -45,15 +47,20 @@ def quantiles(latencies: list[float]) -> str:
     )
 
 
-def probe(model_dir: Path, config: str, clients: int, seconds: float, prober_nice: int | None) -> str:
+def _niced(cmd: list[str], nice: int | None) -> list[str]:
+    return cmd if nice is None else ["nice", "-n", str(nice), *cmd]
+
+
+def probe(
+    model_dir: Path, config: str, clients: int, seconds: float, prober_nice: int | None, load_nice: int | None
+) -> str:
     body = json.dumps({"inputs": [SENTENCE]}).encode()
     with tempfile.TemporaryDirectory() as tmp, serve(model_dir, Path(tmp), shlex.split(config)) as server:
-        load = hey.start(hey.hey_command(server.url + "/invocations", seconds + 2, clients, body))
+        load_cmd = hey.hey_command(server.url + "/invocations", seconds + 2, clients, body)
+        load = hey.start(_niced(load_cmd, load_nice))
         time.sleep(1.0)  # saturated before the pings start
         ping_cmd = hey.hey_command(server.url + "/ping", seconds, 1, rate_per_client=PING_RATE)
-        if prober_nice is not None:
-            ping_cmd = ["nice", "-n", str(prober_nice), *ping_cmd]
-        ping = hey.run(ping_cmd, seconds)
+        ping = hey.run(_niced(ping_cmd, prober_nice), seconds)
         result = hey.finish(load, seconds + 2)
     return f"| `{config}` | {result.rps:.0f} | {ping.requests} | {quantiles(list(ping.latencies_s))} |"
 
@@ -84,6 +91,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=9.0)
     parser.add_argument("--prober-nice", type=int, default=None, help="run the /ping prober under nice -n N")
+    parser.add_argument(
+        "--load-nice", type=int, default=None, help="run the saturating load generator under nice -n N"
+    )
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--wake", action="store_true", help="the scheduler check instead")
     args = parser.parse_args()
@@ -94,12 +104,16 @@ def main() -> int:
         return 0
     model_dir = _model_dir(args.model_dir)
     configs = args.config or [""]
-    print(f"{args.clients} clients; /ping at {PING_RATE:.0f}/s; prober nice {args.prober_nice or 0}\n")
+    print(
+        f"{args.clients} clients (nice {args.load_nice or 0}); /ping at {PING_RATE:.0f}/s; "
+        f"prober nice {args.prober_nice or 0}\n"
+    )
     print("| config | req/s | pings | /ping latency, ms |\n| --- | ---: | ---: | --- |")
     for round_no in range(args.rounds):
         order = configs if round_no % 2 == 0 else list(reversed(configs))
         for config in order:
-            print(probe(model_dir, config, args.clients, args.seconds, args.prober_nice), flush=True)
+            result = probe(model_dir, config, args.clients, args.seconds, args.prober_nice, args.load_nice)
+            print(result, flush=True)
     return 0
 
 

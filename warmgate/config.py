@@ -89,6 +89,7 @@ class Config:
     instances: int = 0
     inference_niceness: int = 19
     inference_idle: bool = False
+    inference_slice_us: int = 100
     gc_freeze: bool = True
     ort_arena: Arena = Arena.SHRINK
     ort_prepacking: bool = True
@@ -322,6 +323,14 @@ OPTIONS: tuple[Option, ...] = (
         "instead of niced: any other runnable thread, the event loop first, preempts it at once (Linux)",
     ),
     Option(
+        "inference_slice_us",
+        ("WARMGATE_INFERENCE_SLICE_US",),
+        "model.inference_slice_us",
+        "the CPU time slice of the inference threads (and the backend's intra-op threads) in "
+        "microseconds (Linux 6.12+, 100-100000): the shorter it is, the sooner the event loop "
+        "preempts them when a request or /ping arrives; 0 keeps the kernel's default",
+    ),
+    Option(
         "gc_freeze",
         ("WARMGATE_GC_FREEZE",),
         "lifecycle.gc_freeze",
@@ -493,5 +502,7 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
     if not 0 <= config.inference_niceness <= 19:
         raise ConfigError(f"inference_niceness must be 0..19, got {config.inference_niceness}")
+    if config.inference_slice_us and not 100 <= config.inference_slice_us <= 100_000:
+        raise ConfigError(f"inference_slice_us must be 0 or 100..100000, got {config.inference_slice_us}")
     if not 0 < config.port < 65536:
         raise ConfigError(f"port must be 1..65535, got {config.port}")

@@ -66,7 +66,9 @@ class Runtime:
         self.lifecycle = Lifecycle(on_change=lambda old, new: self.metrics.set_phase(new))
         self.admission = Admission(config.max_queue, on_reject=self.metrics.rejected.labels("full").inc)
         self.recorder = ShapeRecorder() if config.record_shapes else None
-        self.inference = InferenceWorkers(config.inference_niceness, idle=config.inference_idle)
+        self.inference = InferenceWorkers(
+            config.inference_niceness, idle=config.inference_idle, slice_us=config.inference_slice_us
+        )
         self.batches = BatchRecord()
         # Set when the process should end with this code (--exit-on-failure); the server's
         # main loop reads it. Nothing outside the runtime writes it.

@@ -9,7 +9,36 @@ import threading
 
 import pytest
 
-from warmgate.server.inference import InferenceWorkers
+from warmgate.server.inference import InferenceWorkers, set_thread_slice
+
+
+def thread_slice_ns() -> int | None:
+    """The calling thread's EEVDF time slice (Linux 6.6+ with scheduler stats), else None."""
+    try:
+        text = open(f"/proc/self/task/{threading.get_native_id()}/sched").read()  # noqa: SIM115
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("se.slice"):
+            return int(line.split(":")[1])
+    return None
+
+
+def custom_slices_work() -> bool:
+    """Whether this kernel honours a thread's own slice (6.12+): asked for in a throwaway thread."""
+    seen: list[int | None] = []
+
+    def probe() -> None:
+        set_thread_slice(300)
+        seen.append(thread_slice_ns())
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return seen == [300_000]
+
+
+needs_slices = pytest.mark.skipif(not custom_slices_work(), reason="custom time slices: Linux 6.12+")
 
 
 def test_calls_run_in_order_on_one_dedicated_thread() -> None:
@@ -107,6 +136,30 @@ def test_an_idle_class_thread_and_the_threads_it_starts_run_sched_idle() -> None
 
     assert asyncio.run(scenario()) == (os.SCHED_IDLE, os.SCHED_IDLE)
     assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+@needs_slices
+def test_workers_and_the_threads_they_start_run_in_the_slice_asked_for_at_their_nice_level() -> None:
+    """``--inference-slice-us 200``: the worker, and a thread it starts (as ONNX Runtime starts
+    its intra-op pool), run in 200 µs slices at the lowered nice level; the caller keeps its own."""
+
+    def slices() -> tuple[int | None, int | None, int]:
+        seen: list[int | None] = []
+        child = threading.Thread(target=lambda: seen.append(thread_slice_ns()))
+        child.start()
+        child.join()
+        return thread_slice_ns(), seen[0], os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    async def scenario() -> tuple[int | None, int | None, int]:
+        worker = InferenceWorkers(niceness=5, slice_us=200)
+        result = await worker.run_now(slices)
+        worker.shutdown()
+        return result
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    caller_slice = thread_slice_ns()
+    assert asyncio.run(scenario()) == (200_000, 200_000, min(19, mine + 5))
+    assert thread_slice_ns() == caller_slice != 200_000
 
 
 def test_grown_workers_run_calls_at_once_at_the_first_workers_priority() -> None:
