@@ -269,8 +269,12 @@ def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int, backends: 
 
 def bench_idle(dirs: dict[str, Path], rounds: int = 9) -> None:
     """Raw in-process ``session.run`` (no warmgate) of one short sentence after an idle pause ÷
-    back to back: what any request after a pause pays on this machine, warm or not."""
-    from warmgate.bench.raw import RawSession
+    back to back: what any request after a pause pays on this machine, warm or not. Then the
+    same with a thread per core waking every millisecond through the pause: whether the cost
+    is the CPUs going idle (halted vCPUs, deep C-states) or something no wake-up keeps warm."""
+    import threading
+
+    from warmgate.bench.raw import RawSession, timed
     from warmgate.models.text.tokenizer import pad_batch
 
     raw = RawSession(dirs["onnx"], os.cpu_count() or 1)
@@ -278,25 +282,42 @@ def bench_idle(dirs: dict[str, Path], rounds: int = 9) -> None:
     feed = raw.feed(*pad_batch([row], 1, len(row), raw.tokenizer.pad_id))
     for _ in range(20):
         raw.run(feed)
-    back_to_back = statistics.median(raw.timed(feed) for _ in range(50))
+    back_to_back = statistics.median(timed(raw, feed) for _ in range(50))
     print(f"\n### Raw session.run after an idle pause ÷ back to back ({raw.threads} threads, batch 1)\n")
     print(f"Back to back: {back_to_back * 1e3:.2f} ms\n")
-    print("| pause | median ÷ back to back | max ÷ back to back |")
-    print("| ---: | ---: | ---: |")
-    for pause in (0.001, 0.005, 0.02, 0.1, PAUSE_S):
+    print("| pause | median ÷ back to back | max ÷ back to back | median, CPUs kept awake |")
+    print("| ---: | ---: | ---: | ---: |")
+    awake = threading.Event()
+
+    def tick() -> None:
+        while True:
+            awake.wait()
+            time.sleep(0.001)
+
+    for _ in range(os.cpu_count() or 1):
+        threading.Thread(target=tick, daemon=True).start()
+
+    def paused(pause: float) -> list[float]:
         samples = []
         for _ in range(rounds):
             time.sleep(pause)
-            samples.append(raw.timed(feed))
+            samples.append(timed(raw, feed))
+        return samples
+
+    for pause in (0.001, 0.005, 0.02, 0.1, PAUSE_S):
+        samples = paused(pause)
+        awake.set()
+        kept = statistics.median(paused(pause)) / back_to_back
+        awake.clear()
         ratio = statistics.median(samples) / back_to_back
-        print(f"| {pause * 1e3:g} ms | {ratio:.2f} | {max(samples) / back_to_back:.2f} |")
+        print(f"| {pause * 1e3:g} ms | {ratio:.2f} | {max(samples) / back_to_back:.2f} | {kept:.2f} |")
 
 
 def bench_padding(dirs: dict[str, Path], rounds: int = 3) -> None:
     """Raw ``session.run`` at one shape, 32 × 256, filled two ways: the default prompt set's
     ``batch-32-with-long`` (real texts, mostly short, padded to the longest) and 32 full-length
     rows (what a synthetic warmup request sends). Fastest of ``rounds`` each, interleaved."""
-    from warmgate.bench.raw import RawSession
+    from warmgate.bench.raw import RawSession, timed
     from warmgate.models.text.tokenizer import TextTokenizer, pad_batch
 
     raw = RawSession(dirs["onnx"], os.cpu_count() or 1)
@@ -315,7 +336,7 @@ def bench_padding(dirs: dict[str, Path], rounds: int = 3) -> None:
     raw.run(next(iter(feeds.values())))
     for _ in range(rounds):
         for label, feed in feeds.items():
-            best[label] = min(best[label], raw.timed(feed))
+            best[label] = min(best[label], timed(raw, feed))
     print(f"\n### One shape, 32 × {seq}, two fillings (raw session.run, fastest of {rounds})\n")
     print("| filling | session.run |\n| --- | ---: |")
     for label, seconds in best.items():
