@@ -54,17 +54,39 @@ def controller(fleet: FleetProcess) -> str:
 
 
 def claims(fleet: FleetProcess) -> list[str]:
-    """Every standby the fleet logged claiming, in order, repeats included."""
+    """Every standby the fleet logged claiming, in order, repeats included: for the policy's
+    target, or in place of a cold start still warming (a swap)."""
     found: list[str] = []
-    for listed in re.findall(r"claimed \[([^\]]*)\]", fleet.text()):
-        found += re.findall(r"'([^']+)'", listed)
+    for m in re.finditer(r"claimed \[([^\]]*)\]|standby (\S+) is READY: it serves in place of", fleet.text()):
+        found += re.findall(r"'([^']+)'", m[1]) if m[1] is not None else [m[2]]
     return found
 
 
-def launched(fleet: FleetProcess, role: str) -> dict[str, int]:
-    """Replica id → pid of what the fleet launched in ``role``."""
+def launched(fleet: FleetProcess, role: str = r"\w+") -> dict[str, int]:
+    """Replica id → pid of what the fleet launched in ``role`` (a pattern; default any)."""
     pattern = rf"launched (\S+) \({role}, generation \d+\) pid (\d+)"
     return {rid: int(pid) for rid, pid in re.findall(pattern, fleet.text())}
+
+
+_ROLE_EVENT = re.compile(
+    r"launched (?P<launched>\S+) \((?P<role>\w+), generation|promoted standby (?P<promoted>\S+) to "
+    r"|parked (?P<parked>\S+) as a standby|removed (?P<removed>\S+) \("
+)
+
+
+def serving(fleet: FleetProcess) -> list[str]:
+    """Replica ids serving now, by the fleet's log, oldest first: launched to serve or promoted
+    from the pool, and since neither parked as a standby (a cold start a READY standby took the
+    place of) nor removed."""
+    now: dict[str, bool] = {}
+    for m in _ROLE_EVENT.finditer(fleet.text()):
+        if m["launched"]:
+            now[m["launched"]] = m["role"] == "serving"
+        elif m["promoted"]:
+            now[m["promoted"]] = True
+        else:
+            now.pop(m["parked"] or m["removed"], None)
+    return [rid for rid, serves in now.items() if serves]
 
 
 def ready_standbys(store: PoolStore, key: MatchKey, owner: str) -> int:
@@ -105,7 +127,7 @@ def test_two_fleets_share_one_postgres_pool_under_load_and_no_standby_is_claimed
                 for fleet, out in zip(fleets, rows, strict=True):
                     fleet.until(lambda o=out, n=round_: len(read_rows(o)) >= 10 * n, "load flowing")
                 for fleet in fleets:  # both at once: both policies claim in the same moment
-                    os.kill(launched(fleet, "serving")[f"replica-{round_}"], signal.SIGKILL)
+                    os.kill(launched(fleet)[serving(fleet)[0]], signal.SIGKILL)
                 for fleet in fleets:
                     fleet.until(lambda f=fleet, n=round_: len(claims(f)) >= n, f"claim {round_}")
                     fleet.until(lambda f=fleet: f.in_rotation() == 2, "two replicas in rotation again")
@@ -115,12 +137,13 @@ def test_two_fleets_share_one_postgres_pool_under_load_and_no_standby_is_claimed
         # (the load generators and the watch stopped here; the fleets still run)
 
         claimed = [claims(f) for f in fleets]
-        # Both fleets claimed; no member was claimed twice; each claimed only its own standbys.
+        # Both fleets claimed; no member was claimed twice; each claimed only its own members
+        # (standbys it launched, or cold starts of its own that a swap parked in the pool).
         all_claims = claimed[0] + claimed[1]
         assert all(len(mine) >= ROUNDS for mine in claimed), claimed
         assert len(all_claims) == len(set(all_claims)), claimed
         for fleet, mine in zip(fleets, claimed, strict=True):
-            assert set(mine) <= set(launched(fleet, "standby")), (mine, fleet.text())
+            assert set(mine) <= set(launched(fleet)), (mine, fleet.text())
         # The store's rows agree: each claimed member was CLAIMED by exactly one controller,
         # the one whose fleet claimed it, and no other member was claimed.
         assert watch.claimed() == set(all_claims), dict(watch.seen)

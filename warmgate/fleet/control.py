@@ -42,9 +42,10 @@ from warmgate.autoscaling.model import (
 from warmgate.autoscaling.policy import decide
 from warmgate.autoscaling.pool import Member, MemberState, ReapReport
 from warmgate.fleet.actuator import FleetActuator
-from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role
+from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role, routed
 from warmgate.fleet.metrics import FleetMetrics
 from warmgate.fleet.redeploy import Redeploy, staged_surplus
+from warmgate.fleet.runtime_api import BackendStat
 
 log = logging.getLogger("warmgate.fleet")
 
@@ -124,6 +125,18 @@ class ControlLoop:
         self.metrics = FleetMetrics()
         self.redeploy = None
 
+    @staticmethod
+    def _swappable(
+        listed: tuple[str, ...], replicas: Iterable[ReplicaInfo], backend: BackendStat
+    ) -> tuple[str, ...]:
+        """The policy's swap candidates that are still starting by their own probe and that
+        HAProxy does not route to yet: its health check can admit a replica that turned READY
+        between two probes, and parking that one would cut the requests it is serving."""
+        starting = {
+            r.replica_id for r in replicas if r.phase is ReplicaPhase.WARMING and not routed(backend, r)
+        }
+        return tuple(r for r in listed if r in starting)
+
     def tick(self) -> TickReport:
         now = self.clock()
         self.fleet.refresh(now)
@@ -139,8 +152,7 @@ class ControlLoop:
         rate = self._rate.update({r.replica_id: r.load.invocations for r in serving}, now)
         observation = observe([*serving, *staged_surplus(replicas)], rate, backend.queued)
         decision, self.state = decide(observation, self.state, self.config, now)
-        starting = {r.replica_id for r in replicas if r.phase is ReplicaPhase.WARMING}
-        decision = dataclasses.replace(decision, swap=tuple(r for r in decision.swap if r in starting))
+        decision = dataclasses.replace(decision, swap=self._swappable(decision.swap, replicas, backend))
 
         done = self.apply(decision, now)
         claimed = (*done.claimed, *(s.claimed for s in done.swapped))

@@ -54,6 +54,12 @@ class Role(Enum):
     STAGED = "staged"  # the next generation's capacity: checked by HAProxy, held in drain (no traffic)
 
 
+def routed(backend: BackendStat, replica: ReplicaInfo) -> bool:
+    """HAProxy routes to ``replica`` now: its slot is UP and points at its port."""
+    server = backend.server(replica.slot)
+    return server.in_rotation and server.port == replica.port
+
+
 class FleetError(WarmgateError):
     """The fleet was asked about a replica it does not have, or used before ``start``."""
 
@@ -376,11 +382,9 @@ class Fleet:
         return self.api.show_stat()
 
     def in_rotation(self) -> tuple[ReplicaInfo, ...]:
-        """Replicas HAProxy routes to right now: their slot is UP and points at their port."""
+        """Replicas HAProxy routes to right now (:func:`routed`)."""
         backend = self.backend()
-        return tuple(
-            r for r in self.replicas() if (s := backend.server(r.slot)).in_rotation and s.port == r.port
-        )
+        return tuple(r for r in self.replicas() if routed(backend, r))
 
     def process(self, replica_id: str) -> ReplicaProcess:
         """The process behind a replica (to wait for its exit code, or to signal it)."""

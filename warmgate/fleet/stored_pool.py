@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import logging
 
-from warmgate.autoscaling.pool import Member, MemberState, PoolConfig, ReapReport
+from warmgate.autoscaling.pool import Member, MemberState, PoolConfig, ReapReport, UnknownMember
 from warmgate.fleet.store import (
     DuplicateMember,
     LeaseExpired,
@@ -82,7 +82,12 @@ class StoredPool:
         return member
 
     def get(self, member_id: str) -> Member:
-        return self.store.get(member_id).member
+        """This controller's member ``member_id``: another controller's member of the same id
+        (fleets name their cold starts alike, and a swap pools one) is not ours to release."""
+        stored = self.store.get(member_id)
+        if stored.owner not in self._held:
+            raise UnknownMember(f"pool member {member_id!r} belongs to {stored.owner}, not to us")
+        return stored.member
 
     def release(self, member_id: str) -> Member:
         return self.store.mark_draining(member_id, "released").member

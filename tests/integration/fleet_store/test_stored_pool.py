@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from warmgate.autoscaling.pool import MemberState, PoolConfig, PoolEmpty
+from warmgate.autoscaling.pool import MemberState, PoolConfig, PoolEmpty, UnknownMember
 from warmgate.fleet.store import MatchKey
 from warmgate.fleet.store.sqlite import SqlitePoolStore
 from warmgate.fleet.stored_pool import StoredPool
@@ -89,3 +89,17 @@ def test_an_adopted_replica_is_booked_as_this_fleets_standby_or_refused() -> Non
     pool.mark_ready("replica-3", 3.0)
     assert pool.claim(4.0).member_id == "replica-3"  # this fleet's own, under its key
     assert pool.adopt("replica-3", 5.0) is None  # the id is booked: the fleet stops it instead
+
+
+def test_another_fleets_member_of_the_same_id_is_not_this_fleets_to_release() -> None:
+    """Fleets name their cold starts alike (replica-1, replica-2, ...) and a swap pools one
+    under that name: a second fleet on the same store that removes its own replica-2 must
+    not see, nor release, the first fleet's member replica-2."""
+    store = SqlitePoolStore(":memory:", PoolConfig(target_size=1, max_size=2))
+    a = StoredPool(store, KEY, "fleet-a", 0.0, lease_ttl_s=30.0)
+    b = StoredPool(store, KEY, "fleet-b", 0.0, lease_ttl_s=30.0)
+    assert a.adopt("replica-2", 1.0) is not None
+    with pytest.raises(UnknownMember):
+        b.get("replica-2")
+    assert a.get("replica-2").state is MemberState.WARMING
+    assert b.adopt("replica-2", 2.0) is None  # the id is taken: fleet b stops its cold start
