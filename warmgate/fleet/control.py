@@ -127,13 +127,25 @@ class ControlLoop:
 
     @staticmethod
     def _swappable(
-        listed: tuple[str, ...], replicas: Iterable[ReplicaInfo], backend: BackendStat
+        listed: tuple[str, ...],
+        replicas: Iterable[ReplicaInfo],
+        backend: BackendStat,
+        members: Iterable[Member],
     ) -> tuple[str, ...]:
-        """The policy's swap candidates that are still starting by their own probe and that
-        HAProxy does not route to yet: its health check can admit a replica that turned READY
-        between two probes, and parking that one would cut the requests it is serving."""
+        """The policy's swap candidates the fleet may trade: still starting by their own probe,
+        not yet routed to by HAProxy (its health check can admit a replica that turned READY
+        between two probes; parking that one would cut the requests it serves), and launched
+        after the standby a claim would hand out (the oldest READY one). A standby launched
+        after a cold start saves it nothing: at start-up the floor and the standby start
+        together, and trading them would only churn HAProxy's lines."""
+        ready = [m.created_at for m in members if m.state is MemberState.READY]
+        if not ready:
+            return ()
+        oldest = min(ready)
         starting = {
-            r.replica_id for r in replicas if r.phase is ReplicaPhase.WARMING and not routed(backend, r)
+            r.replica_id
+            for r in replicas
+            if r.phase is ReplicaPhase.WARMING and not routed(backend, r) and r.started_at > oldest
         }
         return tuple(r for r in listed if r in starting)
 
@@ -152,7 +164,8 @@ class ControlLoop:
         rate = self._rate.update({r.replica_id: r.load.invocations for r in serving}, now)
         observation = observe([*serving, *staged_surplus(replicas)], rate, backend.queued)
         decision, self.state = decide(observation, self.state, self.config, now)
-        decision = dataclasses.replace(decision, swap=self._swappable(decision.swap, replicas, backend))
+        tradable = self._swappable(decision.swap, replicas, backend, members)
+        decision = dataclasses.replace(decision, swap=tradable)
 
         done = self.apply(decision, now)
         claimed = (*done.claimed, *(s.claimed for s in done.swapped))
