@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from warmgate.bench import hey  # noqa: E402
-from warmgate.bench.cli import SENTENCE, _model_dir  # noqa: E402
+from warmgate.bench.cli import SENTENCE, _model_dir, serve_args  # noqa: E402
 from warmgate.bench.served import Server, serve  # noqa: E402
 
 
@@ -52,9 +52,7 @@ def main() -> None:
     parser.add_argument("--server-arg", action="append", default=[], metavar="ARG")
     args = parser.parse_args()
     model_dir = _model_dir(args.model_dir, args.device)
-    server_args = list(args.server_arg)
-    if args.device != "cpu":
-        server_args = ["--device", args.device, "--backend", "torch", *server_args]
+    server_args = serve_args(args.device, args.server_arg)
     body = json.dumps({"inputs": [SENTENCE]}).encode()
     flags = " ".join(server_args)
     print(f"`warmgate serve {flags}`, {args.clients} clients per replica, {args.seconds:g} s each\n")

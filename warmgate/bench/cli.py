@@ -92,6 +92,12 @@ def _model_dir(given: Path | None, device: str = "cpu") -> Path:
     return target
 
 
+def serve_args(device: str, extra: list[str]) -> list[str]:
+    """`warmgate serve` arguments for a replica on ``device`` (on a GPU: the torch backend, whose
+    CUDA graphs the replica captures), then ``extra``."""
+    return extra if device == "cpu" else ["--device", device, "--backend", "torch", *extra]
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f} ms"
 
@@ -108,9 +114,7 @@ def _saturate(server: Server, body: bytes, clients: int, seconds: float) -> hey.
 def run(args: argparse.Namespace) -> int:
     model_dir = _model_dir(args.model_dir, args.device)
     cores = os.cpu_count() or 1
-    server_args = list(args.server_arg)
-    if args.device != "cpu":
-        server_args = ["--device", args.device, "--backend", "torch", *server_args]
+    server_args = serve_args(args.device, args.server_arg)
     seconds = float(args.seconds)
     python = platform.python_version()
     print(f"Machine: {platform.machine()}, {cores} cores, Python {python}, {platform.platform()}")

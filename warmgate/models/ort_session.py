@@ -115,13 +115,13 @@ class Session:
         self.inner = session
         self._run_options = run_options
         self.graph_cache = graph_cache
-        self._settings = settings
+        self._instances = max(1, settings.instances)
 
     @property
     def instances(self) -> int:
         """How many ``run`` calls may go at once: the configured instances on the CPU provider
         (``run`` is thread-safe there), 1 on CUDA (one stream, and CUDA graphs replay one at a time)."""
-        return max(1, self._settings.instances) if self.get_providers()[0] == CPU else 1
+        return self._instances if self.get_providers()[0] == CPU else 1
 
     def run(self, names: Sequence[str], feed: dict[str, Any]) -> list[Any]:
         result: list[Any] = self.inner.run(list(names), feed, self._run_options)

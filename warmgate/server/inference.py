@@ -61,10 +61,11 @@ def set_thread_slice(microseconds: int) -> bool:
     return int(libc.syscall(number, 0, buffer, 0)) == 0
 
 
-def lower_thread_priority(niceness: int = INFERENCE_NICENESS, idle: bool = False) -> None:
+def lower_thread_priority(niceness: int = INFERENCE_NICENESS, idle: bool = False, slice_us: int = 0) -> None:
     """Linux: nice only the calling thread, or with ``idle`` put it in the ``SCHED_IDLE``
-    class; elsewhere leave priorities alone. Threads it starts later (ONNX Runtime's intra-op
-    pool) inherit either.
+    class, and with ``slice_us`` give it that CPU time slice (:func:`set_thread_slice`);
+    elsewhere leave priorities alone. Threads it starts later (ONNX Runtime's intra-op pool)
+    inherit all of it.
 
     ``SCHED_IDLE``: the kernel preempts such a thread as soon as any normal thread wakes (the
     event loop with a request or a ``/ping``); a niced thread may first run out its slice
@@ -77,6 +78,8 @@ def lower_thread_priority(niceness: int = INFERENCE_NICENESS, idle: bool = False
         os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
     elif niceness:
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
+    if slice_us:
+        set_thread_slice(slice_us)
 
 
 class InferenceWorkers:
@@ -163,9 +166,7 @@ class InferenceWorkers:
 
     def _work(self, index: int, first: bool) -> None:
         if first:  # the others inherit it from the first, which starts them
-            lower_thread_priority(self._niceness, self._idle)
-            if self._slice_us:
-                set_thread_slice(self._slice_us)
+            lower_thread_priority(self._niceness, self._idle, self._slice_us)
         busy = self._busy_since
         while (job := self._jobs.get()) is not None:
             future, call = job
