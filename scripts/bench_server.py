@@ -185,6 +185,7 @@ def bench_ping(dirs: dict[str, Path], seconds: int, rounds: int = 3) -> None:
 
 PAUSE_S = 0.25  # idle time before the first request, and before each of its like-for-like controls
 PAUSED_RUNS = 9
+KEEP_WARM_MS = (5, 20, 50)  # bench_idle: how often the model runs on a tiny input through a pause
 
 
 @dataclass
@@ -270,23 +271,33 @@ def bench_first(dirs: dict[str, Path], steady_runs: int, trials: int, backends: 
 def bench_idle(dirs: dict[str, Path], rounds: int = 9) -> None:
     """Raw in-process ``session.run`` (no warmgate) of one short sentence after an idle pause ÷
     back to back: what any request after a pause pays on this machine, warm or not. Then the
-    same with a thread per core waking every millisecond through the pause: whether the cost
-    is the CPUs going idle (halted vCPUs, deep C-states) or something no wake-up keeps warm."""
+    same pauses twice more: with a thread per core waking every millisecond (is the cost the
+    CPUs going idle: halted vCPUs, deep C-states?), and with the model itself run on a tiny
+    input every few milliseconds through the pause (is it the model's memory going cold in
+    caches other tenants share?), at ``KEEP_WARM_MS`` intervals."""
     import threading
 
-    from warmgate.bench.raw import RawSession, timed
+    from warmgate.bench.raw import IntArray, RawSession, timed
     from warmgate.models.text.tokenizer import pad_batch
 
     raw = RawSession(dirs["onnx"], os.cpu_count() or 1)
-    (row,) = raw.tokenizer.encode([SHORT])
-    feed = raw.feed(*pad_batch([row], 1, len(row), raw.tokenizer.pad_id))
+
+    def one(text: str) -> dict[str, IntArray]:
+        (row,) = raw.tokenizer.encode([text])
+        return raw.feed(*pad_batch([row], 1, len(row), raw.tokenizer.pad_id))
+
+    feed, tiny = one(SHORT), one("hi")
     for _ in range(20):
         raw.run(feed)
     back_to_back = statistics.median(timed(raw, feed) for _ in range(50))
+    tiny_s = statistics.median(timed(raw, tiny) for _ in range(20))
     print(f"\n### Raw session.run after an idle pause ÷ back to back ({raw.threads} threads, batch 1)\n")
-    print(f"Back to back: {back_to_back * 1e3:.2f} ms\n")
-    print("| pause | median ÷ back to back | max ÷ back to back | median, CPUs kept awake |")
-    print("| ---: | ---: | ---: | ---: |")
+    print(
+        f"Back to back: {back_to_back * 1e3:.2f} ms; the keep-warm input (one token): {tiny_s * 1e3:.2f} ms\n"
+    )
+    keep = " | ".join(f"model run every {ms:g} ms" for ms in KEEP_WARM_MS)
+    print(f"| pause | median ÷ back to back | max ÷ back to back | CPUs kept awake | {keep} |")
+    print("| ---: | ---: | ---: | ---: |" + " ---: |" * len(KEEP_WARM_MS))
     awake = threading.Event()
 
     def tick() -> None:
@@ -297,20 +308,30 @@ def bench_idle(dirs: dict[str, Path], rounds: int = 9) -> None:
     for _ in range(os.cpu_count() or 1):
         threading.Thread(target=tick, daemon=True).start()
 
-    def paused(pause: float) -> list[float]:
+    def paused(pause: float, every: float | None = None) -> list[float]:
+        """``rounds`` runs ÷ back to back, each after ``pause``; with ``every``, the tiny input
+        runs every ``every`` seconds through the pause (none in its last 5 ms)."""
         samples = []
         for _ in range(rounds):
-            time.sleep(pause)
-            samples.append(timed(raw, feed))
+            end = time.perf_counter() + pause
+            while (left := end - time.perf_counter()) > 0:
+                time.sleep(min(every or left, left))
+                if every is not None and end - time.perf_counter() > 0.005:
+                    raw.run(tiny)
+            samples.append(timed(raw, feed) / back_to_back)
         return samples
 
     for pause in (0.001, 0.005, 0.02, 0.1, PAUSE_S):
-        samples = paused(pause)
+        plain = paused(pause)
         awake.set()
-        kept = statistics.median(paused(pause)) / back_to_back
+        kept = statistics.median(paused(pause))
         awake.clear()
-        ratio = statistics.median(samples) / back_to_back
-        print(f"| {pause * 1e3:g} ms | {ratio:.2f} | {max(samples) / back_to_back:.2f} | {kept:.2f} |")
+        warm = " | ".join(
+            f"{statistics.median(paused(pause, ms / 1e3)):.2f}" if ms / 1e3 < pause else "–"
+            for ms in KEEP_WARM_MS
+        )
+        median = statistics.median(plain)
+        print(f"| {pause * 1e3:g} ms | {median:.2f} | {max(plain):.2f} | {kept:.2f} | {warm} |")
 
 
 def bench_padding(dirs: dict[str, Path], rounds: int = 3) -> None:

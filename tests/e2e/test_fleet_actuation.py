@@ -68,11 +68,19 @@ pool_config = st.builds(
 )
 
 
-# Always tried: a standby turns READY while the two cold starts warm, and the next decision
-# trades it for one of them (the swap step), which the pool adopts as its standby.
+# Always tried: a standby is launched (at 1), then a cold start (at 2, the standby still
+# warming); the standby turns READY and the next decision trades it for that cold start (the
+# swap step), which the pool adopts as its standby. The two launched at 0, before the standby,
+# are offered too and kept: a trade gains nothing on a start that began first.
 SWAP = (
     PoolConfig(target_size=1, max_size=3),
-    [Decide(0, (), (), 3), StandbyReady(0), Decide(0, (), (), 3, (1,)), Decide(1, (), (), 3)],
+    [
+        Decide(0, (), (), 3),
+        Decide(1, (), (), 3),
+        StandbyReady(0),
+        Decide(0, (), (), 3, (0, 2)),
+        Decide(1, (), (), 3),
+    ],
 )
 
 

@@ -13,10 +13,13 @@ Steps, in order:
    it into rotation; when the pool has none, cold-start a replica; stop when the actuator has no
    room for another;
 4. **swap**: while the pool still has a READY standby, trade it for a replica of ``swap`` that
-   is still warming from a cold start (claimed standbys are skipped): the standby is claimed and
-   promoted, and the cold start is handed to the pool as its replacement standby (the actuator
-   parks it out of rotation, still starting), or stopped when the pool takes no members. The
-   fleet keeps its size, the pool its standbys; the READY capacity arrives a cold start sooner;
+   is still warming from a cold start launched after that standby (claimed standbys are
+   skipped; a standby launched after the cold start saves it nothing: at start-up the floor and
+   the first standby start together, and trading them only churns the load balancer): the
+   standby is claimed and promoted, and the cold start is handed to the pool as its replacement
+   standby (the actuator parks it out of rotation, still starting; its age counts from its
+   launch), or stopped when the pool takes no members. The fleet keeps its size, the pool its
+   standbys; the READY capacity arrives a cold start sooner;
 5. **follow**: the pool resizes to the decision's ``standbys`` when it names them, else to
    the fleet's new target (``PoolConfig.max_prepared``);
 6. **reap**: the pool errors stragglers, recycles stale standbys, removes finished members (the
@@ -54,6 +57,9 @@ class Actuator(Protocol):
         """A serving replica still starting leaves the rotation and goes on starting as a
         warm-pool member under its own id (the pool adopted it in a swap)."""
 
+    def launched_at(self, replica_id: str) -> float:
+        """When this serving replica was launched, on the clock ``now`` is read from."""
+
     def start_standby(self, member_id: str, now: float) -> bool:
         """Launch a warm-pool member out of rotation; False when there is no room for one."""
 
@@ -67,9 +73,11 @@ class PoolBooks(Protocol):
 
     def claim(self, now: float) -> Member: ...
 
-    def adopt(self, member_id: str, now: float) -> Member | None: ...
+    def adopt(self, member_id: str, now: float, launched_at: float) -> Member | None: ...
 
     def get(self, member_id: str) -> Member: ...
+
+    def members(self) -> tuple[Member, ...]: ...
 
     def release(self, member_id: str) -> Member: ...
 
@@ -143,19 +151,30 @@ def _swap(
         return ()
     done: list[Swap] = []
     for replica_id in warming:
+        standby_since = _oldest_ready(pool)
+        if standby_since is None:
+            break
         if _is_member(pool, replica_id):
             continue  # a claimed standby on its way into rotation, not a cold start
+        launched = actuator.launched_at(replica_id)
+        if launched <= standby_since:
+            continue
         member_id = _claim(pool, now)
         if member_id is None:
             break
         actuator.promote(member_id, now)
-        pooled = pool.adopt(replica_id, now) is not None
+        pooled = pool.adopt(replica_id, now, launched) is not None
         if pooled:
             actuator.park(replica_id, now)
         else:
             actuator.remove(replica_id, now)
         done.append(Swap(member_id, replica_id, pooled))
     return tuple(done)
+
+
+def _oldest_ready(pool: PoolBooks) -> float | None:
+    """When the longest-running READY standby was launched; None when none is READY."""
+    return min((m.created_at for m in pool.members() if m.state is MemberState.READY), default=None)
 
 
 def _is_member(pool: PoolBooks, replica_id: str) -> bool:

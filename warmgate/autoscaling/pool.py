@@ -240,15 +240,16 @@ class WarmPool:
         """A claimed member is done serving: it drains and is removed on the next reap."""
         return self._move(member_id, MemberState.DRAINING, reason="released")
 
-    def adopt(self, member_id: str, now: float) -> Member | None:
+    def adopt(self, member_id: str, now: float, launched_at: float) -> Member | None:
         """Book a replica that is already starting (a cold start traded for a READY standby)
         as a WARMING member under its own id, so it becomes the pool's replacement standby
         instead of a fresh launch. ``None`` when the pool takes no members (draining) or the id
-        is booked already: the caller stops the replica instead. ``created_at`` is ``now``."""
+        is booked already: the caller stops the replica instead. ``created_at`` is
+        ``launched_at``, so the warm timeout and the maximum age count from its launch."""
         with self._lock:
             if self._mode is not PoolMode.ACTIVE or member_id in self._members:
                 return None
-            member = Member(member_id, MemberState.WARMING, created_at=now)
+            member = Member(member_id, MemberState.WARMING, created_at=launched_at)
             self._members[member_id] = member
             return member
 

@@ -56,6 +56,7 @@ class _Replica:
     queue: deque[int] = field(default_factory=deque)
     drain_due: bool = False
     starting: bool = False  # a cold start under way: its process takes the host's cores
+    launched_at: float = 0.0
 
     @property
     def outstanding(self) -> int:
@@ -122,7 +123,7 @@ class Simulation:
 
     def new_replica(self, phase: ReplicaPhase, ready_in: float | None) -> _Replica:
         self.next_id += 1
-        replica = _Replica(f"replica-{self.next_id}", phase)
+        replica = _Replica(f"replica-{self.next_id}", phase, launched_at=self.now)
         self.replicas[replica.replica_id] = replica
         if ready_in is not None:
             self.push(self.now + ready_in, _Event.READY, replica.replica_id)
@@ -245,7 +246,7 @@ class Simulation:
     def promote(self, member_id: str, now: float) -> None:
         """A claimed standby takes traffic once the router has seen it: ``claim_s`` later."""
         self.claims += 1
-        replica = _Replica(member_id, ReplicaPhase.WARMING)
+        replica = _Replica(member_id, ReplicaPhase.WARMING, launched_at=now)
         self.replicas[member_id] = replica
         self.push(now + self.model.claim_s, _Event.READY, member_id)
 
@@ -268,6 +269,9 @@ class Simulation:
         """The cold start leaves the rotation; its pending READY makes the pool member ready."""
         replica = self.replicas.pop(replica_id)
         self.parked[replica_id] = replica.fails_on_start
+
+    def launched_at(self, replica_id: str) -> float:
+        return self.replicas[replica_id].launched_at
 
     def start_standby(self, member_id: str, now: float) -> bool:
         self.push(now + self.start_time(), _Event.POOL_READY, member_id)

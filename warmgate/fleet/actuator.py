@@ -43,6 +43,9 @@ class FleetActuator:
     def park(self, replica_id: str, now: float) -> None:
         self.fleet.park(replica_id)
 
+    def launched_at(self, replica_id: str) -> float:
+        return self.fleet.replica(replica_id).started_at
+
     def start_standby(self, member_id: str, now: float) -> bool:
         try:
             self.fleet.launch(Role.STANDBY, now, replica_id=member_id)

@@ -127,25 +127,14 @@ class ControlLoop:
 
     @staticmethod
     def _swappable(
-        listed: tuple[str, ...],
-        replicas: Iterable[ReplicaInfo],
-        backend: BackendStat,
-        members: Iterable[Member],
+        listed: tuple[str, ...], replicas: Iterable[ReplicaInfo], backend: BackendStat
     ) -> tuple[str, ...]:
-        """The policy's swap candidates the fleet may trade: still starting by their own probe,
-        not yet routed to by HAProxy (its health check can admit a replica that turned READY
-        between two probes; parking that one would cut the requests it serves), and launched
-        after the standby a claim would hand out (the oldest READY one). A standby launched
-        after a cold start saves it nothing: at start-up the floor and the standby start
-        together, and trading them would only churn HAProxy's lines."""
-        ready = [m.created_at for m in members if m.state is MemberState.READY]
-        if not ready:
-            return ()
-        oldest = min(ready)
+        """The policy's swap candidates the fleet may trade: still starting by their own probe
+        and not yet routed to by HAProxy (its health check can admit a replica that turned
+        READY between two probes; parking that one would cut the requests it serves). Which of
+        them a READY standby may replace is the shared sequence's rule (``actuation._swap``)."""
         starting = {
-            r.replica_id
-            for r in replicas
-            if r.phase is ReplicaPhase.WARMING and not routed(backend, r) and r.started_at > oldest
+            r.replica_id for r in replicas if r.phase is ReplicaPhase.WARMING and not routed(backend, r)
         }
         return tuple(r for r in listed if r in starting)
 
@@ -164,7 +153,7 @@ class ControlLoop:
         rate = self._rate.update({r.replica_id: r.load.invocations for r in serving}, now)
         observation = observe([*serving, *staged_surplus(replicas)], rate, backend.queued)
         decision, self.state = decide(observation, self.state, self.config, now)
-        tradable = self._swappable(decision.swap, replicas, backend, members)
+        tradable = self._swappable(decision.swap, replicas, backend)
         decision = dataclasses.replace(decision, swap=tradable)
 
         done = self.apply(decision, now)

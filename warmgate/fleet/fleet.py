@@ -377,6 +377,10 @@ class Fleet:
         with self._lock:
             return tuple(t.info() for t in self._replicas.values())
 
+    def replica(self, replica_id: str) -> ReplicaInfo:
+        with self._lock:
+            return self._get(replica_id).info()
+
     def backend(self) -> BackendStat:
         """HAProxy's own view of every slot (``show stat``)."""
         return self.api.show_stat()

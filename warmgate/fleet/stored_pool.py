@@ -69,12 +69,14 @@ class StoredPool:
         """The oldest READY member this controller launched under its key, or PoolEmpty."""
         return self.store.claim(self.key, self.controller_id, now, own=True).member
 
-    def adopt(self, member_id: str, now: float) -> Member | None:
+    def adopt(self, member_id: str, now: float, launched_at: float) -> Member | None:
         """Like :meth:`WarmPool.adopt`: book a replica already starting (a cold start traded
         for a READY standby) as this controller's WARMING member under its own id; ``None``
         when the store refuses it (the key drains or is archived, the id is taken)."""
         try:
-            member = self.store.register(member_id, self.key, self.controller_id, now).member
+            member = self.store.register(
+                member_id, self.key, self.controller_id, now, launched_at=launched_at
+            ).member
         except (PoolArchived, PoolDraining, DuplicateMember) as exc:
             log.info("pool store: %s is stopped, not pooled: %s", member_id, exc)
             return None

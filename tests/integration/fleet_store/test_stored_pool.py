@@ -83,12 +83,13 @@ def test_an_adopted_replica_is_booked_as_this_fleets_standby_or_refused() -> Non
     (standby,) = pool.reap(0.0).started
     pool.mark_ready(standby, 1.0)
     pool.claim(2.0)
-    adopted = pool.adopt("replica-3", 2.0)  # a cold start traded for the claimed standby
+    adopted = pool.adopt("replica-3", 2.0, 1.5)  # a cold start traded for the claimed standby
     assert adopted is not None and adopted.state is MemberState.WARMING
+    assert pool.get("replica-3").created_at == 1.5  # its age counts from its launch, in the store too
     assert pool.reap(2.0).started == ()  # it is the replacement: nothing new launched
     pool.mark_ready("replica-3", 3.0)
     assert pool.claim(4.0).member_id == "replica-3"  # this fleet's own, under its key
-    assert pool.adopt("replica-3", 5.0) is None  # the id is booked: the fleet stops it instead
+    assert pool.adopt("replica-3", 5.0, 5.0) is None  # the id is booked: the fleet stops it instead
 
 
 def test_another_fleets_member_of_the_same_id_is_not_this_fleets_to_release() -> None:
@@ -98,8 +99,8 @@ def test_another_fleets_member_of_the_same_id_is_not_this_fleets_to_release() ->
     store = SqlitePoolStore(":memory:", PoolConfig(target_size=1, max_size=2))
     a = StoredPool(store, KEY, "fleet-a", 0.0, lease_ttl_s=30.0)
     b = StoredPool(store, KEY, "fleet-b", 0.0, lease_ttl_s=30.0)
-    assert a.adopt("replica-2", 1.0) is not None
+    assert a.adopt("replica-2", 1.0, 1.0) is not None
     with pytest.raises(UnknownMember):
         b.get("replica-2")
     assert a.get("replica-2").state is MemberState.WARMING
-    assert b.adopt("replica-2", 2.0) is None  # the id is taken: fleet b stops its cold start
+    assert b.adopt("replica-2", 2.0, 2.0) is None  # the id is taken: fleet b stops its cold start

@@ -91,16 +91,17 @@ def test_a_claimed_standby_on_its_way_in_is_not_traded_only_the_cold_start() -> 
     assert sim.pool is not None
     (first,) = sim.pool.reap(0.0).started
     sim.pool.mark_ready(first, 0.0)
-    done = sim.apply(generated(2, ()))  # claims the standby, cold-starts the other
+    done = sim.apply(generated(1, ()))  # claims the standby; the reaper launches a replacement
     assert done.claimed == (first,) and done.pool is not None
-    (cold,) = done.cold_started
     (second,) = done.pool.started
+    sim.advance(1.0)
+    (cold,) = sim.apply(generated(1, ())).cold_started  # nothing READY in the pool: a cold start
 
     sim.advance(5.0)
     sim.pool.mark_ready(second, 5.0)
     # Both are WARMING in the fleet's eyes: the claimed standby (its claim takes 2 s) and the
     # cold start. Only the cold start is traded, for the standby READY now; it goes on starting
-    # as the pool's one standby, so the reaper launches none.
+    # as the pool's one standby (its age counting from its launch), so the reaper launches none.
     done = sim.apply(generated(0, (first, cold)))
     assert [(s.claimed, s.replaced, s.pooled) for s in done.swapped] == [(second, cold, True)]
     assert done.pool is not None and done.pool.started == ()
@@ -110,6 +111,24 @@ def test_a_claimed_standby_on_its_way_in_is_not_traded_only_the_cold_start() -> 
         second: MemberState.CLAIMED,
         cold: MemberState.WARMING,
     }
+    assert sim.pool.get(cold).created_at == 1.0
+
+
+def test_a_cold_start_launched_with_or_before_the_standby_is_not_traded() -> None:
+    """At start-up the floor and the first standby are launched together: the standby being
+    READY a moment sooner gains nothing worth a trade."""
+    config = SimConfig(replica=REPLICA, pool=PoolConfig(target_size=1, max_size=2))
+    sim = Simulation(Trace("none", 1000.0, (), ()), config, random.Random(0))
+    assert sim.pool is not None
+    sim.advance(1.0)
+    done = sim.apply(generated(2, ()))  # two cold starts; the reaper launches the standby with them
+    assert done.pool is not None
+    (standby,) = done.pool.started
+    sim.advance(3.0)
+    sim.pool.mark_ready(standby, 3.0)
+    done = sim.apply(generated(0, tuple(reversed(done.cold_started))))
+    assert done.swapped == ()
+    assert sim.pool.get(standby).state is MemberState.READY
 
 
 def test_without_a_ready_standby_nothing_is_traded() -> None:

@@ -201,16 +201,17 @@ def test_standbys_over_a_lowered_target_are_retired_warming_first_then_newest() 
 def test_an_adopted_replica_is_a_warming_standby_that_fills_the_deficit() -> None:
     pool = filled(1)
     claimed = pool.claim(5.0)
-    adopted = pool.adopt("replica-3", 5.0)  # a cold start traded for the claimed standby
+    adopted = pool.adopt("replica-3", 5.0, 3.0)  # a cold start (launched at 3) traded for the claimed standby
     assert adopted is not None and adopted.state is MemberState.WARMING
+    assert adopted.created_at == 3.0  # its age counts from its launch
     assert pool.reap(5.0).started == ()  # it is the replacement: nothing new launched
     pool.mark_ready("replica-3", 9.0)
     assert pool.claim(10.0).member_id == "replica-3"
-    assert pool.adopt(claimed.member_id, 10.0) is None  # already booked
+    assert pool.adopt(claimed.member_id, 10.0, 10.0) is None  # already booked
 
 
 def test_a_draining_pool_adopts_nothing() -> None:
     pool = filled(1)
     pool.drain()
-    assert pool.adopt("replica-3", 1.0) is None
+    assert pool.adopt("replica-3", 1.0, 1.0) is None
     assert "replica-3" not in {m.member_id for m in pool.members()}

@@ -56,8 +56,17 @@ class PoolStore(Protocol):
         ...
 
     # -- members -------------------------------------------------------------------------
-    def register(self, member_id: str, key: MatchKey, controller_id: str, now: float) -> StoredMember:
-        """Book a new WARMING member (its process is being started by ``controller_id``)."""
+    def register(
+        self,
+        member_id: str,
+        key: MatchKey,
+        controller_id: str,
+        now: float,
+        *,
+        launched_at: float | None = None,
+    ) -> StoredMember:
+        """Book a new WARMING member (its process is being started by ``controller_id``);
+        ``launched_at`` (default ``now``) is its ``created_at``: an adopted replica's launch."""
         ...
 
     def top_up(

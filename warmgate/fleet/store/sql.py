@@ -97,7 +97,15 @@ class SqlPoolStore(SqlPools):
         return tuple(owned)
 
     # -- members -------------------------------------------------------------------------
-    def register(self, member_id: str, key: MatchKey, controller_id: str, now: float) -> StoredMember:
+    def register(
+        self,
+        member_id: str,
+        key: MatchKey,
+        controller_id: str,
+        now: float,
+        *,
+        launched_at: float | None = None,
+    ) -> StoredMember:
         with self._tx() as tx:
             self._require_lease(tx, controller_id, now)
             pool = self._pool(tx, key, self._dialect.for_share)
@@ -107,7 +115,7 @@ class SqlPoolStore(SqlPools):
                 raise PoolDraining(f"the pool for {key} is draining; activate it before registering")
             if tx.rows("SELECT 1 FROM warmgate_pool_members WHERE member_id = ?", (member_id,)):
                 raise DuplicateMember(f"pool member {member_id!r} is already registered")
-            return self._insert(tx, member_id, key, controller_id, now)
+            return self._insert(tx, member_id, key, controller_id, now, launched_at)
 
     def top_up(
         self, key: MatchKey, target: int, controller_id: str, now: float, *, own: bool = False
@@ -287,14 +295,17 @@ class SqlPoolStore(SqlPools):
             f"controller {controller_id!r}: its lease {when}; stop its replicas and join again"
         )
 
-    def _insert(self, tx: Tx, member_id: str, key: MatchKey, owner: str, now: float) -> StoredMember:
+    def _insert(
+        self, tx: Tx, member_id: str, key: MatchKey, owner: str, now: float, launched_at: float | None = None
+    ) -> StoredMember:
+        created = now if launched_at is None else launched_at
         tx.run(
             f"INSERT INTO warmgate_pool_members (match_key, {COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, '', 0)",
-            (key.digest, member_id, key.canonical(), MemberState.WARMING.value, owner, now),
+            (key.digest, member_id, key.canonical(), MemberState.WARMING.value, owner, created),
         )
         record(tx, member_id, key.digest, owner, PoolEvent.REGISTERED, now)
-        return StoredMember(Member(member_id, MemberState.WARMING, created_at=now), key, owner)
+        return StoredMember(Member(member_id, MemberState.WARMING, created_at=created), key, owner)
 
     def _empty_reason(self, tx: Tx, key: MatchKey) -> str:
         counts = self._counts(tx, key)
