@@ -98,7 +98,7 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         type=float,
         default=SERVED_BATCHING_GAIN,
         help="throughput at --max-batch over throughput at --concurrency (measured: "
-        "scripts/bench_server.py throughput, docs/benchmarks.md)",
+        'scripts/bench_ab.py --a="--max-batch 1", docs/benchmarks.md "Batching gain")',
     )
     p.add_argument(
         "--hibernated",

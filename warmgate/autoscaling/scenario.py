@@ -4,7 +4,7 @@
 an admission queue of eight, and a cold start of 30 s to provision, 15 s to load and 20 s
 to warm up. ``SERVED_REPLICA`` (the simulator's default) is the same replica batching up to
 16 requests under a queue at the served batching gain measured by
-``scripts/bench_server.py throughput``. ``cold_start_sigma`` spreads every start (a
+``scripts/bench_ab.py`` (batching on against ``--max-batch 1``). ``cold_start_sigma`` spreads every start (a
 log-normal factor with median 1); ``service_curve`` makes service time depend on how many
 requests a replica serves together (a batch), ``overhead_s`` adds a fixed time to every
 request and ``service_sigma`` spreads the rest log-normally; :mod:`.calibrate` fills them from
@@ -142,24 +142,31 @@ def batching_curve(
     )
 
 
-# Served throughput with dynamic batching (batches up to 16) over one request at a time:
-# 228 / 163 embeddings/s, `python scripts/bench_server.py throughput` (docs/benchmarks.md).
-SERVED_BATCHING_GAIN = 228.0 / 163.0
+# Served throughput with dynamic batching over one request a batch, each at its best of 8 and
+# 32 clients: 684 / 441 requests/s, medians of 3 interleaved rounds of
+# `python scripts/bench_ab.py --a="--max-batch 1" --b="" --rounds 3 --seconds 5 --clients N`
+# for N = 32 and 8 (2026-11-26, 2 cores; docs/benchmarks.md "Batching gain"). At saturation the
+# batcher formed batches of 9-16 rows, hence a curve up to 16.
+SERVED_BATCHING_GAIN = 684.0 / 441.0
 SERVED_MAX_BATCH = 16
 
 # The simulator's default replica: four requests at once of 0.5 s each at light load (8/s),
-# and, batching up to 16 together under a queue, SERVED_BATCHING_GAIN x that (11.2/s).
+# and, batching up to 16 together under a queue, SERVED_BATCHING_GAIN x that (12.4/s).
 SERVED_REPLICA = ReplicaModel(
     concurrency=SERVED_MAX_BATCH,
     service_curve=batching_curve(4, 0.5, SERVED_BATCHING_GAIN, SERVED_MAX_BATCH),
 )
 
-
-# 5 requests/s per hot replica: 62 % of the default replica's 8/s, on the request rate
+# The share of a replica's throughput a hot replica is asked to carry: 5 of the flat
+# replica's 8 requests/s.
+TARGET_SHARE = 5.0 / 8.0
+# 5 requests/s per hot replica: TARGET_SHARE of the default replica's 8/s, on the request rate
 # (SageMaker's InvocationsPerInstance), which a router backlog cannot inflate.
 DEFAULT_SCALING = ScalingConfig(metric=TargetMetric.INVOCATIONS, target_per_replica=5.0)
-# The simulator's: the same 62 %, of the batching replica's 11.2/s (SERVED_REPLICA).
-SIM_SCALING = dataclasses.replace(DEFAULT_SCALING, target_per_replica=7.0)
+# The simulator's: the same share of the batching replica's throughput (7.8 of 12.4/s).
+SIM_SCALING = dataclasses.replace(
+    DEFAULT_SCALING, target_per_replica=round(TARGET_SHARE * SERVED_REPLICA.throughput, 1)
+)
 
 
 # What a hibernated EC2 instance costs against a running one. AWS bills a stopped or
