@@ -42,6 +42,9 @@ class ReplicaModel:
     load_s: float = 15.0
     warmup_s: float = 20.0
     claim_s: float = 3.0
+    # READY -> routed for a started (not claimed) replica: the load balancer's health check
+    # admitting it. 0: at once (the default replica's cold start already rounds it in).
+    admit_s: float = 0.0
     drain_s: float = 10.0
     start_failure_rate: float = 0.0
     cold_start_sigma: float = 0.0
@@ -98,6 +101,8 @@ class ReplicaModel:
                 f"{self.overhead_s}, {self.service_sigma}, {self.starting_overhead_s}, "
                 f"{self.starting_median_s}, {self.starting_sigma}"
             )
+        if self.admit_s < 0 or self.claim_s < 0:
+            raise ConfigError(f"admit_s and claim_s must be >= 0, got {self.admit_s} and {self.claim_s}")
         if self.cold_start_sigma < 0 or any(n < 1 or t <= 0 for n, t in self.service_curve):
             raise ConfigError(
                 "cold_start_sigma must be >= 0 and service_curve points (requests >= 1, seconds > 0), "

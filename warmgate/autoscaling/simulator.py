@@ -252,15 +252,16 @@ class Simulation:
 
     def cold_start(self, now: float) -> str | None:
         """Resume a hibernated standby when the tier has one (``resume_s``; a new one is
-        launched into the tier), else launch a replica (provision + load + warmup)."""
+        launched into the tier), else launch a replica (provision + load + warmup); either is
+        hot ``admit_s`` after it is READY (the load balancer's check)."""
         if self.sleeping > 0:
             self.sleeping -= 1
             self.preparing += 1
             self.resumes += 1
             self.push(now + self.start_time(), _Event.HIBERNATED)
-            return self.new_replica(ReplicaPhase.WARMING, self.model.resume_s).replica_id
+            return self.new_replica(ReplicaPhase.WARMING, self.model.resume_s + self.model.admit_s).replica_id
         self.cold_starts += 1
-        replica = self.new_replica(ReplicaPhase.WARMING, self.start_time())
+        replica = self.new_replica(ReplicaPhase.WARMING, self.start_time() + self.model.admit_s)
         replica.starting = True
         replica.fails_on_start = self.rng.random() < self.model.start_failure_rate
         return replica.replica_id

@@ -13,9 +13,11 @@
    replica on this one machine) a last segment launches a spare replica, and its start time
    and the latencies it caused meanwhile become the model's cold start and start slowdown;
 4. :mod:`warmgate.fleet.loadgen` replays the arrivals from its own process, open loop, while
-   a sampler counts replicas every tick (replica-seconds, time below the floor);
+   a sampler counts replicas every tick (replica-seconds, time below the floor) and, at the
+   trace's crash times, a :class:`Crasher` SIGKILLs a hot replica;
 5. the same arrivals and the calibrated model go through the simulator with the same policy
-   and pool; each sweep rate is also simulated on one replica beside its measured p50/p99.
+   and pool, and a router that refuses at once what meets no hot replica (HAProxy with no
+   server UP); each sweep rate is also simulated on one replica beside its measured p50/p99.
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ class Figures:
 # fleet's (runs 10-11, docs/autoscaling.md), with 1 a few ms short. One, the closer.
 SPARES_TOGETHER = 1
 
+# How long the load generator's process has to start before its first arrival (offset 0): the
+# crashes are lined up with that zero.
+LOADGEN_START_S = 2.0
+
 HEADER = (
     "| run | requests | SLA miss | miss % | no ready | below floor s | replica-s | p99 s |\n"
     "|---|---:|---:|---:|---:|---:|---:|---:|"
@@ -86,11 +92,60 @@ HEADER = (
 
 
 def shrink(trace: Trace, time_scale: float, keep: float, duration_s: float, seed: int) -> Trace:
+    """``trace`` compressed ``time_scale`` x in time, thinned to ``keep`` of its arrivals and cut
+    at ``duration_s``; its crashes are compressed and cut alike (all of them kept)."""
     rng = random.Random(seed)
     arrivals = tuple(
         a * time_scale for a in trace.arrivals if a * time_scale < duration_s and rng.random() < keep
     )
-    return Trace(f"{trace.name} x{time_scale:g} keep {keep:g}", duration_s, arrivals, (1.0,) * len(arrivals))
+    crashes = tuple(c * time_scale for c in trace.crashes if c * time_scale < duration_s)
+    name = f"{trace.name} x{time_scale:g} keep {keep:g}"
+    return Trace(name, duration_s, arrivals, (1.0,) * len(arrivals), crashes)
+
+
+class Crasher:
+    """At each of ``times`` (seconds after ``start`` on the monotonic clock, the load
+    generator's zero) SIGKILLs one hot replica, drawn as the simulator draws its crash: at
+    random, by id, among those HAProxy routes to whose process still runs (the simulator's hot
+    replicas: a claimed standby is not hot before the load balancer admits it). ``killed``
+    lists ``(offset_s, replica_id)``."""
+
+    def __init__(self, fleet: Fleet, times: Sequence[float], start: float, seed: int) -> None:
+        self.fleet, self.times, self.start = fleet, times, start
+        self.rng = random.Random(seed)
+        self.killed: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Crasher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10.0)
+
+    def finished(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the last crash time to pass; whether it has."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        for at in sorted(self.times):
+            if self._stop.wait(max(0.0, self.start + at - time.monotonic())):
+                return
+            dead = {rid for _, rid in self.killed}  # a SIGKILLed process can take a while to exit
+            hot = sorted(
+                r.replica_id
+                for r in self.fleet.in_rotation()
+                if r.role is Role.SERVING
+                and r.replica_id not in dead
+                and self.fleet.process(r.replica_id).exit_code() is None
+            )
+            if hot:
+                victim = self.rng.choice(hot)
+                self.fleet.process(victim).kill()
+                self.killed.append((time.monotonic() - self.start, victim))
 
 
 class Sampler:
@@ -271,8 +326,15 @@ def run(args: argparse.Namespace) -> int:
             arrivals_file, out_file = work / "arrivals.json", work / "rows.json"
             arrivals_file.write_text(json.dumps(list(trace.arrivals)))
             command = [sys.executable, "-m", "warmgate.fleet.loadgen", fleet.url + "/invocations"]
-            with Sampler(fleet, 2, args.tick_s) as sampler:
-                subprocess.run([*command, str(args.body), str(arrivals_file), str(out_file)], check=True)
+            start = time.monotonic() + LOADGEN_START_S
+            with (
+                Sampler(fleet, 2, args.tick_s) as sampler,
+                Crasher(fleet, trace.crashes, start, args.seed) as crasher,
+            ):
+                subprocess.run(
+                    [*command, str(args.body), str(arrivals_file), str(out_file), "--start-at", str(start)],
+                    check=True,
+                )
             rows = json.loads(out_file.read_text())
             no_ready = fleet.backend().no_server_503 - no_ready_before
         finally:
@@ -280,7 +342,12 @@ def run(args: argparse.Namespace) -> int:
     fit = fit_from_sweep(sweep)
     base_model = replica_from_metrics(
         sweep.metrics_after,
-        ReplicaModel(queue_depth=args.queue_depth, provision_s=args.provision_s, claim_s=args.claim_s),
+        ReplicaModel(
+            queue_depth=args.queue_depth,
+            provision_s=args.provision_s,
+            claim_s=args.claim_s,
+            admit_s=args.claim_s,
+        ),
     )
     model = dataclasses.replace(fit.replica(base_model, args.concurrency), host_cores=args.host_cores)
     if sweep.starts:  # starts on this host, as measured: how long they took, and their spread
@@ -307,7 +374,12 @@ def run(args: argparse.Namespace) -> int:
         latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else None,
     )
     sim_config = SimConfig(
-        scaling=scaling, replica=model, pool=pool_config, tick_s=args.tick_s, latency_budget_s=args.budget_s
+        scaling=scaling,
+        replica=model,
+        pool=pool_config,
+        tick_s=args.tick_s,
+        latency_budget_s=args.budget_s,
+        router_timeout_s=0.0,  # HAProxy with no server UP answers 503 at once; it holds nothing
     )
     report = simulate(trace, sim_config, random.Random(args.seed))
     sim = Figures(
@@ -321,6 +393,10 @@ def run(args: argparse.Namespace) -> int:
     print_calibration(sweep, fit, model, args.seed)
     print_start(sweep, starting)
     print(f"# trace {trace.name}: {len(trace.arrivals)} requests over {trace.duration_s:.0f} s")
+    if trace.crashes:
+        planned = ", ".join(f"{c:.2f}" for c in trace.crashes)
+        done = ", ".join(f"{rid} at {at:.2f}" for at, rid in crasher.killed) or "none (nothing hot)"
+        print(f"# crashes planned at {planned} s; killed (SIGKILL): {done} s")
     print(f"# rows, arrivals and logs (the sweep's under sweep/) kept in {work}")
     print(HEADER)
     print(real.row("real fleet"))
@@ -362,7 +438,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0.5,
         help="process start before loading (with --host-cores: measured by the sweep's spare start)",
     )
-    p.add_argument("--claim-s", type=float, default=0.2, help="HAProxy check interval")
+    p.add_argument(
+        "--claim-s",
+        type=float,
+        default=0.1,
+        help="READY -> routed, for a claimed standby and a cold start alike: the mean wait for "
+        "HAProxy's next health check (half its 200 ms interval)",
+    )
     p.add_argument("--host-cores", type=int, default=None, help="cores every replica shares (simulator)")
     p.add_argument("--replica-arg", action="append", default=[])
     p.add_argument("--seed", type=int, default=0)

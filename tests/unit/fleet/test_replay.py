@@ -7,10 +7,11 @@ import random
 
 import pytest
 
+from warmgate.autoscaling.model import ScalingConfig
 from warmgate.autoscaling.scenario import ReplicaModel, SimConfig
 from warmgate.autoscaling.simulator import Simulation
 from warmgate.autoscaling.traces import Trace
-from warmgate.fleet.replay import start_spread
+from warmgate.fleet.replay import shrink, start_spread
 
 
 def test_start_times_give_their_median_and_the_spread_of_their_logs() -> None:
@@ -27,3 +28,22 @@ def test_the_simulator_draws_cold_starts_around_that_median() -> None:
     draws = sorted(sim.start_time() for _ in range(2001))
     assert draws[1000] == pytest.approx(median, rel=0.1)
     assert draws[0] < 0.5 * median and draws[-1] > 2.0 * median  # spread, not a constant
+
+
+def test_a_trace_shrunk_for_the_replay_keeps_its_crashes_on_the_same_clock() -> None:
+    trace = Trace("storm", 100.0, (1.0, 50.0, 90.0), (1.0, 1.0, 1.0), crashes=(40.0, 41.0, 80.0))
+    shrunk = shrink(trace, time_scale=0.5, keep=1.0, duration_s=30.0, seed=0)
+    assert shrunk.arrivals == (0.5, 25.0)
+    assert shrunk.crashes == (20.0, 20.5)  # 80 s -> 40 s is past the cut
+
+
+def test_a_cold_start_is_hot_only_once_the_load_balancer_admits_it() -> None:
+    def first_hot(admit_s: float) -> float:
+        model = ReplicaModel(provision_s=1.0, load_s=0.0, warmup_s=0.0, admit_s=admit_s)
+        scaling = ScalingConfig(min_hot=1, max_replicas=1)
+        config = SimConfig(scaling=scaling, replica=model, initial_hot=0, tick_s=0.05, floor=1)
+        report = Simulation(Trace("empty", 3.0, (), ()), config, random.Random(0)).run()
+        return next(p.at for p in report.timeline if p.hot >= 1)
+
+    assert first_hot(0.0) == pytest.approx(1.05, abs=0.051)  # launched at the first tick
+    assert first_hot(0.25) == pytest.approx(first_hot(0.0) + 0.25, abs=0.051)
