@@ -85,6 +85,7 @@ class Config:
     stall_fail_s: float = 600.0
     degrade_after: int = 3
     canary_interval_s: float = 1.0
+    keep_warm_s: float = 30.0
     threads: int = 0
     instances: int = 0
     inference_niceness: int = 19
@@ -294,6 +295,14 @@ OPTIONS: tuple[Option, ...] = (
         "while DEGRADED by failures, seconds between canary batches that test for recovery",
     ),
     Option(
+        "keep_warm_s",
+        ("WARMGATE_KEEP_WARM_S",),
+        "lifecycle.keep_warm_s",
+        "from READY until the first request, or at most this many seconds, run the last warmup "
+        "request every 5 ms so the model's memory stays in CPU caches a shared host evicts within "
+        "milliseconds of idleness (the first request then runs at steady speed); 0: off",
+    ),
+    Option(
         "threads",
         ("WARMGATE_THREADS",),
         "model.threads",
@@ -497,7 +506,7 @@ def _validate(config: Config) -> None:
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be > 0, got {getattr(config, name)}")
-    for name in ("batch_delay_ms", "drain_delay_s", "threads", "instances"):
+    for name in ("batch_delay_ms", "drain_delay_s", "threads", "instances", "keep_warm_s"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
     if not 0 <= config.inference_niceness <= 19:

@@ -180,3 +180,26 @@ def test_a_stall_beyond_recovery_fails_and_exit_on_failure_exits_non_zero(tmp_pa
         log = server.log.read_text()
         assert "phase ready -> degraded" in log and "phase degraded -> failed" in log
         assert "WARMGATE_STALL_FAIL_S" in log
+
+
+def keep_warm_runs(server: Replica) -> float:
+    return _metric(server, "warmgate_keep_warm_runs_total ")
+
+
+def test_the_keep_warm_runs_from_ready_and_the_first_request_ends_it(slow_dir: Path, tmp_path: Path) -> None:
+    with replica(slow_dir, tmp_path) as server:
+        server.wait_for("/ping", 200)
+        wait_until(lambda: keep_warm_runs(server) >= 20, 30.0, "the keep-warm never ran after READY")
+        reply = httpx.post(
+            server.url + "/invocations",
+            content=_npy(1),
+            headers={"Content-Type": "application/x-npy"},
+            timeout=30,
+        )
+        assert reply.status_code == 200
+        ended = "keep-warm: "
+        wait_until(lambda: ended in server.log.read_text(), 30.0, "the keep-warm did not end")
+        line = next(ln for ln in server.log.read_text().splitlines() if ended in ln)
+        assert "ended by the first request" in line
+        runs = int(line.split(ended)[1].split()[0])
+        assert keep_warm_runs(server) == runs  # its task has returned: no run after the request

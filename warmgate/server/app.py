@@ -191,6 +191,8 @@ def create_app(rt: Runtime) -> Starlette:
         warmup = rt.is_warmup_request(request.headers.get(WARMUP_HEADER))
         if not warmup:
             received_by(route, rt.lifecycle.phase.value).inc()
+            if rt.lifecycle.serving:
+                rt.traffic.set()  # the first request ends the keep-warm
         return warmup
 
     async def infer(request: Request, protocol: Protocol, warmup: bool) -> Response:

@@ -98,6 +98,11 @@ class Metrics:
             ["shape"],
             registry=r,
         )
+        self.keep_warm_runs = Counter(
+            "warmgate_keep_warm_runs",
+            "runs of the last warmup request between READY and the first request (--keep-warm-s)",
+            registry=r,
+        )
         self.rejected = Counter(
             "warmgate_admission_rejected",
             "requests refused by admission control",

@@ -29,6 +29,7 @@ from warmgate.server.grouping import BatchLimits
 from warmgate.server.health import BatchRecord, HealthMonitor, HealthPolicy
 from warmgate.server.heap import freeze_startup_heap
 from warmgate.server.inference import InferenceWorkers
+from warmgate.server.keepwarm import keep_warm
 from warmgate.server.lifecycle import Lifecycle, Phase
 from warmgate.server.metrics import Metrics
 from warmgate.server.pipeline import Pipeline, Reply, ShapeObserver
@@ -70,6 +71,8 @@ class Runtime:
             config.inference_niceness, idle=config.inference_idle, slice_us=config.inference_slice_us
         )
         self.batches = BatchRecord()
+        # Set by the first request that arrives while serving: it ends the keep-warm (keepwarm.py).
+        self.traffic = asyncio.Event()
         # Set when the process should end with this code (--exit-on-failure); the server's
         # main loop reads it. Nothing outside the runtime writes it.
         self.exit_code: int | None = None
@@ -188,6 +191,7 @@ class Runtime:
             )
             self._health = self._monitor()
             self._spawn(self._health.run(), "warmgate-health")
+            self._start_keep_warm(model)
         except (TimeoutError, WarmupDeadline):
             self._fail(
                 WarmupError(
@@ -200,6 +204,22 @@ class Runtime:
         except Exception as exc:  # a model's own crash during load: keep the reason visible
             log.exception("start-up failed")
             self._fail(ModelLoadError(f"{type(exc).__name__}: {exc}"))
+
+    def _start_keep_warm(self, model: Model) -> None:
+        """From READY to the first request, keep the model's memory warm (keepwarm.py) with the
+        last warmup request (a smallest shape): not for a user handler, whose code runs only on
+        requests, nor without warmup (no such request)."""
+        item = self.batches.canary
+        if self.config.keep_warm_s <= 0 or item is None or model.kind is ModelKind.HANDLER:
+            return
+
+        async def run() -> None:
+            await self.inference.run_now(model.infer, [item])
+
+        async def warm() -> None:
+            await keep_warm(run, self.traffic, self.config.keep_warm_s, self.metrics.keep_warm_runs.inc)
+
+        self._spawn(warm(), "warmgate-keep-warm")
 
     def _build_batcher(self, model: Model) -> Batcher:
         # Several instances share the largest batch out: on 2 cores, 32 clients served 0.94 x raw
