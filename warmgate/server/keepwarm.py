@@ -10,8 +10,9 @@ So, from READY until the first request arrives or ``seconds`` have passed, one s
 last warmup request: the smallest shape of its media types, sent over HTTP) runs through the
 backend every :data:`INTERVAL_S`. Measured: a one-token run every 5 ms kept a raw short
 sentence after a 250 ms pause at 1.16 x back to back against 2.43 x (every 20 ms: 1.56 x), and
-the first request after READY at 1.13 x the steady p50 against 1.36–1.43 x. It costs what it
-runs: about 38 % of one core on two, for as long as no request comes, never after one has.
+the first request after READY at 1.13 x the steady p50 against 1.32 x. It costs what it runs:
+about half of one core on two (the default model: 99 runs/s), for as long as no request comes,
+never after one has.
 """
 
 from __future__ import annotations
