@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from warmgate.autoscaling.calibrate import (
     ServiceFit,
@@ -103,7 +104,27 @@ def shrink(trace: Trace, time_scale: float, keep: float, duration_s: float, seed
     return Trace(name, duration_s, arrivals, (1.0,) * len(arrivals), crashes)
 
 
-class Crasher:
+class _BesideTheLoad:
+    """A thread that runs ``_run`` while the load generator does: started on entering, asked to
+    stop (``_stop``) and joined on leaving."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10.0)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Crasher(_BesideTheLoad):
     """At each of ``times`` (seconds after ``start`` on the monotonic clock, the load
     generator's zero) SIGKILLs one hot replica, drawn as the simulator draws its crash: at
     random, by id, among those HAProxy routes to whose process still runs (the simulator's hot
@@ -111,19 +132,10 @@ class Crasher:
     lists ``(offset_s, replica_id)``."""
 
     def __init__(self, fleet: Fleet, times: Sequence[float], start: float, seed: int) -> None:
+        super().__init__()
         self.fleet, self.times, self.start = fleet, times, start
         self.rng = random.Random(seed)
         self.killed: list[tuple[float, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Crasher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10.0)
 
     def finished(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for the last crash time to pass; whether it has."""
@@ -148,22 +160,13 @@ class Crasher:
                 self.killed.append((time.monotonic() - self.start, victim))
 
 
-class Sampler:
+class Sampler(_BesideTheLoad):
     """Counts serving replicas by phase every ``tick_s`` on a thread."""
 
     def __init__(self, fleet: Fleet, floor: int, tick_s: float) -> None:
+        super().__init__()
         self.fleet, self.floor, self.tick_s = fleet, floor, tick_s
         self.replica_s = self.below_floor_s = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10.0)
 
     def _run(self) -> None:
         last = time.monotonic()
