@@ -44,12 +44,14 @@ def test_every_seed_is_a_burst_of_its_family(family: BurstFamily) -> None:
         assert burst_trace(family, seed).arrivals == arrivals  # deterministic per (family, seed)
 
 
-MET = tuple(f for f in FAMILIES if f.factor == 5.0)
+# The families the default meets on every seed (docs/autoscaling.md, "Where the goal stands"):
+# x5, and x10 for 3 min since the batching gain was measured on today's server.
+MET = tuple(f for f in FAMILIES if f.factor == 5.0 or (f.factor == 10.0 and f.hold_s == 180.0))
 
 
 def test_burst_sized_pool_keeps_the_goal_on_every_seed_of_the_families_it_meets() -> None:
-    # docs/autoscaling.md: the x5 families are met on all 8 seeds; the x10 and x15 ones are
-    # not, and the doc's "What limits the burst goal" says why in numbers.
+    # docs/autoscaling.md: these families are met on all 8 seeds; x10 for 30 s and 15 min (on
+    # cost) and x15 are not, and the doc's "What limits the burst goal" says why in numbers.
     strategy = for_strategy(Strategy.MIN_2_SIZED, SimConfig())
     baseline = for_strategy(Strategy.MIN_2, SimConfig())
     for result in evaluate_all(strategy, baseline, SEEDS, MET):
