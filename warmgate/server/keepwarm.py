@@ -35,13 +35,14 @@ async def keep_warm(
     seconds: float,
     on_run: Callable[[], None] = lambda: None,
     clock: Callable[[], float] = time.monotonic,
+    serving: Callable[[], bool] = lambda: True,
 ) -> int:
-    """Call ``run`` every :data:`INTERVAL_S` until ``traffic`` is set or ``seconds`` pass;
-    return how many runs there were. A run that fails ends it (logged): the request path
-    reports its own failures."""
+    """Call ``run`` every :data:`INTERVAL_S` until ``traffic`` is set, ``seconds`` pass or
+    ``serving()`` turns false (the replica drains or degrades); return how many runs there
+    were. A run that fails ends it (logged): the request path reports its own failures."""
     until = clock() + seconds
     runs = 0
-    while not traffic.is_set() and clock() < until:
+    while not traffic.is_set() and clock() < until and serving():
         try:
             await run()
         except Exception:
@@ -51,5 +52,6 @@ async def keep_warm(
         on_run()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(traffic.wait(), INTERVAL_S)
-    log.info("keep-warm: %d runs, ended by %s", runs, "the first request" if traffic.is_set() else "time")
+    ended = "the first request" if traffic.is_set() else "time" if clock() >= until else "leaving READY"
+    log.info("keep-warm: %d runs, ended by %s", runs, ended)
     return runs

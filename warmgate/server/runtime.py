@@ -216,8 +216,12 @@ class Runtime:
         async def run() -> None:
             await self.inference.run_now(model.infer, [item])
 
+        def ready() -> bool:
+            return self.lifecycle.phase is Phase.READY
+
         async def warm() -> None:
-            await keep_warm(run, self.traffic, self.config.keep_warm_s, self.metrics.keep_warm_runs.inc)
+            seconds = self.config.keep_warm_s
+            await keep_warm(run, self.traffic, seconds, self.metrics.keep_warm_runs.inc, serving=ready)
 
         self._spawn(warm(), "warmgate-keep-warm")
 

@@ -54,3 +54,15 @@ def test_a_failing_run_ends_it_and_counts_only_the_runs_that_ran() -> None:
 
     assert asyncio.run(scenario()) == 2
     assert len(counted) == 2
+
+
+def test_it_stops_when_the_replica_leaves_ready() -> None:
+    async def scenario() -> int:
+        calls: list[int] = []
+
+        async def run() -> None:
+            calls.append(1)
+
+        return await keep_warm(run, asyncio.Event(), seconds=60.0, serving=lambda: len(calls) < 3)
+
+    assert asyncio.run(scenario()) == 3
