@@ -55,8 +55,11 @@ def serving_runtime(
     **options: Any,
 ) -> Iterator[tuple[TestClient, Runtime]]:
     """An in-process app (lifespan included) over ``model_dir`` with config ``options``, and the
-    runtime it serves."""
-    config = load_config({"model_dir": str(model_dir), "fetch_default": "0", **options}, env={})
+    runtime it serves. The keep-warm is off unless ``options`` turn it on: these tests count or
+    fault their models' calls, and a background caller between READY and the first request would
+    be one more (it has tests of its own, in process and on a real server)."""
+    defaults = {"model_dir": str(model_dir), "fetch_default": "0", "keep_warm_s": "0"}
+    config = load_config({**defaults, **options}, env={})
     runtime = Runtime(config, factory)
     with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
         if settle:
