@@ -277,16 +277,10 @@ def bench_idle(dirs: dict[str, Path], rounds: int = 9) -> None:
     caches other tenants share?), at ``KEEP_WARM_MS`` intervals."""
     import threading
 
-    from warmgate.bench.raw import IntArray, RawSession, timed
-    from warmgate.models.text.tokenizer import pad_batch
+    from warmgate.bench.raw import RawSession, sentence_feed, timed
 
     raw = RawSession(dirs["onnx"], os.cpu_count() or 1)
-
-    def one(text: str) -> dict[str, IntArray]:
-        (row,) = raw.tokenizer.encode([text])
-        return raw.feed(*pad_batch([row], 1, len(row), raw.tokenizer.pad_id))
-
-    feed, tiny = one(SHORT), one("hi")
+    feed, tiny = sentence_feed(raw, SHORT), sentence_feed(raw, "hi")
     for _ in range(20):
         raw.run(feed)
     back_to_back = statistics.median(timed(raw, feed) for _ in range(50))

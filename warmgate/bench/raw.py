@@ -116,16 +116,20 @@ class RawTorch:
             self.encoder(ids.to(self.device), mask.to(self.device)).cpu()
 
 
+def sentence_feed(raw: Raw, sentence: str, batch: int = 1) -> Any:
+    """``raw``'s input of ``sentence`` repeated ``batch`` times, padded to its own length."""
+    (row,) = raw.tokenizer.encode([sentence])
+    return raw.feed(*pad_batch([row] * batch, batch, len(row), raw.tokenizer.pad_id))
+
+
 def best_batch(
     raw: Raw, sentence: str, batches: Sequence[int], seconds: float, at_once: int = 1
 ) -> list[BatchRate]:
     """Sequences/s of ``session.run`` at each batch size (``seconds`` each, after 3 warm runs),
     called by ``at_once`` threads at the same time (the layout ``serve --instances`` runs)."""
-    (row,) = raw.tokenizer.encode([sentence])
     rates = []
     for batch in batches:
-        ids, mask = pad_batch([row] * batch, batch, len(row), raw.tokenizer.pad_id)
-        feed = raw.feed(ids, mask)
+        feed = sentence_feed(raw, sentence, batch)
         for _ in range(3):
             raw.run(feed)
         rates.append(BatchRate(batch, _drive(raw, feed, batch, seconds, at_once)))
