@@ -13,6 +13,8 @@ Served throughput against raw ONNX Runtime (best batch, every core) is ``warmgat
 * padding    — raw session.run at 32 × 256: real padded texts vs full-length rows
 * gc         — a full garbage collection of a serving heap, before and after gc.freeze()
 * idle       — raw session.run (no server) after an idle pause ÷ back to back
+* claim      — a warm-pool standby's first request after a claim ÷ steady p50, with the claim's
+               keep-warm re-arm (``POST /warmgate/keep-warm``) and without it, alternated
 * ready      — time to READY ÷ one raw pass over the bucket plan at steady speed (ONNX), both
                measured in each of --trials fresh processes
 
@@ -396,6 +398,45 @@ def bench_gc(dirs: dict[str, Path], rounds: int = 5) -> None:
         print(f"| {label} | {statistics.median(values) * 1e3:.2f} ms ({low:.2f}–{high:.2f}) |")
 
 
+STANDBY_IDLE_S = 3.0  # a standby idle past its own keep-warm (served with --keep-warm-s 1)
+ADMIT_S = 0.2  # claim -> first request: the fleet's HAProxy check interval (rise 1)
+
+
+def bench_claim(dirs: dict[str, Path], cycles: int = 8) -> None:
+    """One replica standing in for a warm-pool standby: each cycle it idles past its keep-warm,
+    is claimed (re-armed or not, the arms alternated), and gets its first request ``ADMIT_S``
+    later; that request ÷ the median of 10 back to back right after it."""
+    line = default_prompt_set()[0]
+    headers = {"Content-Type": line.content_type, "Accept": line.accept}
+    ratios: dict[str, list[float]] = {"re-armed on the claim": [], "not re-armed": []}
+    with (
+        ready_server(dirs["onnx"], "--keep-warm-s", "1", *SERVER_ARGS) as server,
+        httpx.Client(base_url=server.url, timeout=60) as client,
+    ):
+
+        def timed() -> float:
+            t0 = time.perf_counter()
+            client.post("/invocations", content=line.body, headers=headers).raise_for_status()
+            return time.perf_counter() - t0
+
+        for cycle in range(2 * cycles):
+            arm = list(ratios)[cycle % 2]
+            time.sleep(STANDBY_IDLE_S)
+            if arm == "re-armed on the claim":
+                assert client.post("/warmgate/keep-warm").status_code == 202
+            time.sleep(ADMIT_S)
+            first = timed()
+            ratios[arm].append(first / statistics.median(timed() for _ in range(10)))
+    print(
+        f"\n### A standby's first request after a claim ÷ its steady p50 ({line.name}, idle "
+        f"{STANDBY_IDLE_S:g} s past a 1 s keep-warm, first request {ADMIT_S:g} s after the claim)\n"
+    )
+    print("| claim | median | cycles |")
+    print("| --- | ---: | --- |")
+    for arm, values in ratios.items():
+        print(f"| {arm} | **{statistics.median(values):.2f}** | {', '.join(f'{v:.2f}' for v in values)} |")
+
+
 def bench_ready(dirs: dict[str, Path], trials: int) -> None:
     """Each trial: a fresh replica to READY, then one raw pass over its plan in the same state."""
     print(f"\n### Time to READY ÷ one pass over the bucket plan (ONNX, {trials} fresh processes)\n")
@@ -443,6 +484,7 @@ def main() -> None:
             "ping": lambda: bench_ping(dirs, args.seconds),
             "first": lambda: bench_first(dirs, 20, args.trials, backends),
             "ready": lambda: bench_ready(dirs, args.trials),
+            "claim": lambda: bench_claim(dirs),
             "idle": lambda: bench_idle(dirs),
             "gc": lambda: bench_gc(dirs),
             "padding": lambda: bench_padding(dirs),

@@ -66,6 +66,13 @@ class NotAcceptable(ClientError):
     code = "not_acceptable"
 
 
+class Conflict(ClientError):
+    """The request is valid but this replica's configuration or model rules it out."""
+
+    status = 409
+    code = "conflict"
+
+
 class Unavailable(WarmgateError):
     status = 503
     code = "unavailable"

@@ -186,10 +186,15 @@ def keep_warm_runs(server: Replica) -> float:
     return _metric(server, "warmgate_keep_warm_runs_total ")
 
 
+def _keep_warm_ends(server: Replica) -> list[int]:
+    """The runs of each keep-warm that a request ended, from the server's log."""
+    ended = "keep-warm: "
+    lines = [ln for ln in server.log.read_text().splitlines() if ended in ln]
+    return [int(ln.split(ended)[1].split()[0]) for ln in lines if "ended by a request" in ln]
+
+
 def test_the_keep_warm_runs_from_ready_and_the_first_request_ends_it(slow_dir: Path, tmp_path: Path) -> None:
-    with replica(slow_dir, tmp_path) as server:
-        server.wait_for("/ping", 200)
-        wait_until(lambda: keep_warm_runs(server) >= 20, 30.0, "the keep-warm never ran after READY")
+    def request() -> None:
         reply = httpx.post(
             server.url + "/invocations",
             content=_npy(1),
@@ -197,9 +202,19 @@ def test_the_keep_warm_runs_from_ready_and_the_first_request_ends_it(slow_dir: P
             timeout=30,
         )
         assert reply.status_code == 200
-        ended = "keep-warm: "
-        wait_until(lambda: ended in server.log.read_text(), 30.0, "the keep-warm did not end")
-        line = next(ln for ln in server.log.read_text().splitlines() if ended in ln)
-        assert "ended by the first request" in line
-        runs = int(line.split(ended)[1].split()[0])
+
+    with replica(slow_dir, tmp_path) as server:
+        server.wait_for("/ping", 200)
+        wait_until(lambda: keep_warm_runs(server) >= 20, 30.0, "the keep-warm never ran after READY")
+        request()
+        wait_until(lambda: len(_keep_warm_ends(server)) == 1, 30.0, "the first request did not end it")
+        runs = _keep_warm_ends(server)[0]
         assert keep_warm_runs(server) == runs  # its task has returned: no run after the request
+
+        # A claim re-arms it (a standby about to take traffic); the next request ends it again.
+        rearmed = httpx.post(server.url + "/warmgate/keep-warm", timeout=30)
+        assert rearmed.status_code == 202 and rearmed.json()["keep_warm_s"] == 30.0
+        wait_until(lambda: keep_warm_runs(server) >= runs + 20, 30.0, "the re-armed keep-warm never ran")
+        request()
+        wait_until(lambda: len(_keep_warm_ends(server)) == 2, 30.0, "the next request did not end it")
+        assert keep_warm_runs(server) == runs + _keep_warm_ends(server)[1]

@@ -117,3 +117,13 @@ def test_a_runtime_that_owns_its_process_freezes_the_heap_before_ready(linear_di
             assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_keep_warm_that_cannot_run_is_refused_with_the_reason(linear_dir: Path) -> None:
+    with serving(linear_dir, keep_warm_s="0") as client:
+        off = client.post("/warmgate/keep-warm")
+        assert off.status_code == 409
+        assert off.json() == {"error": "conflict", "message": "the keep-warm is off (--keep-warm-s 0)"}
+    with serving(linear_dir, keep_warm_s="30", warmup="0") as client:
+        unwarmed = client.post("/warmgate/keep-warm")
+        assert unwarmed.status_code == 409 and "--no-warmup" in unwarmed.json()["message"]

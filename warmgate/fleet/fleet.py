@@ -40,7 +40,7 @@ from warmgate.fleet.haproxy_config import (
     render_config,
     slot_names,
 )
-from warmgate.fleet.probe import Load, Probe, probe
+from warmgate.fleet.probe import Load, Probe, probe, rearm_keep_warm
 from warmgate.fleet.replica import HOST, ReplicaProcess, ReplicaSpec, pick_port
 from warmgate.fleet.runtime_api import BackendStat, RuntimeApi
 from warmgate.fleet.slots import Slots
@@ -312,7 +312,12 @@ class Fleet:
 
     def promote(self, replica_id: str, role: Role = Role.SERVING) -> None:
         """A standby joins the rotation (its process keeps running: no cold start), or, with
-        ``role`` STAGED, the staged generation's capacity (checked, held out of rotation)."""
+        ``role`` STAGED, the staged generation's capacity (checked, held out of rotation).
+        A standby joining the rotation first re-arms its keep-warm: it has idled since READY."""
+        if role is Role.SERVING:
+            with self._lock:
+                url = self._get(replica_id).process.url
+            rearm_keep_warm(self._client, url)
         with self._lock:
             t = self._get(replica_id)
             t.role = role

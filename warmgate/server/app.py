@@ -155,6 +155,10 @@ def create_app(rt: Runtime) -> Starlette:
             }
         )
 
+    async def keep_warm(request: Request) -> Response:
+        seconds = rt.rearm_keep_warm()
+        return JSONResponse({"keep_warm_s": seconds, "until": "the next request"}, 202)
+
     async def shapes(request: Request) -> Response:
         if rt.recorder is None:
             raise NotFound("shape recording is off; start the server with WARMGATE_RECORD=1")
@@ -180,7 +184,7 @@ def create_app(rt: Runtime) -> Starlette:
 
     def serving_pipeline(warmup: bool) -> Pipeline:
         if not (rt.lifecycle.serving or warmup) or rt.pipeline is None:
-            raise Unavailable(f"not ready: phase {rt.lifecycle.phase.value} ({rt.lifecycle.reason})", 5)
+            raise rt.not_ready()
         return rt.pipeline
 
     received_by = functools.cache(rt.metrics.received.labels)  # labelled children, looked up once
@@ -238,6 +242,7 @@ def create_app(rt: Runtime) -> Starlette:
         hot["POST", "/invocations"],
         route("/execution-parameters", execution_parameters),
         route("/warmgate/shapes", shapes),
+        route("/warmgate/keep-warm", keep_warm, "POST"),
         Route("/metrics", metrics, methods=["GET"]),  # not timed: scrapes would skew the histogram
     ]
 

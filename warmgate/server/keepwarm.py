@@ -13,6 +13,10 @@ sentence after a 250 ms pause at 1.16 x back to back against 2.43 x (every 20 ms
 the first request after READY at 1.13 x the steady p50 against 1.32 x. It costs what it runs:
 about half of one core on two (the default model: 99 runs/s), for as long as no request comes,
 never after one has.
+
+A warm-pool standby idles for minutes between READY and its claim, long past ``seconds``; its
+controller re-arms the keep-warm when it claims it (``POST /warmgate/keep-warm``), so that the
+first request the load balancer sends it meets a warm model too.
 """
 
 from __future__ import annotations
@@ -52,6 +56,6 @@ async def keep_warm(
         on_run()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(traffic.wait(), INTERVAL_S)
-    ended = "the first request" if traffic.is_set() else "time" if clock() >= until else "leaving READY"
+    ended = "a request" if traffic.is_set() else "time" if clock() >= until else "leaving READY"
     log.info("keep-warm: %d runs, ended by %s", runs, ended)
     return runs

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from warmgate.config import Config
-from warmgate.errors import ModelLoadError, WarmgateError, WarmupError
+from warmgate.errors import Conflict, ModelLoadError, Unavailable, WarmgateError, WarmupError
 from warmgate.media import media_type
 from warmgate.models.base import Item, Model, ModelKind
 from warmgate.models.loader import resolve_model_dir
@@ -73,6 +73,7 @@ class Runtime:
         self.batches = BatchRecord()
         # Set by the first request that arrives while serving: it ends the keep-warm (keepwarm.py).
         self.traffic = asyncio.Event()
+        self._keep_warm: asyncio.Task[None] | None = None
         # Set when the process should end with this code (--exit-on-failure); the server's
         # main loop reads it. Nothing outside the runtime writes it.
         self.exit_code: int | None = None
@@ -209,9 +210,41 @@ class Runtime:
         """From READY to the first request, keep the model's memory warm (keepwarm.py) with the
         last warmup request (a smallest shape): not for a user handler, whose code runs only on
         requests, nor without warmup (no such request)."""
+        if self._keep_warm_off(model) is None:
+            self._spawn_keep_warm(model)
+
+    def _keep_warm_off(self, model: Model) -> str | None:
+        """Why the keep-warm cannot run for ``model``; None when it can."""
+        if self.config.keep_warm_s <= 0:
+            return "the keep-warm is off (--keep-warm-s 0)"
+        if model.kind is ModelKind.HANDLER:
+            return "a user handler's code runs only on requests: nothing to keep warm"
+        if self.batches.canary is None:
+            return "warmup did not run (--no-warmup): no request to keep warm with"
+        return None
+
+    def not_ready(self) -> Unavailable:
+        """The error for a request this replica cannot take in its phase."""
+        return Unavailable(f"not ready: phase {self.lifecycle.phase.value} ({self.lifecycle.reason})", 5)
+
+    def rearm_keep_warm(self) -> float:
+        """Keep warm again until the next request (or ``keep_warm_s``): a warm-pool standby
+        that sat idle is about to take traffic (its controller calls this on a claim). Returns
+        the seconds it may run; raises Unavailable unless READY, Conflict when it cannot run."""
+        if not self.lifecycle.ready or self.model is None:
+            raise self.not_ready()
+        off = self._keep_warm_off(self.model)
+        if off is not None:
+            raise Conflict(off)
+        self.traffic.clear()
+        if self._keep_warm is not None:
+            self._keep_warm.cancel()
+        self._spawn_keep_warm(self.model)
+        return self.config.keep_warm_s
+
+    def _spawn_keep_warm(self, model: Model) -> None:
         item = self.batches.canary
-        if self.config.keep_warm_s <= 0 or item is None or model.kind is ModelKind.HANDLER:
-            return
+        assert item is not None  # _keep_warm_off checked it
 
         async def run() -> None:
             await self.inference.run_now(model.infer, [item])
@@ -223,7 +256,7 @@ class Runtime:
             seconds = self.config.keep_warm_s
             await keep_warm(run, self.traffic, seconds, self.metrics.keep_warm_runs.inc, serving=ready)
 
-        self._spawn(warm(), "warmgate-keep-warm")
+        self._keep_warm = self._spawn(warm(), "warmgate-keep-warm")
 
     def _build_batcher(self, model: Model) -> Batcher:
         # Several instances share the largest batch out: on 2 cores, 32 clients served 0.94 x raw
