@@ -45,6 +45,7 @@ class _Event(Enum):
     CRASH = 4
     DRAIN_DUE = 5
     HIBERNATED = 6
+    ADMITTED = 7
 
 
 @dataclass(eq=False)
@@ -57,6 +58,8 @@ class _Replica:
     drain_due: bool = False
     starting: bool = False  # a cold start under way: its process takes the host's cores
     launched_at: float = 0.0
+    admit_s: float = 0.0  # READY -> routed: the load balancer's check (a started replica's)
+    routed_at: float = 0.0  # from when the router may send it requests (READY + admit_s)
 
     @property
     def outstanding(self) -> int:
@@ -121,9 +124,9 @@ class Simulation:
             self.last = end
         self.now = to
 
-    def new_replica(self, phase: ReplicaPhase, ready_in: float | None) -> _Replica:
+    def new_replica(self, phase: ReplicaPhase, ready_in: float | None, admit_s: float = 0.0) -> _Replica:
         self.next_id += 1
-        replica = _Replica(f"replica-{self.next_id}", phase, launched_at=self.now)
+        replica = _Replica(f"replica-{self.next_id}", phase, launched_at=self.now, admit_s=admit_s)
         self.replicas[replica.replica_id] = replica
         if ready_in is not None:
             self.push(self.now + ready_in, _Event.READY, replica.replica_id)
@@ -137,10 +140,14 @@ class Simulation:
         limit = self.model.concurrency + self.model.queue_depth
         best: _Replica | None = None
         for r in self.replicas.values():
-            usable = r.phase is ReplicaPhase.READY and r.outstanding < limit
+            usable = self.routed(r) and r.outstanding < limit
             if usable and (best is None or r.outstanding < best.outstanding):
                 best = r
         return best
+
+    def routed(self, replica: _Replica) -> bool:
+        """READY and admitted by the load balancer: what the router sends to and a crash hits."""
+        return replica.phase is ReplicaPhase.READY and replica.routed_at <= self.now
 
     def assign(self, replica: _Replica, request: int) -> None:
         if len(replica.in_service) < self.model.concurrency:
@@ -218,13 +225,16 @@ class Simulation:
             return
         replica.phase = ReplicaPhase.FAILED if replica.fails_on_start else ReplicaPhase.READY
         replica.starting = False
+        replica.routed_at = self.now + replica.admit_s
+        if replica.admit_s > 0 and replica.phase is ReplicaPhase.READY:
+            self.push(replica.routed_at, _Event.ADMITTED, replica_id)
         self.flush_held()
 
     def crash(self) -> None:
-        ready = sorted(r for r, v in self.replicas.items() if v.phase is ReplicaPhase.READY)
-        if not ready:
+        hot = sorted(r for r, v in self.replicas.items() if self.routed(v))
+        if not hot:
             return
-        replica = self.replicas[self.rng.choice(ready)]
+        replica = self.replicas[self.rng.choice(hot)]
         lost = replica.outstanding
         self.crashed += lost
         self.tick_misses += lost
@@ -253,15 +263,15 @@ class Simulation:
     def cold_start(self, now: float) -> str | None:
         """Resume a hibernated standby when the tier has one (``resume_s``; a new one is
         launched into the tier), else launch a replica (provision + load + warmup); either is
-        hot ``admit_s`` after it is READY (the load balancer's check)."""
+        routed ``admit_s`` after it is READY (the load balancer's check)."""
         if self.sleeping > 0:
             self.sleeping -= 1
             self.preparing += 1
             self.resumes += 1
             self.push(now + self.start_time(), _Event.HIBERNATED)
-            return self.new_replica(ReplicaPhase.WARMING, self.model.resume_s + self.model.admit_s).replica_id
+            return self.new_replica(ReplicaPhase.WARMING, self.model.resume_s, self.model.admit_s).replica_id
         self.cold_starts += 1
-        replica = self.new_replica(ReplicaPhase.WARMING, self.start_time() + self.model.admit_s)
+        replica = self.new_replica(ReplicaPhase.WARMING, self.start_time(), self.model.admit_s)
         replica.starting = True
         replica.fails_on_start = self.rng.random() < self.model.start_failure_rate
         return replica.replica_id
@@ -383,6 +393,8 @@ class Simulation:
             self.tick()
         elif kind is _Event.CRASH:
             self.crash()
+        elif kind is _Event.ADMITTED:
+            self.flush_held()
         elif kind is _Event.HIBERNATED:
             self.preparing -= 1
             self.sleeping += 1

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from warmgate.autoscaling.model import ScalingConfig
+from warmgate.autoscaling.report import SimReport
 from warmgate.autoscaling.scenario import ReplicaModel, SimConfig
 from warmgate.autoscaling.simulator import Simulation
 from warmgate.autoscaling.traces import Trace
@@ -37,13 +38,22 @@ def test_a_trace_shrunk_for_the_replay_keeps_its_crashes_on_the_same_clock() -> 
     assert shrunk.crashes == (20.0, 20.5)  # 80 s -> 40 s is past the cut
 
 
-def test_a_cold_start_is_hot_only_once_the_load_balancer_admits_it() -> None:
-    def first_hot(admit_s: float) -> float:
+def test_a_cold_start_is_ready_at_once_but_routed_only_once_the_load_balancer_admits_it() -> None:
+    """READY (the policy and the floor count it, as the fleet's probe does) at the end of its
+    start; the router sends it requests only ``admit_s`` later (HAProxy's next check)."""
+
+    def run(admit_s: float) -> SimReport:
         model = ReplicaModel(provision_s=1.0, load_s=0.0, warmup_s=0.0, admit_s=admit_s)
         scaling = ScalingConfig(min_hot=1, max_replicas=1)
         config = SimConfig(scaling=scaling, replica=model, initial_hot=0, tick_s=0.05, floor=1)
-        report = Simulation(Trace("empty", 3.0, (), ()), config, random.Random(0)).run()
+        return Simulation(Trace("one", 3.0, (1.1,), (1.0,)), config, random.Random(0)).run()
+
+    def first_ready(report: SimReport) -> float:
         return next(p.at for p in report.timeline if p.hot >= 1)
 
-    assert first_hot(0.0) == pytest.approx(1.05, abs=0.051)  # launched at the first tick
-    assert first_hot(0.25) == pytest.approx(first_hot(0.0) + 0.25, abs=0.051)
+    at_once, admitted = run(0.0), run(0.25)
+    assert first_ready(at_once) == pytest.approx(1.05, abs=0.051)  # launched at the first tick
+    assert first_ready(admitted) == first_ready(at_once)
+    assert (at_once.met_no_ready, admitted.met_no_ready) == (0, 1)  # 1.1 s: READY, not yet routed
+    assert at_once.p50_latency_s == pytest.approx(0.5)  # its service time alone
+    assert admitted.p50_latency_s == pytest.approx(1.25 - 1.1 + 0.5)  # held until admitted at 1.25
