@@ -255,7 +255,11 @@ class Fleet:
         """Blue/green cut-over in one runtime API line: every STAGED replica ``ready`` (one
         whose check passed is in rotation at once), every serving replica of an older
         generation ``drain`` (no new requests; in-flight ones finish). Then the old ones get
-        SIGTERM (FAILED ones are removed) and the staged generation is the live one."""
+        SIGTERM (FAILED ones are removed) and the staged generation is the live one. The staged
+        replicas re-arm their keep-warm first: they have idled since READY."""
+        with self._lock:
+            urls = [t.process.url for t in self._replicas.values() if t.role is Role.STAGED]
+        self._rearm_keep_warm(urls)
         with self._lock:
             staged = [t for t in self._replicas.values() if t.role is Role.STAGED]
             old = [
@@ -317,7 +321,7 @@ class Fleet:
         if role is Role.SERVING:
             with self._lock:
                 url = self._get(replica_id).process.url
-            rearm_keep_warm(self._client, url)
+            self._rearm_keep_warm([url])
         with self._lock:
             t = self._get(replica_id)
             t.role = role
@@ -428,6 +432,12 @@ class Fleet:
         if t.draining_since is not None and now - t.draining_since > self.stop_timeout_s:
             log.warning("%s still running %.0fs after SIGTERM: killing it", rid, now - t.draining_since)
             t.process.kill()
+
+    def _rearm_keep_warm(self, urls: Iterable[str]) -> None:
+        """Replicas about to take their first traffic after idling since READY keep warm until
+        it comes (outside the lock: one loopback POST each)."""
+        for url in urls:
+            rearm_keep_warm(self._client, url)
 
     def _enter(self, t: _Tracked) -> None:
         """Put a replica's slot where its role says: rotation (gated), staged, or maint."""

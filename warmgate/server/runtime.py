@@ -240,6 +240,7 @@ class Runtime:
         if self._keep_warm is not None:
             self._keep_warm.cancel()
         self._spawn_keep_warm(self.model)
+        log.info("keep-warm re-armed until the next request, at most %gs", self.config.keep_warm_s)
         return self.config.keep_warm_s
 
     def _spawn_keep_warm(self, model: Model) -> None:
