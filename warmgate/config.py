@@ -86,6 +86,7 @@ class Config:
     degrade_after: int = 3
     canary_interval_s: float = 1.0
     keep_warm_s: float = 30.0
+    keep_warm_at_ready: bool = True
     threads: int = 0
     instances: int = 0
     inference_niceness: int = 19
@@ -301,6 +302,13 @@ OPTIONS: tuple[Option, ...] = (
         "from READY until the first request, or at most this many seconds, run the last warmup "
         "request every 5 ms so the model's memory stays in CPU caches a shared host evicts within "
         "milliseconds of idleness (the first request then runs at steady speed); 0: off",
+    ),
+    Option(
+        "keep_warm_at_ready",
+        ("WARMGATE_KEEP_WARM_AT_READY",),
+        "lifecycle.keep_warm_at_ready",
+        "start the keep-warm at READY; off for a replica that takes no traffic until a controller "
+        "re-arms it (POST /warmgate/keep-warm): `warmgate fleet` launches its standbys so",
     ),
     Option(
         "threads",

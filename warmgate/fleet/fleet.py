@@ -290,8 +290,11 @@ class Fleet:
 
     def launch(self, role: Role, now: float, replica_id: str | None = None, args: Iterable[str] = ()) -> str:
         """Start a replica process of the newest generation. SERVING: admitted to rotation (its
-        check gates traffic); STAGED: checked, held in drain; STANDBY: parked in maint. Raises
-        :class:`~.slots.NoFreeSlot` when every slot is held."""
+        check gates traffic); STAGED: checked, held in drain; STANDBY: parked in maint. The last
+        two keep no keep-warm from READY (they take no traffic until :meth:`promote` or
+        :meth:`switch` re-arms it). Raises :class:`~.slots.NoFreeSlot` when every slot is held."""
+        if role is not Role.SERVING:  # no traffic until a claim or a switch re-arms its keep-warm
+            args = (*args, "--no-keep-warm-at-ready")
         with self._lock:
             rid = replica_id or next(self._ids)
             slot = self._slots.acquire(rid)

@@ -209,8 +209,9 @@ class Runtime:
     def _start_keep_warm(self, model: Model) -> None:
         """From READY to the first request, keep the model's memory warm (keepwarm.py) with the
         last warmup request (a smallest shape): not for a user handler, whose code runs only on
-        requests, nor without warmup (no such request)."""
-        if self._keep_warm_off(model) is None:
+        requests, nor without warmup (no such request); nor when ``keep_warm_at_ready`` is off
+        (a standby, whose controller re-arms it when it claims it)."""
+        if self.config.keep_warm_at_ready and self._keep_warm_off(model) is None:
             self._spawn_keep_warm(model)
 
     def _keep_warm_off(self, model: Model) -> str | None:
