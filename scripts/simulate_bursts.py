@@ -2,7 +2,8 @@
 
 Run from the repository root: ``python scripts/simulate_bursts.py [--seeds 8]
 [--strategy NAME] [--design-jump X] [--hibernated N] [--hold-s S]
-[--fast-path-backlog N --tick-s S]``.
+[--fast-path-backlog N --tick-s S] [--metric-window-s S] [--panic-threshold X]
+[--scale-in-window-s S]``.
 Deterministic. The cost ratios divide each seed's replica-hours by AWS target tracking with
 min 2 on the same trace: at full price, and with hibernated standbys at their price.
 Families run in a process pool (one per core); the figures do not depend on it.
@@ -23,6 +24,9 @@ from warmgate.autoscaling.scenario import (
     strategy_parameters,
 )
 
+# ScalingConfig fields a run may override, for every strategy alike (the baseline keeps its own)
+POLICY_KNOBS = ("metric_window_s", "panic_threshold", "scale_in_window_s")
+
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -33,9 +37,13 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold-s", type=float, default=0.0, help="burst-sized: hold a need this long")
     parser.add_argument("--fast-path-backlog", type=int, default=None, help="turn the fast path on")
     parser.add_argument("--tick-s", type=float, default=None, help="observation interval")
+    for knob in POLICY_KNOBS:
+        parser.add_argument(f"--{knob.replace('_', '-')}", type=float, default=None, help="the policy's")
     args = parser.parse_args(argv)
     strategy = Strategy(args.strategy)
     base = SimConfig(hibernated=args.hibernated)
+    knobs = {k: getattr(args, k) for k in POLICY_KNOBS if getattr(args, k) is not None}
+    base = dataclasses.replace(base, scaling=dataclasses.replace(base.scaling, **knobs))
     if args.design_jump != 1.0 or args.hold_s:
         sizing = dataclasses.replace(
             burst_sizing(base.replica, design_jump=args.design_jump), hold_s=args.hold_s

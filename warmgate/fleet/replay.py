@@ -5,7 +5,7 @@
 1. the trace is compressed in time (``--time-scale``), thinned (``--keep``) and cut
    (``--duration-s``) to fit this machine;
 2. a fleet (HAProxy + ``warmgate serve`` processes, the policy and a warm pool) starts and
-   waits for its floor and its standbys;
+   waits for its floor and its standbys; one request to each floor replica ends its keep-warm;
 3. the calibration sweep (:mod:`warmgate.fleet.sweep`) sends open-loop requests at a few rates
    to the READY standby through an HAProxy of its own, while the fleet sits at its floor; the
    replica model is fitted to it (:func:`warmgate.autoscaling.calibrate.fit_service`), with
@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+import httpx
+
 from warmgate.autoscaling.calibrate import (
     ServiceFit,
     ShiftedLogNormal,
@@ -52,7 +54,7 @@ from warmgate.autoscaling.traces import Trace, TraceKind, load_csv, synthetic
 from warmgate.fleet.control import Background, ControlLoop
 from warmgate.fleet.fleet import Fleet, Role
 from warmgate.fleet.haproxy_config import HaproxySettings
-from warmgate.fleet.replica import ReplicaSpec, pick_port
+from warmgate.fleet.replica import HOST, ReplicaSpec, pick_port
 from warmgate.fleet.sweep import Sweep, fit_from_sweep, run_sweep, start_fit
 
 
@@ -179,6 +181,17 @@ class Sampler(_BesideTheLoad):
             self.replica_s += span * len(live)
             if ready < self.floor:
                 self.below_floor_s += span
+
+
+def _end_keep_warm(fleet: Fleet, body: bytes) -> None:
+    """One request straight to each replica in rotation: it ends the keep-warm the replica has
+    run since READY (warmgate/server/keepwarm.py), which would otherwise take a core from the
+    calibration sweep's replica on this shared host for its first 30 s."""
+    for replica in fleet.in_rotation():
+        url = f"http://{HOST}:{replica.port}/invocations"
+        httpx.post(
+            url, content=body, headers={"Content-Type": "application/x-npy"}, timeout=30
+        ).raise_for_status()
 
 
 def _quantiles(latencies: Sequence[float]) -> tuple[float, float]:
@@ -313,6 +326,7 @@ def run(args: argparse.Namespace) -> int:
             _until(lambda: len(fleet.in_rotation()) >= 2, "two replicas in rotation", 300)
             _until(lambda: pool.count(MemberState.READY) >= args.pool, "the standbys", 300)
             standby = next(r for r in fleet.replicas() if r.role is Role.STANDBY)
+            _end_keep_warm(fleet, args.body.read_bytes())
             calibration = HaproxySettings(port=pick_port(), socket=work / "sweep.sock")
             sweep = run_sweep(
                 standby.port,
