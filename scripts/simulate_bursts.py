@@ -3,7 +3,7 @@
 Run from the repository root: ``python scripts/simulate_bursts.py [--seeds 8]
 [--strategy NAME] [--design-jump X] [--hibernated N] [--hold-s S]
 [--fast-path-backlog N --tick-s S] [--metric-window-s S] [--panic-threshold X]
-[--scale-in-window-s S]``.
+[--scale-in-window-s S] [--recurring]``.
 Deterministic. The cost ratios divide each seed's replica-hours by AWS target tracking with
 min 2 on the same trace: at full price, and with hibernated standbys at their price.
 Families run in a process pool (one per core); the figures do not depend on it.
@@ -15,7 +15,7 @@ import argparse
 import dataclasses
 import sys
 
-from warmgate.autoscaling.bursts import evaluate_all, format_families
+from warmgate.autoscaling.bursts import FAMILIES, RECURRING, evaluate_all, format_families
 from warmgate.autoscaling.scenario import (
     SimConfig,
     Strategy,
@@ -39,6 +39,7 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--tick-s", type=float, default=None, help="observation interval")
     for knob in POLICY_KNOBS:
         parser.add_argument(f"--{knob.replace('_', '-')}", type=float, default=None, help="the policy's")
+    parser.add_argument("--recurring", action="store_true", help="recurring-burst hours, not the grid")
     args = parser.parse_args(argv)
     strategy = Strategy(args.strategy)
     base = SimConfig(hibernated=args.hibernated)
@@ -62,7 +63,8 @@ def run(argv: list[str] | None = None) -> int:
     if args.tick_s is not None:
         print(f"- observed every {args.tick_s:g} s")
     print(f"- baseline {strategy_parameters(Strategy.MIN_2, SimConfig())}\n")
-    results = evaluate_all(config, baseline, tuple(range(args.seeds)))
+    families = RECURRING if args.recurring else FAMILIES
+    results = evaluate_all(config, baseline, tuple(range(args.seeds)), families)
     print(format_families(results), flush=True)
     return 0
 
