@@ -44,15 +44,16 @@ def _probe(path: str, port: int, period: int, failures: int) -> dict[str, Any]:
 
 def k8s_documents(options: RenderOptions) -> list[dict[str, Any]]:
     name, port = options.name, options.port
-    container = {
+    env = [
+        {"name": "WARMGATE_PORT", "value": str(port)},
+        {"name": "WARMGATE_DRAIN_DELAY", "value": str(options.drain_delay_s)},
+    ]
+    container: dict[str, Any] = {
         "name": name,
         "image": options.image,
         "args": ["serve"],
         "ports": [{"name": "http", "containerPort": port}],
-        "env": [
-            {"name": "WARMGATE_PORT", "value": str(port)},
-            {"name": "WARMGATE_DRAIN_DELAY", "value": str(options.drain_delay_s)},
-        ],
+        "env": env,
         "startupProbe": _probe("/livez", port, 5, options.probe_failures_for_startup),
         "readinessProbe": _probe("/ping", port, 5, 1),
         "livenessProbe": _probe("/livez", port, 10, 3),
@@ -60,7 +61,14 @@ def k8s_documents(options: RenderOptions) -> list[dict[str, Any]]:
     }
     pod_spec = {"terminationGracePeriodSeconds": options.termination_grace_s, "containers": [container]}
     deployment = _deployment(name, name, options.min_hot, serving_pod_labels(name), pod_spec)
-    standby = _deployment(standby_name(name), name, options.pool_target_size, standby_labels(name), pod_spec)
+    # A standby takes no traffic until promoted: no keep-warm from READY (the promotion re-arms
+    # it with POST /warmgate/keep-warm, as `warmgate fleet` does on a claim).
+    standby_container = copy.deepcopy(container)
+    standby_container["env"] = [*env, {"name": "WARMGATE_KEEP_WARM_AT_READY", "value": "0"}]
+    standby_spec = {**pod_spec, "containers": [standby_container]}
+    standby = _deployment(
+        standby_name(name), name, options.pool_target_size, standby_labels(name), standby_spec
+    )
     service = {
         "apiVersion": "v1",
         "kind": "Service",

@@ -85,12 +85,14 @@ def test_every_deployment_selects_its_own_template() -> None:
             assert matches(doc["spec"]["selector"], doc["spec"]["template"]["metadata"]["labels"]), key
 
 
-def test_standby_pods_run_the_serving_pods_spec_with_the_same_probes() -> None:
+def test_standby_pods_run_the_serving_pods_spec_with_the_same_probes_and_no_keep_warm_at_ready() -> None:
     docs = rendered(RenderOptions(name="emb", startup_s=900))
     serving = docs["Deployment/emb"]["spec"]["template"]["spec"]
     standby = docs["Deployment/emb-standby"]["spec"]["template"]["spec"]
-    assert standby == serving
     (container,) = standby["containers"]
+    off = {"name": "WARMGATE_KEEP_WARM_AT_READY", "value": "0"}
+    assert container["env"] == [*serving["containers"][0]["env"], off]  # promotion re-arms it
+    assert {**standby, "containers": [{**container, "env": serving["containers"][0]["env"]}]} == serving
     assert container["readinessProbe"]["httpGet"]["path"] == "/ping"
     assert container["startupProbe"]["httpGet"]["path"] == "/livez"
     assert "publishNotReadyAddresses" not in docs["Service/emb"]["spec"]
