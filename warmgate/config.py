@@ -308,7 +308,7 @@ OPTIONS: tuple[Option, ...] = (
         ("WARMGATE_KEEP_WARM_AT_READY",),
         "lifecycle.keep_warm_at_ready",
         "start the keep-warm at READY; off for a replica that takes no traffic until a controller "
-        "re-arms it (POST /warmgate/keep-warm): `warmgate fleet` launches its standbys so",
+        "re-arms it (POST /warmgate/keep-warm), as `warmgate fleet` does for its standbys",
     ),
     Option(
         "threads",

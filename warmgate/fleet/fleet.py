@@ -40,7 +40,7 @@ from warmgate.fleet.haproxy_config import (
     render_config,
     slot_names,
 )
-from warmgate.fleet.probe import Load, Probe, probe, rearm_keep_warm
+from warmgate.fleet.probe import Load, Probe, probe
 from warmgate.fleet.replica import HOST, ReplicaProcess, ReplicaSpec, pick_port
 from warmgate.fleet.runtime_api import BackendStat, RuntimeApi
 from warmgate.fleet.slots import Slots
@@ -437,10 +437,18 @@ class Fleet:
             t.process.kill()
 
     def _rearm_keep_warm(self, urls: Iterable[str]) -> None:
-        """Replicas about to take their first traffic after idling since READY keep warm until
-        it comes (outside the lock: one loopback POST each)."""
+        """``POST /warmgate/keep-warm`` to replicas about to take their first traffic after
+        idling since READY: they keep their model warm until it comes (warmgate/server/
+        keepwarm.py). Called outside the lock. One that does not (logged) still takes its
+        traffic; its first request pays the idle pause."""
         for url in urls:
-            rearm_keep_warm(self._client, url)
+            try:
+                reply = self._client.post(url + "/warmgate/keep-warm")
+            except httpx.TransportError as exc:
+                log.warning("keep-warm not re-armed at %s: %s", url, exc)
+                continue
+            if reply.status_code != 202:
+                log.warning("keep-warm not re-armed at %s: %d %s", url, reply.status_code, reply.text[:200])
 
     def _enter(self, t: _Tracked) -> None:
         """Put a replica's slot where its role says: rotation (gated), staged, or maint."""

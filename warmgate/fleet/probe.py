@@ -4,15 +4,12 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from warmgate.autoscaling.model import ReplicaPhase
-
-log = logging.getLogger("warmgate.fleet")
 
 IN_FLIGHT = "warmgate_requests_in_flight"
 QUEUE_DEPTH = "warmgate_queue_depth"
@@ -83,18 +80,3 @@ def probe(client: httpx.Client, base_url: str) -> Probe:
     word = str(body.get("phase", ""))
     load = parse_metrics(metrics.text) if metrics.status_code == 200 else Load()
     return Probe(phase_of(word), word, load, str(body.get("reason") or ""))
-
-
-def rearm_keep_warm(client: httpx.Client, base_url: str) -> bool:
-    """``POST /warmgate/keep-warm``: a standby about to take traffic keeps its model warm until
-    its first request (warmgate/server/keepwarm.py). False, logged, when it did not: the claim
-    goes on, and that first request pays the idle pause."""
-    try:
-        reply = client.post(base_url + "/warmgate/keep-warm")
-    except httpx.TransportError as exc:
-        log.warning("keep-warm not re-armed at %s: %s", base_url, exc)
-        return False
-    if reply.status_code != 202:
-        log.warning("keep-warm not re-armed at %s: %d %s", base_url, reply.status_code, reply.text[:200])
-        return False
-    return True
