@@ -23,6 +23,7 @@ from tests.e2e.conftest import StartFleet
 from tests.e2e.haproxy import requires_haproxy
 from warmgate.autoscaling.model import ReplicaPhase, ScalingConfig
 from warmgate.autoscaling.pool import PoolConfig, WarmPool
+from warmgate.autoscaling.sizing import BurstSizing
 from warmgate.fleet.control import Background, ControlLoop
 from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role
 from warmgate.fleet.probe import parse_metrics
@@ -344,5 +345,48 @@ def test_fleet_metrics_time_the_claim_and_the_claimed_replicas_first_request(
         assert samples[("warmgate_fleet_replicas", (("phase", "ready"), ("role", "serving")))] >= 2
         # SIGKILL loses what was in flight on the victim (one request per client at most), no more
         assert set(traffic.statuses) <= {200, 502} and traffic.statuses.count(502) <= 2
+    finally:
+        background.stop()
+
+
+def test_a_burst_sized_pool_keeps_no_standby_until_it_sees_a_jump_then_parks_them(
+    linear_dir: Path, make_fleet: MakeFleet
+) -> None:
+    """The default strategy of the simulator on the real fleet: the pool's size comes from the
+    jumps the policy measures (`ScalingConfig.burst`), not from a fixed target."""
+    fleet = make_fleet(linear_dir)
+    pool = WarmPool(PoolConfig(target_size=0, max_size=2), id_prefix="standby")
+    sizing = BurstSizing(replica_capacity=5.0, horizon_s=2.0)
+    scaling = ScalingConfig(
+        min_hot=2,
+        max_replicas=2,
+        metric_window_s=1.0,
+        panic_window_s=0.5,
+        scale_in_window_s=60.0,
+        burst=sizing,
+    )
+    loop = ControlLoop(fleet, scaling, pool, tick_s=0.1)
+    for _ in range(2):
+        fleet.launch(Role.SERVING, time.monotonic())
+    _until(lambda: len(fleet.in_rotation()) == 2, "two replicas in rotation", fleet)
+
+    def standbys() -> list[ReplicaInfo]:
+        return [r for r in fleet.replicas() if r.role is Role.STANDBY]
+
+    background = Background(loop).start()
+    try:
+        quiet_until = time.monotonic() + 2.0  # quiet traffic: no jump, no standby
+        while time.monotonic() < quiet_until:
+            assert standbys() == []
+            time.sleep(0.1)
+        with Traffic(fleet.url, LINEAR_BODY, workers=4) as traffic:  # hundreds a second: a jump
+            _until(lambda: len(standbys()) == 2, "standbys sized for the jump", fleet)
+        _until(
+            lambda: sum(1 for r in standbys() if r.phase is ReplicaPhase.READY) == 2,
+            "the standbys READY",
+            fleet,
+        )
+        assert set(traffic.statuses) == {200}
+        assert all(_invocations(f"http://127.0.0.1:{r.port}") == 0 for r in standbys())  # parked
     finally:
         background.stop()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -103,3 +104,50 @@ def test_fleet_command_serves_through_haproxy_and_drains_on_sigterm(
             proc.kill()
             proc.wait(10)
         kill_logged(log.read_text())  # nothing left behind when an assertion failed
+
+
+@requires_haproxy
+def test_fleet_command_with_burst_capacity_keeps_standbys_only_after_a_jump(
+    linear_dir: Path, short_dir: Path
+) -> None:
+    port = free_port()
+    cmd = [sys.executable, "-m", "warmgate.fleet", "--model-dir", str(linear_dir), "--port", str(port)]
+    cmd += ["--pool", "1", "--burst-capacity", "5", "--burst-horizon-s", "2", "--tick-s", "0.1"]
+    cmd += ["--workdir", str(short_dir)]
+    log = short_dir / "fleet.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    body = io.BytesIO()
+    np.save(body, np.ones((1, 4), np.float32))
+    url = f"http://127.0.0.1:{port}/invocations"
+
+    def until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"{what}\n{log.read_text()}"
+            time.sleep(0.1)
+
+    try:
+        api = RuntimeApi(short_dir / "haproxy.sock")
+        until(lambda: (short_dir / "haproxy.sock").exists(), "HAProxy")
+        until(lambda: len([s for s in api.show_stat().servers if s.in_rotation]) == 2, "two in rotation")
+        books = SqlitePoolStore(short_dir / "pool.db", PoolConfig())
+        assert books.members() == ()  # no jump seen: no standby, although --pool is 1
+        with httpx.Client(timeout=10) as client:
+            deadline = time.monotonic() + 30
+            while not books.members():  # a burst from idle, until the policy names a standby
+                assert time.monotonic() < deadline, log.read_text()
+                reply = client.post(
+                    url, content=body.getvalue(), headers={"Content-Type": "application/x-npy"}
+                )
+                assert reply.status_code == 200
+        until(lambda: [m.state for m in books.members()] == [MemberState.READY], "the standby READY")
+        books.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        kill_logged(log.read_text())

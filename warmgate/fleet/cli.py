@@ -25,6 +25,8 @@ from prometheus_client import start_http_server
 
 from warmgate.autoscaling.model import ScalingConfig
 from warmgate.autoscaling.pool import PoolConfig
+from warmgate.autoscaling.sizing import BurstSizing
+from warmgate.errors import ConfigError
 from warmgate.fleet.control import ControlLoop
 from warmgate.fleet.fleet import Fleet, Role
 from warmgate.fleet.haproxy_config import HaproxySettings
@@ -59,7 +61,26 @@ def add_fleet_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--replicas", type=int, default=2, help="replicas started in rotation at once")
     p.add_argument("--port", type=int, default=8080, help="HAProxy's frontend port")
     p.add_argument("--bind", default="127.0.0.1", help="HAProxy's frontend address")
-    p.add_argument("--pool", type=int, default=0, help="warm standbys kept READY out of rotation")
+    p.add_argument(
+        "--pool",
+        type=int,
+        default=0,
+        help="warm standbys kept READY out of rotation (with --burst-capacity: at most this many)",
+    )
+    p.add_argument(
+        "--burst-capacity",
+        type=float,
+        default=None,
+        metavar="RPS",
+        help="size the pool from the request-rate jumps the fleet sees (the simulator's default "
+        "strategy, min-2-burst-sized; docs/autoscaling.md): requests/s one replica completes at most",
+    )
+    p.add_argument(
+        "--burst-horizon-s",
+        type=float,
+        default=BurstSizing.horizon_s,
+        help="with --burst-capacity: how long standbys must carry a jump (a claim + a cold start)",
+    )
     p.add_argument("--min-hot", type=int, default=2, help="floor of READY replicas in rotation")
     p.add_argument("--max-replicas", type=int, default=8, help="most replicas in rotation")
     p.add_argument(
@@ -121,11 +142,19 @@ def run_fleet(args: argparse.Namespace) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe otherwise
     workdir: Path = args.workdir or Path(tempfile.mkdtemp(prefix="warmgate-fleet-"))
+    if args.burst_capacity is not None and args.pool < 1:
+        raise ConfigError("--burst-capacity sizes the pool up to --pool standbys: give --pool N (N >= 1)")
+    sizing = (
+        BurstSizing(replica_capacity=args.burst_capacity, horizon_s=args.burst_horizon_s)
+        if args.burst_capacity is not None
+        else None
+    )
     scaling = ScalingConfig(
         min_hot=args.min_hot,
         max_replicas=args.max_replicas,
         target_per_replica=args.target_in_flight,
         scale_in_window_s=args.scale_in_window_s,
+        burst=sizing,
     )
     settings = HaproxySettings(
         port=args.port,
@@ -200,7 +229,9 @@ def run_fleet(args: argparse.Namespace) -> int:
 
 
 def _open_pool(args: argparse.Namespace, key: MatchKey, url: str) -> StoredPool:
-    config = PoolConfig(target_size=args.pool, max_size=max(args.pool, 1))
+    # Burst-sized: none until the policy names a need (Decision.standbys), at most --pool.
+    target = 0 if args.burst_capacity is not None else args.pool
+    config = PoolConfig(target_size=target, max_size=max(args.pool, 1))
     store = open_store(url, config, lease_ttl_s=args.pool_lease_ttl_s)
     log.info("pool store %s; standbys match %s", redact(url), key)
     return StoredPool(store, key, "fleet", time.time(), lease_ttl_s=args.pool_lease_ttl_s)
