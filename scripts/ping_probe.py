@@ -53,7 +53,8 @@ def _niced(cmd: list[str], nice: int | None) -> list[str]:
 
 def probe(
     model_dir: Path, config: str, clients: int, seconds: float, prober_nice: int | None, load_nice: int | None
-) -> str:
+) -> tuple[str, list[float]]:
+    """One round of ``config``: its table row, and its /ping latencies (seconds)."""
     body = json.dumps({"inputs": [SENTENCE]}).encode()
     with tempfile.TemporaryDirectory() as tmp, serve(model_dir, Path(tmp), shlex.split(config)) as server:
         load_cmd = hey.hey_command(server.url + "/invocations", seconds + 2, clients, body)
@@ -62,7 +63,8 @@ def probe(
         ping_cmd = hey.hey_command(server.url + "/ping", seconds, 1, rate_per_client=PING_RATE)
         ping = hey.run(_niced(ping_cmd, prober_nice), seconds)
         result = hey.finish(load, seconds + 2)
-    return f"| `{config}` | {result.rps:.0f} | {ping.requests} | {quantiles(list(ping.latencies_s))} |"
+    latencies = list(ping.latencies_s)
+    return f"| `{config}` | {result.rps:.0f} | {ping.requests} | {quantiles(latencies)} |", latencies
 
 
 def wake(policy: str, samples: int = 600) -> str:
@@ -109,11 +111,18 @@ def main() -> int:
         f"prober nice {args.prober_nice or 0}\n"
     )
     print("| config | req/s | pings | /ping latency, ms |\n| --- | ---: | ---: | --- |")
+    pooled: dict[str, list[float]] = {config: [] for config in configs}
     for round_no in range(args.rounds):
         order = configs if round_no % 2 == 0 else list(reversed(configs))
         for config in order:
-            result = probe(model_dir, config, args.clients, args.seconds, args.prober_nice, args.load_nice)
-            print(result, flush=True)
+            niceness = (args.prober_nice, args.load_nice)
+            row, latencies = probe(model_dir, config, args.clients, args.seconds, *niceness)
+            pooled[config] += latencies
+            print(row, flush=True)
+    if args.rounds > 1:  # one run's p99 is its 9th slowest ping: the pooled one is steadier
+        print("\n| config, every round pooled | pings | /ping latency, ms |\n| --- | ---: | --- |")
+        for config, latencies in pooled.items():
+            print(f"| `{config}` | {len(latencies)} | {quantiles(latencies)} |")
     return 0
 
 
