@@ -408,7 +408,8 @@ def bench_claim(dirs: dict[str, Path], cycles: int = 8) -> None:
     later; that request ÷ the median of 10 back to back right after it."""
     line = default_prompt_set()[0]
     headers = {"Content-Type": line.content_type, "Accept": line.accept}
-    ratios: dict[str, list[float]] = {"re-armed on the claim": [], "not re-armed": []}
+    rearmed, plain = "re-armed on the claim", "not re-armed"
+    ratios: dict[str, list[float]] = {rearmed: [], plain: []}
     with (
         ready_server(dirs["onnx"], "--keep-warm-s", "1", *SERVER_ARGS) as server,
         httpx.Client(base_url=server.url, timeout=60) as client,
@@ -420,13 +421,13 @@ def bench_claim(dirs: dict[str, Path], cycles: int = 8) -> None:
             return time.perf_counter() - t0
 
         for cycle in range(2 * cycles):
-            arm = list(ratios)[cycle % 2]
+            rearm = cycle % 2 == 0
             time.sleep(STANDBY_IDLE_S)
-            if arm == "re-armed on the claim":
+            if rearm:
                 assert client.post("/warmgate/keep-warm").status_code == 202
             time.sleep(ADMIT_S)
             first = timed()
-            ratios[arm].append(first / statistics.median(timed() for _ in range(10)))
+            ratios[rearmed if rearm else plain].append(first / statistics.median(timed() for _ in range(10)))
     print(
         f"\n### A standby's first request after a claim ÷ its steady p50 ({line.name}, idle "
         f"{STANDBY_IDLE_S:g} s past a 1 s keep-warm, first request {ADMIT_S:g} s after the claim)\n"

@@ -251,12 +251,9 @@ class Runtime:
         async def run() -> None:
             await self.inference.run_now(model.infer, [item])
 
-        def ready() -> bool:
-            return self.lifecycle.phase is Phase.READY
-
         async def warm() -> None:
-            seconds = self.config.keep_warm_s
-            await keep_warm(run, self.traffic, seconds, self.metrics.keep_warm_runs.inc, serving=ready)
+            seconds, on_run = self.config.keep_warm_s, self.metrics.keep_warm_runs.inc
+            await keep_warm(run, self.traffic, seconds, on_run, serving=lambda: self.lifecycle.ready)
 
         self._keep_warm = self._spawn(warm(), "warmgate-keep-warm")
 
