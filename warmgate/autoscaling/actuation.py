@@ -8,7 +8,12 @@ what the fleet does. The pool's books are kept here too; the actuator only acts.
 Steps, in order:
 
 1. **replace**: remove each FAILED replica the decision names (its capacity is in ``start``);
-2. **drain**: take each named replica out of rotation; it finishes in-flight work and leaves;
+2. **drain or reuse**: the pool resizes to the decision first (step 5's size); while it is
+   short of that size and reuses replicas (``PoolConfig.reuse_on_scale_in``, EC2 Auto
+   Scaling's ``ReuseOnScaleIn``), a named READY replica goes back to it as a standby instead
+   of leaving: the actuator parks it out of rotation, it finishes
+   its in-flight work, and the pool counts it READY once it is (no cold start to refill the
+   pool). Every other named replica is drained: it finishes in-flight work and leaves;
 3. **claim or cold-start**: for each of ``start``, claim the oldest READY standby and promote
    it into rotation; when the pool has none, cold-start a replica; stop when the actuator has no
    room for another;
@@ -21,7 +26,8 @@ Steps, in order:
    launch), or stopped when the pool takes no members. The fleet keeps its size, the pool its
    standbys; the READY capacity arrives a cold start sooner;
 5. **follow**: the pool resizes to the decision's ``standbys`` when it names them, else to
-   the fleet's new target (``PoolConfig.max_prepared``);
+   the fleet's new target (``PoolConfig.max_prepared``) (again: claims and swaps do not
+   change it);
 6. **reap**: the pool errors stragglers, recycles stale standbys, removes finished members (the
    actuator stops them) and tops up its deficit (the actuator launches them).
 
@@ -54,8 +60,9 @@ class Actuator(Protocol):
         """Start a new serving replica; return its id, or None when there is no room for one."""
 
     def park(self, replica_id: str, now: float) -> None:
-        """A serving replica still starting leaves the rotation and goes on starting as a
-        warm-pool member under its own id (the pool adopted it in a swap)."""
+        """A serving replica leaves the rotation and goes on as a warm-pool member under its
+        own id: one still starting goes on starting (the pool adopted it in a swap), a READY one
+        finishes its in-flight work (the pool reused it on scale-in)."""
 
     def launched_at(self, replica_id: str) -> float:
         """When this serving replica was launched, on the clock ``now`` is read from."""
@@ -83,6 +90,8 @@ class PoolBooks(Protocol):
 
     def resize(self, target: int) -> int: ...
 
+    def wanted(self) -> int: ...
+
     def follow(self, fleet_target: int) -> int: ...
 
     def reap(self, now: float) -> ReapReport: ...
@@ -106,6 +115,7 @@ class Actuation:
 
     removed: tuple[str, ...] = ()
     drained: tuple[str, ...] = ()
+    reused: tuple[str, ...] = ()  # named to drain, parked as standbys instead
     claimed: tuple[str, ...] = ()
     cold_started: tuple[str, ...] = ()
     pool: ReapReport | None = None
@@ -121,9 +131,14 @@ def actuate(decision: Decision, pool: PoolBooks | None, actuator: Actuator, now:
     for replica_id in decision.replace:
         actuator.remove(replica_id, now)
         _release(pool, replica_id)
+    _size(pool, decision)
+    reused: list[str] = []
     for replica_id in decision.drain:
-        actuator.drain(replica_id, now)
         _release(pool, replica_id)
+        if _reuse(pool, actuator, replica_id, now):
+            reused.append(replica_id)
+        else:
+            actuator.drain(replica_id, now)
     claimed: list[str] = []
     cold: list[str] = []
     for _ in range(decision.start):
@@ -138,9 +153,30 @@ def actuate(decision: Decision, pool: PoolBooks | None, actuator: Actuator, now:
         cold.append(started)
     swapped = _swap(decision.swap, pool, actuator, now)
     report = _follow_and_reap(pool, actuator, decision, now)
+    drained = tuple(r for r in decision.drain if r not in reused)
     return Actuation(
-        tuple(decision.replace), tuple(decision.drain), tuple(claimed), tuple(cold), report, swapped
+        tuple(decision.replace), drained, tuple(reused), tuple(claimed), tuple(cold), report, swapped
     )
+
+
+def _reuse(pool: PoolBooks | None, actuator: Actuator, replica_id: str, now: float) -> bool:
+    """Book a replica named to drain as a standby while the pool is short; park it."""
+    if pool is None or pool.wanted() <= 0 or _is_member(pool, replica_id):
+        return False  # a claimed standby's id stays booked (released) until the reap
+    if pool.adopt(replica_id, now, actuator.launched_at(replica_id)) is None:
+        return False
+    actuator.park(replica_id, now)
+    return True
+
+
+def _size(pool: PoolBooks | None, decision: Decision) -> None:
+    """Resize the pool to what ``decision`` wants (its ``standbys``, else the fleet's target)."""
+    if pool is None:
+        return
+    if decision.standbys is not None:
+        pool.resize(decision.standbys)
+    else:
+        pool.follow(decision.target)
 
 
 def _swap(
@@ -211,10 +247,7 @@ def _follow_and_reap(
 ) -> ReapReport | None:
     if pool is None:
         return None
-    if decision.standbys is not None:
-        pool.resize(decision.standbys)
-    else:
-        pool.follow(decision.target)
+    _size(pool, decision)
     report = pool.reap(now)
     for member_id in report.removed:
         actuator.retire_standby(member_id, now)

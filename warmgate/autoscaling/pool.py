@@ -77,6 +77,9 @@ class PoolConfig:
     keep_alive_ttl_s: float = 1800.0
     max_age_s: float = 4 * 3600.0
     warm_timeout_s: float = 600.0
+    # EC2 Auto Scaling's InstanceReusePolicy ReuseOnScaleIn: a replica the policy scales in goes
+    # back to the pool as a standby while the pool is short, instead of leaving.
+    reuse_on_scale_in: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_size <= self.target_size <= self.max_size:
@@ -211,6 +214,14 @@ class WarmPool:
         if self._config.max_prepared is None:
             return self._target
         return self.resize(self._config.max_prepared - fleet_target)
+
+    def wanted(self) -> int:
+        """Replicas scaled in that the pool would reuse: the standbys (WARMING + READY) missing
+        from the target size; 0 unless ``reuse_on_scale_in`` and ACTIVE."""
+        with self._lock:
+            if not self._config.reuse_on_scale_in or self._mode is not PoolMode.ACTIVE:
+                return 0
+            return max(0, self._target - self._standby())
 
     def members(self) -> tuple[Member, ...]:
         with self._lock:

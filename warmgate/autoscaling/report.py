@@ -29,7 +29,8 @@ class SimReport:
     ``met_no_ready`` arrived when no hot replica had room (cold-start exposure).
     Replica-hours: ``hot`` READY or DRAINING, ``warming`` starting up or being claimed,
     ``pooled`` warm standbys (warming or ready) in the pool, ``hibernated`` standbys of the
-    hibernated tier while they sleep (``resumes`` of them were woken)."""
+    hibernated tier while they sleep (``resumes`` of them were woken); ``slim`` the share of
+    ``pooled`` that READY standbys spent resized down (``SimConfig.slim``)."""
 
     trace: str
     requests: int
@@ -51,6 +52,8 @@ class SimReport:
     hibernated_hours: float = 0.0
     hibernated_price: float = 1.0
     resumes: int = 0
+    slim_hours: float = 0.0
+    slim_price: float = 1.0
 
     @property
     def sla_misses(self) -> int:
@@ -73,8 +76,13 @@ class SimReport:
 
     @property
     def priced_hours(self) -> float:
-        """Tiered accounting: hibernated standbys at ``hibernated_price`` of a replica."""
-        return self.replica_hours - (1.0 - self.hibernated_price) * self.hibernated_hours
+        """Tiered accounting: hibernated standbys at ``hibernated_price`` of a replica, slim
+        standbys at ``slim_price``."""
+        return (
+            self.replica_hours
+            - (1.0 - self.hibernated_price) * self.hibernated_hours
+            - (1.0 - self.slim_price) * self.slim_hours
+        )
 
 
 _COLUMNS = (

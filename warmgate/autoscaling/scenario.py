@@ -181,6 +181,31 @@ SIM_SCALING = dataclasses.replace(
 # RAM, $0.08 per GiB-month = $0.0033/h, 3.9 %. 10 % leaves room for a bigger volume.
 HIBERNATED_PRICE = 0.10
 
+# What a slim standby costs against a running replica: a READY standby resized in place down
+# to a quarter of a core (Kubernetes in-place pod resize, GA in 1.35; the local fleet's CPU
+# quota), its memory kept, priced by its requests as GKE Autopilot bills pods (us-central1,
+# general-purpose: $0.0445 per vCPU-hour, $0.0049225 per GiB-hour). A replica of 2 vCPU and
+# 2 GiB is $0.0989/h; a standby of 0.25 vCPU and 2 GiB $0.0210/h, 21 %. 25 % leaves room for
+# more memory.
+SLIM_PRICE = 0.25
+
+
+@dataclass(frozen=True)
+class SlimStandbys:
+    """READY warm-pool standbys resized down to a sliver of CPU while they wait (the model in
+    memory, warm), priced at ``price`` of a replica, and resized back up when claimed, while the
+    load balancer learns of it: READY ``max(resize_s, claim_s)`` after the claim. A standby
+    starts (loads, warms) at full size."""
+
+    price: float = SLIM_PRICE
+    resize_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.price <= 1.0 or self.resize_s < 0:
+            raise ConfigError(
+                f"slim price must be in [0, 1] and resize_s >= 0, got {self.price} and {self.resize_s}"
+            )
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -198,6 +223,7 @@ class SimConfig:
     engine: EngineModel = field(default_factory=KnativeStyle)
     hibernated: int = 0  # size of the hibernated standby tier (an EC2 warm pool, Hibernated)
     hibernated_price: float = HIBERNATED_PRICE
+    slim: SlimStandbys | None = None  # READY standbys resized down while they wait
 
     def __post_init__(self) -> None:
         if self.hibernated < 0 or not 0.0 <= self.hibernated_price <= 1.0:
@@ -219,11 +245,18 @@ class Strategy(Enum):
     HPA_MIN_2 = "k8s-hpa-min-2"
     MIN_2_POOL = "min-2-warm-pool"
     MIN_2_SIZED = "min-2-burst-sized"
+    MIN_2_SLIM = "min-2-slim-pool"
 
 
 # One standby while the fleet sits on its floor of two; none while it is larger (the
 # fleet's own headroom covers a burst then), refilled when it scales back in.
 DEFAULT_POOL = PoolConfig(target_size=1, min_size=0, max_size=8, max_prepared=3)
+
+
+# The slim strategy's scale-in window: a replica scaled in waits as a slim standby, claimed back in claim_s
+# (3 s), so the window that keeps a fleet from shedding what a cold start (65 s) would have
+# to bring back can be short.
+SLIM_SCALE_IN_WINDOW_S = 30.0
 
 
 # The burst-sized strategy's pool: no standby of its own; the policy names how many to keep.
@@ -247,6 +280,14 @@ def for_strategy(strategy: Strategy, base: SimConfig, pool: PoolConfig = DEFAULT
         scaling = dataclasses.replace(base.scaling, min_hot=2, burst=sizing)
         return dataclasses.replace(base, scaling=scaling, pool=SIZED_POOL, engine=KnativeStyle())
     base = dataclasses.replace(base, hibernated=0)
+    if strategy is Strategy.MIN_2_SLIM:
+        scaling = dataclasses.replace(
+            base.scaling, min_hot=2, burst=None, scale_in_window_s=SLIM_SCALE_IN_WINDOW_S
+        )
+        slim = base.slim or SlimStandbys()
+        reusing = dataclasses.replace(pool, reuse_on_scale_in=True)
+        return dataclasses.replace(base, scaling=scaling, pool=reusing, engine=KnativeStyle(), slim=slim)
+    base = dataclasses.replace(base, slim=None)
     if strategy is Strategy.MIN_2_POOL:
         scaling = dataclasses.replace(base.scaling, min_hot=2, burst=None)
         return dataclasses.replace(base, scaling=scaling, pool=pool, engine=KnativeStyle())
@@ -282,6 +323,13 @@ def strategy_parameters(strategy: Strategy, base: SimConfig, pool: PoolConfig = 
             f"; warm pool target {p.target_size} (max prepared {p.max_prepared}), "
             f"claim {base.replica.claim_s:g} s"
         )
+        if p.reuse_on_scale_in:
+            line += ", reuse on scale-in"
+        if config.slim is not None:
+            line += (
+                f"; slim standbys at {100 * config.slim.price:g} % of a replica's price, "
+                f"resized up in {config.slim.resize_s:g} s"
+            )
     return line
 
 

@@ -60,6 +60,7 @@ class _Replica:
     launched_at: float = 0.0
     admit_s: float = 0.0  # READY -> routed: the load balancer's check (a started replica's)
     routed_at: float = 0.0  # from when the router may send it requests (READY + admit_s)
+    to_pool: bool = False  # reused on scale-in: a READY standby once its in-flight work is done
 
     @property
     def outstanding(self) -> int:
@@ -99,6 +100,7 @@ class Simulation:
         self.sleeping = config.hibernated  # hibernated standbys, prepared before the trace
         self.preparing = 0  # launched into the hibernated tier, running until they sleep
         self.hibernated_hours = 0.0
+        self.slim_hours = 0.0  # READY standbys resized down (SimConfig.slim)
         self.resumes = 0
         self.parked: dict[str, bool] = {}  # cold starts handed to the pool -> fails_on_start
 
@@ -116,8 +118,12 @@ class Simulation:
             hot = ready + phases.count(ReplicaPhase.DRAINING)
             self.hot_hours += span * hot / 3600.0
             self.warming_hours += span * phases.count(ReplicaPhase.WARMING) / 3600.0
-            standby = self.pool.standby if self.pool is not None else 0
+            # a replica reused on scale-in is booked as a standby already: count it hot until empty
+            reusing = sum(1 for r in self.replicas.values() if r.to_pool)
+            standby = self.pool.standby - reusing if self.pool is not None else 0
             self.pooled_hours += span * (standby + self.preparing) / 3600.0
+            if self.cfg.slim is not None and self.pool is not None:
+                self.slim_hours += span * self.pool.count(MemberState.READY) / 3600.0
             self.hibernated_hours += span * self.sleeping / 3600.0
             if ready < self.cfg.floor:
                 self.below_floor_s += span
@@ -254,11 +260,13 @@ class Simulation:
         self.push(now + self.model.drain_s, _Event.DRAIN_DUE, replica_id)
 
     def promote(self, member_id: str, now: float) -> None:
-        """A claimed standby takes traffic once the router has seen it: ``claim_s`` later."""
+        """A claimed standby takes traffic once the router has seen it: ``claim_s`` later (a
+        slim one is resized up meanwhile: ``resize_s`` when that takes longer)."""
         self.claims += 1
         replica = _Replica(member_id, ReplicaPhase.WARMING, launched_at=now)
         self.replicas[member_id] = replica
-        self.push(now + self.model.claim_s, _Event.READY, member_id)
+        resize_s = self.cfg.slim.resize_s if self.cfg.slim is not None else 0.0
+        self.push(now + max(resize_s, self.model.claim_s), _Event.READY, member_id)
 
     def cold_start(self, now: float) -> str | None:
         """Resume a hibernated standby when the tier has one (``resume_s``; a new one is
@@ -277,9 +285,16 @@ class Simulation:
         return replica.replica_id
 
     def park(self, replica_id: str, now: float) -> None:
-        """The cold start leaves the rotation; its pending READY makes the pool member ready."""
-        replica = self.replicas.pop(replica_id)
-        self.parked[replica_id] = replica.fails_on_start
+        """A cold start leaves the rotation; its pending READY makes the pool member ready. A
+        READY replica (reused on scale-in) takes nothing new and is a READY standby once empty."""
+        replica = self.replicas[replica_id]
+        if replica.phase is ReplicaPhase.WARMING:
+            del self.replicas[replica_id]
+            self.parked[replica_id] = replica.fails_on_start
+            return
+        replica.phase = ReplicaPhase.DRAINING
+        replica.to_pool = True
+        self.maybe_remove(replica)
 
     def launched_at(self, replica_id: str) -> float:
         return self.replicas[replica_id].launched_at
@@ -305,8 +320,11 @@ class Simulation:
         return actuate(decision, self.pool, self, self.now)
 
     def maybe_remove(self, replica: _Replica) -> None:
-        if replica.drain_due and replica.outstanding == 0:
-            del self.replicas[replica.replica_id]
+        if replica.outstanding > 0 or not (replica.drain_due or replica.to_pool):
+            return
+        del self.replicas[replica.replica_id]
+        if replica.to_pool:
+            self.pool_member_ready(replica.replica_id, fails=False)
 
     def pool_member_ready(self, member_id: str, fails: bool | None = None) -> None:
         """A standby's start is over: READY, or errored when its start fails (drawn here
@@ -429,6 +447,8 @@ class Simulation:
             timeline=tuple(self.timeline),
             hibernated_hours=self.hibernated_hours,
             hibernated_price=self.cfg.hibernated_price,
+            slim_hours=self.slim_hours,
+            slim_price=self.cfg.slim.price if self.cfg.slim is not None else 1.0,
             resumes=self.resumes,
         )
 

@@ -99,6 +99,19 @@ class StoredPool:
         self._target = min(max(target, self.config.min_size), self.config.max_size)
         return self._target
 
+    def wanted(self) -> int:
+        """Like :meth:`WarmPool.wanted`: this controller's standbys of its key missing from the
+        target size (0 unless ``reuse_on_scale_in``)."""
+        if not self.config.reuse_on_scale_in:
+            return 0
+        live = (MemberState.WARMING, MemberState.READY)
+        mine = sum(
+            1
+            for s in self.store.members()
+            if s.owner in self._held and s.key == self.key and s.member.state in live
+        )
+        return max(0, self._target - mine)
+
     def follow(self, fleet_target: int) -> int:
         """Like :meth:`WarmPool.follow`: ``max_prepared - fleet_target`` when that is set."""
         if self.config.max_prepared is None:

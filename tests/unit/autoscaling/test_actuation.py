@@ -1,12 +1,14 @@
 """The shared actuation sequence's swap step (``actuate``, step 4), on the simulator's virtual
 replicas and the in-memory warm pool: a standby that turns READY while cold starts warm serves
-in their place, and the cold start becomes the pool's standby. Figures worked out by hand."""
+in their place, and the cold start becomes the pool's standby. Figures worked out by hand.
+And its reuse on scale-in (step 2): a replica scaled in refills a short pool."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
-from warmgate.autoscaling.model import Decision, ScalingConfig, ScalingMode, TargetMetric
+from warmgate.autoscaling.model import Decision, ReplicaPhase, ScalingConfig, ScalingMode, TargetMetric
 from warmgate.autoscaling.pool import MemberState, PoolConfig
 from warmgate.autoscaling.scenario import ReplicaModel, SimConfig
 from warmgate.autoscaling.simulator import Simulation
@@ -139,3 +141,66 @@ def test_without_a_ready_standby_nothing_is_traded() -> None:
     done = sim.apply(generated(0, (cold,)))
     assert done.swapped == ()
     assert set(sim.serving()) == {cold}
+
+
+def scaled_in(reuse: bool, requests: tuple[float, ...] = ()) -> tuple[Simulation, Decision]:
+    """Three READY replicas and an empty pool that wants one standby; the decision scales in
+    ``replica-3``. ``requests`` arrive at those times (the router sends them to replica-1)."""
+    config = SimConfig(
+        replica=REPLICA,
+        pool=PoolConfig(target_size=0, max_size=2, reuse_on_scale_in=reuse),
+        initial_hot=3,
+    )
+    sim = Simulation(Trace("few", 1000.0, requests, (1.0,) * len(requests)), config, random.Random(0))
+    sim.setup()
+    decision = Decision(
+        target=2,
+        start=0,
+        drain=("replica-3",),
+        replace=(),
+        mode=ScalingMode.STABLE,
+        hot=3,
+        warming=0,
+        reason="scale in",
+        standbys=1,
+    )
+    return sim, decision
+
+
+def test_a_replica_scaled_in_refills_a_reusing_pool_instead_of_a_cold_start() -> None:
+    sim, decision = scaled_in(reuse=True)
+    assert sim.pool is not None
+    done = sim.apply(decision)
+    assert (done.reused, done.drained) == (("replica-3",), ())
+    assert done.pool is not None and done.pool.started == ()  # nothing launched to fill the pool
+    assert set(sim.serving()) == {"replica-1", "replica-2"}
+    assert {m.member_id: m.state for m in sim.pool.members()} == {"replica-3": MemberState.READY}
+    # The next scale-out claims it back: serving a claim later, no cold start.
+    again = dataclasses.replace(decision, target=3, start=1, drain=(), mode=ScalingMode.PANIC)
+    assert sim.apply(again).claimed == ("replica-3",)
+    assert sim.cold_starts == 0
+
+
+def test_without_reuse_the_replica_scaled_in_leaves_and_the_pool_launches_a_standby() -> None:
+    sim, decision = scaled_in(reuse=False)
+    done = sim.apply(decision)
+    assert (done.reused, done.drained) == ((), ("replica-3",))
+    assert done.pool is not None and len(done.pool.started) == 1
+
+
+def test_a_busy_replica_scaled_in_finishes_its_requests_before_it_counts_as_a_standby() -> None:
+    sim, decision = scaled_in(reuse=True, requests=(0.0,))
+    assert sim.pool is not None
+    sim.advance(0.0)
+    sim.arrive(0)  # the least loaded replica first: all are empty, so the first, replica-1
+    busy = next(r for r in sim.replicas.values() if r.outstanding)
+    drain = dataclasses.replace(decision, drain=(busy.replica_id,))
+    assert sim.apply(drain).reused == (busy.replica_id,)
+    assert sim.pool.get(busy.replica_id).state is MemberState.WARMING
+    assert sim.serving()[busy.replica_id] is ReplicaPhase.DRAINING
+    at, _, _, replica_id, request = next(e for e in sorted(sim.events) if e[3] == busy.replica_id)
+    sim.advance(at)
+    sim.complete(replica_id, request)  # the request completes
+    assert sim.pool.get(busy.replica_id).state is MemberState.READY
+    assert busy.replica_id not in sim.serving()
+    assert sim.latencies == [REPLICA.service_s]  # served, not lost

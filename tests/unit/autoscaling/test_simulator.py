@@ -15,6 +15,7 @@ from warmgate.autoscaling.scenario import (
     SERVED_REPLICA,
     ReplicaModel,
     SimConfig,
+    SlimStandbys,
     batching_curve,
 )
 from warmgate.autoscaling.simulator import simulate
@@ -213,3 +214,17 @@ def test_a_hibernated_standby_resumes_faster_than_a_cold_start_and_costs_its_pri
     full = warm.hot_hours + warm.warming_hours + warm.pooled_hours + warm.hibernated_hours
     assert warm.replica_hours == pytest.approx(full)  # full price: a sleeping one is a replica
     assert warm.priced_hours == pytest.approx(full - 0.9 * warm.hibernated_hours)
+
+
+def test_a_slim_standby_is_claimed_once_resized_and_costs_its_price_while_it_waits() -> None:
+    # As the claim above, with the standby slim: its resize (5 s) outlasts the claim (2 s)
+    pool = PoolConfig(target_size=1, max_size=1)
+    config = dataclasses.replace(scale_from_zero(pool), slim=SlimStandbys(price=0.25, resize_s=5.0))
+    report = simulate(trace([1.0], 20.0), config, random.Random(0))
+    # tick 2 claims the standby, READY at 2 + 5 = 7; the request runs 7..8. Its replacement
+    # (launched at 2) starts at full price until READY at 12, then waits slim.
+    assert (report.pool_claims, report.cold_starts) == (1, 0)
+    assert report.p50_latency_s == pytest.approx(7.0)
+    assert report.pooled_hours == pytest.approx(20 / HOUR)
+    assert report.slim_hours == pytest.approx((2 + 8) / HOUR)  # READY in the pool: 0..2, 12..20
+    assert report.priced_hours == pytest.approx(report.replica_hours - 0.75 * 10 / HOUR)
