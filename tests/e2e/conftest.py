@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.process import free_port
+from warmgate.fleet.cpu_quota import CpuQuota
 from warmgate.fleet.fleet import Fleet
 from warmgate.fleet.haproxy_config import HaproxySettings
 from warmgate.fleet.replica import ReplicaSpec
 
-StartFleet = Callable[[ReplicaSpec], Fleet]
+StartFleet = Callable[..., Fleet]
 
 
 @pytest.fixture
@@ -33,10 +34,10 @@ def start_fleet(tmp_path: Path) -> Iterator[StartFleet]:
     fleets: list[Fleet] = []
     short = Path(tempfile.mkdtemp(prefix="wg-"))  # a UNIX socket path must stay under 108 bytes
 
-    def start(spec: ReplicaSpec) -> Fleet:
+    def start(spec: ReplicaSpec, slim: CpuQuota | None = None) -> Fleet:
         n = len(fleets)
         settings = HaproxySettings(port=free_port(), socket=short / f"haproxy-{n}.sock")
-        fleet = Fleet(spec, settings, tmp_path / f"fleet-{n}", slots=6, stop_timeout_s=20.0)
+        fleet = Fleet(spec, settings, tmp_path / f"fleet-{n}", slots=6, stop_timeout_s=20.0, slim=slim)
         fleets.append(fleet)
         fleet.start()
         return fleet

@@ -10,7 +10,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,9 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import StartFleet
 from tests.e2e.haproxy import requires_haproxy
 from warmgate.autoscaling.model import ReplicaPhase, ScalingConfig
-from warmgate.autoscaling.pool import PoolConfig, WarmPool
+from warmgate.autoscaling.pool import MemberState, PoolConfig, WarmPool
 from warmgate.autoscaling.sizing import BurstSizing
 from warmgate.fleet.control import Background, ControlLoop
+from warmgate.fleet.cpu_quota import CpuQuota, CpuQuotaUnavailable, find_cpu_root
 from warmgate.fleet.fleet import Fleet, ReplicaInfo, Role
 from warmgate.fleet.probe import parse_metrics
 from warmgate.fleet.replica import ReplicaSpec
@@ -345,6 +346,75 @@ def test_fleet_metrics_time_the_claim_and_the_claimed_replicas_first_request(
         assert samples[("warmgate_fleet_replicas", (("phase", "ready"), ("role", "serving")))] >= 2
         # SIGKILL loses what was in flight on the victim (one request per client at most), no more
         assert set(traffic.statuses) <= {200, 502} and traffic.statuses.count(502) <= 2
+    finally:
+        background.stop()
+
+
+@pytest.fixture
+def cpu_quota() -> Iterator[CpuQuota]:
+    """Slim standbys' CPU quota under a cgroup of this test's own (skipped where none is writable)."""
+    try:
+        root = find_cpu_root(f"warmgate-test-{os.getpid()}-{time.monotonic_ns()}")
+    except CpuQuotaUnavailable as exc:
+        pytest.skip(f"slim standbys need a writable cgroup CPU controller: {exc}")
+    quota = CpuQuota(root, cores=0.1)
+    yield quota
+    if root.exists():  # the fleet closes it; a test that failed first may leave it
+        quota.close()
+
+
+def _held(quota: CpuQuota, rid: str, pid: int) -> bool:
+    procs = quota.root / rid / "cgroup.procs"
+    return quota.limit_of(rid) == 0.1 and procs.exists() and str(pid) in procs.read_text().split()
+
+
+def test_a_replica_scaled_in_waits_as_a_slim_standby_and_a_claim_takes_it_back_at_full_speed(
+    linear_dir: Path, start_fleet: StartFleet, cpu_quota: CpuQuota
+) -> None:
+    fleet = start_fleet(ReplicaSpec(linear_dir, (), drain_delay_s=0.5), slim=cpu_quota)
+    for _ in range(3):
+        fleet.launch(Role.SERVING, time.monotonic())
+    _until(lambda: len(fleet.in_rotation()) == 3, "three replicas in rotation", fleet)
+    first = {r.replica_id: r.pid for r in fleet.replicas()}
+    # The pool keeps 3 - (replicas in rotation) standbys: none now, one once the fleet is at two.
+    pool = WarmPool(PoolConfig(target_size=0, max_size=1, max_prepared=3, reuse_on_scale_in=True))
+    quick = ScalingConfig(
+        min_hot=2, max_replicas=3, metric_window_s=1.0, panic_window_s=0.5, scale_in_window_s=1.0
+    )
+    loop = ControlLoop(fleet, quick, pool, tick_s=0.1)
+    reused: tuple[str, ...] = ()
+    deadline = time.monotonic() + 30.0
+    while not reused:
+        assert time.monotonic() < deadline, f"no scale-in within 30 s\n{_describe(fleet)}"
+        tick = loop.tick()
+        assert tick.drained == () and tick.cold_started == ()
+        reused = tick.reused
+        time.sleep(0.1)  # the control loop's period, not a synchronisation
+    (rid,) = reused
+    # Out of rotation, its process alive: the pool's standby once its phase is seen READY, and
+    # held to the quota from then on. Nothing was launched to fill the pool.
+    assert _info(fleet, rid).role is Role.STANDBY
+    assert fleet.backend().server(_info(fleet, rid).slot).status == "MAINT"
+
+    def held() -> bool:
+        loop.tick()
+        return pool.get(rid).state is MemberState.READY and _held(cpu_quota, rid, first[rid])
+
+    _until(held, "the reused replica READY in the pool and held to 0.1 cores", fleet)
+    assert {r.replica_id: r.pid for r in fleet.replicas()} == first
+    # A serving replica dies: the claim takes the slim standby back, released from its quota
+    victim = next(r for r in fleet.in_rotation() if r.replica_id != rid)
+    os.kill(victim.pid, signal.SIGKILL)
+    background = Background(loop).start()
+    try:
+        back = "the standby back in rotation"
+        _until(lambda: rid in {r.replica_id for r in fleet.in_rotation()}, back, fleet)
+        assert cpu_quota.limit_of(rid) is None
+        assert _info(fleet, rid).pid == first[rid]  # the same process: no cold start
+        with Traffic(fleet.url, LINEAR_BODY) as traffic:
+            url = f"http://127.0.0.1:{_info(fleet, rid).port}"
+            _until(lambda: _invocations(url) > 0, "traffic on it", fleet)
+        assert set(traffic.statuses) == {200}
     finally:
         background.stop()
 

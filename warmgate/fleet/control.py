@@ -95,6 +95,7 @@ class TickReport:
     removed: tuple[str, ...] = ()
     pool: ReapReport | None = None
     swapped: tuple[Swap, ...] = ()
+    reused: tuple[str, ...] = ()  # scaled in, parked as standbys (PoolConfig.reuse_on_scale_in)
 
 
 class ControlLoop:
@@ -165,7 +166,8 @@ class ControlLoop:
                 self.metrics.claimed(rid, now, admitted, served.get(rid, 0))
         if decision.start or decision.drain or decision.replace:
             log.info(
-                "decision: %s (hot %d, warming %d, target %d): claimed %s, cold-started %s, drained %s",
+                "decision: %s (hot %d, warming %d, target %d): claimed %s, cold-started %s, "
+                "drained %s, reused as standbys %s",
                 decision.reason,
                 decision.hot,
                 decision.warming,
@@ -173,6 +175,7 @@ class ControlLoop:
                 list(done.claimed),
                 list(done.cold_started),
                 list(done.drained),
+                list(done.reused),
             )
         for swap in done.swapped:
             log.info(
@@ -190,6 +193,7 @@ class ControlLoop:
             done.removed,
             done.pool,
             done.swapped,
+            done.reused,
         )
 
     def apply(self, decision: Decision, now: float) -> Actuation:

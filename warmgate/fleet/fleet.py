@@ -32,6 +32,7 @@ import httpx
 
 from warmgate.autoscaling.model import ReplicaPhase
 from warmgate.errors import WarmgateError
+from warmgate.fleet.cpu_quota import CpuQuota
 from warmgate.fleet.haproxy import HaproxyProcess, find_haproxy
 from warmgate.fleet.haproxy_config import (
     AdminState,
@@ -95,6 +96,7 @@ class _Tracked:
     draining_since: float | None = None
     ready_at: float | None = None
     reason: str = ""
+    slim: bool = False  # a READY standby held to the fleet's CPU quota
 
     def info(self) -> ReplicaInfo:
         p = self.process
@@ -142,6 +144,7 @@ class Fleet:
         haproxy_binary: str | None = None,
         probe_timeout_s: float = 1.0,
         stop_timeout_s: float = 30.0,
+        slim: CpuQuota | None = None,
     ) -> None:
         self.spec = spec
         self._specs = {0: spec}
@@ -159,6 +162,7 @@ class Fleet:
         self._client = httpx.Client(timeout=probe_timeout_s)
         self._haproxy: HaproxyProcess | None = None
         self._api: RuntimeApi | None = None
+        self.slim = slim  # slim standbys: READY ones held to a CPU quota until promoted
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -191,6 +195,8 @@ class Fleet:
             self._replicas.clear()
         if self._haproxy is not None:
             self._haproxy.stop()
+        if self.slim is not None:
+            self.slim.close()
         self._client.close()
 
     def __enter__(self) -> Fleet:
@@ -320,10 +326,15 @@ class Fleet:
     def promote(self, replica_id: str, role: Role = Role.SERVING) -> None:
         """A standby joins the rotation (its process keeps running: no cold start), or, with
         ``role`` STAGED, the staged generation's capacity (checked, held out of rotation).
-        A standby joining the rotation first re-arms its keep-warm: it has idled since READY."""
+        A slim standby is released from its CPU quota first; one joining the rotation then
+        re-arms its keep-warm: it has idled since READY."""
+        with self._lock:
+            t = self._get(replica_id)
+            if t.slim and self.slim is not None:
+                self.slim.lift(replica_id)
+                t.slim = False
+            url = t.process.url
         if role is Role.SERVING:
-            with self._lock:
-                url = self._get(replica_id).process.url
             self._rearm_keep_warm([url])
         with self._lock:
             t = self._get(replica_id)
@@ -432,6 +443,7 @@ class Fleet:
                 if seen.phase is ReplicaPhase.READY and t.ready_at is None:
                     t.ready_at = now
                 t.phase = seen.phase
+            self._hold_slim(t)
         if t.draining_since is not None and now - t.draining_since > self.stop_timeout_s:
             log.warning("%s still running %.0fs after SIGTERM: killing it", rid, now - t.draining_since)
             t.process.kill()
@@ -450,6 +462,14 @@ class Fleet:
             if reply.status_code != 202:
                 log.warning("keep-warm not re-armed at %s: %d %s", url, reply.status_code, reply.text[:200])
 
+    def _hold_slim(self, t: _Tracked) -> None:
+        """A READY standby with nothing in flight (a replica reused on scale-in finishes its
+        requests first) is held to the CPU quota until :meth:`promote`."""
+        idle_standby = t.role is Role.STANDBY and t.phase is ReplicaPhase.READY and t.load.in_flight == 0
+        if self.slim is not None and idle_standby and not t.slim:
+            self.slim.hold(t.process.replica_id, t.process.pid)
+            t.slim = True
+
     def _enter(self, t: _Tracked) -> None:
         """Put a replica's slot where its role says: rotation (gated), staged, or maint."""
         if t.role is Role.SERVING:
@@ -460,6 +480,8 @@ class Fleet:
     def _free(self, t: _Tracked) -> None:
         self.api.set_state(t.slot, AdminState.MAINT)
         self._slots.release(t.slot)
+        if self.slim is not None:
+            self.slim.forget(t.process.replica_id)
 
     def _get(self, replica_id: str) -> _Tracked:
         try:
