@@ -26,6 +26,7 @@ from warmgate.autoscaling.scenario import (
     SERVED_BATCHING_GAIN,
     ReplicaModel,
     SimConfig,
+    SlimStandbys,
     Strategy,
     batching_curve,
     for_strategy,
@@ -105,6 +106,18 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         type=int,
         default=0,
         help="min-2-burst-sized: hibernated standbys (an EC2 warm pool in Hibernated state)",
+    )
+    p.add_argument(
+        "--slim-price",
+        type=float,
+        default=SlimStandbys.price,
+        help="min-2-slim-pool: a slim standby's price as a share of a replica's (its requests)",
+    )
+    p.add_argument(
+        "--slim-resize-s",
+        type=float,
+        default=SlimStandbys.resize_s,
+        help="min-2-slim-pool: seconds to resize a claimed slim standby back up",
     )
     p.add_argument("--queue-depth", type=int, default=replica.queue_depth)
     p.add_argument("--service-s", type=float, default=replica.service_s)
@@ -291,6 +304,7 @@ def sim_config(args: argparse.Namespace) -> SimConfig:
         latency_budget_s=args.latency_budget,
         tick_s=args.tick_s,
         hibernated=args.hibernated,
+        slim=SlimStandbys(price=args.slim_price, resize_s=args.slim_resize_s),
     )
 
 

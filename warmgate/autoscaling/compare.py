@@ -30,6 +30,10 @@ class Comparison:
     def cost_ratio(self, strategy: Strategy, baseline: Strategy = Strategy.MIN_2) -> float:
         return self.report(strategy).replica_hours / self.report(baseline).replica_hours
 
+    def priced_ratio(self, strategy: Strategy, baseline: Strategy = Strategy.MIN_2) -> float:
+        """Tiered accounting (slim or hibernated standbys at their price) over the baseline's."""
+        return self.report(strategy).priced_hours / self.report(baseline).replica_hours
+
     def table(self) -> str:
         named = [(s.value, r) for s, r in self.rows]
         header = "".join(f"- {line}\n" for line in self.parameters)

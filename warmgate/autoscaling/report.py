@@ -104,16 +104,20 @@ _COLUMNS = (
 
 def format_table(rows: Sequence[tuple[str, SimReport]], baseline: str | None = None) -> str:
     """A Markdown table, one row per (policy name, report); ``x min-2`` divides each
-    total by the ``baseline`` row's total (omitted when there is none)."""
+    total by the ``baseline`` row's total (omitted when there is none). When a row prices a
+    standby tier below a replica (slim or hibernated), ``x min-2 priced`` follows, on its
+    tiered accounting."""
     base = next((r.replica_hours for name, r in rows if name == baseline), None)
+    tiered = any(r.priced_hours < r.replica_hours for _, r in rows)
+    columns = (*_COLUMNS, "x min-2 priced") if tiered else _COLUMNS
     lines = [
-        "| " + " | ".join(_COLUMNS) + " |",
-        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(_COLUMNS))) + "|",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|",
     ]
     for name, r in rows:
         ratio = f"{r.replica_hours / base:.2f}" if base else "-"
         p99 = f"{r.p99_latency_s:.2f}" if r.p99_latency_s is not None else "-"
-        cells = (
+        cells: tuple[str, ...] = (
             name,
             str(r.requests),
             str(r.sla_misses),
@@ -128,6 +132,8 @@ def format_table(rows: Sequence[tuple[str, SimReport]], baseline: str | None = N
             ratio,
             p99,
         )
+        if tiered:
+            cells = (*cells, f"{r.priced_hours / base:.2f}" if base else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -274,20 +274,24 @@ def burst_sizing(replica: ReplicaModel, design_jump: float = 1.0) -> BurstSizing
 
 def for_strategy(strategy: Strategy, base: SimConfig, pool: PoolConfig = DEFAULT_POOL) -> SimConfig:
     """``base`` with the engine, floor and pool that ``strategy`` names; the rest unchanged.
-    The burst-sized strategy keeps ``base.scaling.burst`` when set (a design jump, say)."""
+    The burst-sized strategy keeps ``base.scaling.burst`` when set (a design jump, say) and
+    ``base.hibernated``; the slim pool keeps ``base.slim`` (its price, its resize time) when set.
+    No other strategy has either tier."""
+    if strategy is Strategy.MIN_2_SLIM:
+        scaling = dataclasses.replace(
+            base.scaling, min_hot=2, burst=None, scale_in_window_s=SLIM_SCALE_IN_WINDOW_S
+        )
+        reusing = dataclasses.replace(pool, reuse_on_scale_in=True)
+        slim = base.slim or SlimStandbys()
+        return dataclasses.replace(
+            base, scaling=scaling, pool=reusing, engine=KnativeStyle(), slim=slim, hibernated=0
+        )
+    base = dataclasses.replace(base, slim=None)
     if strategy is Strategy.MIN_2_SIZED:
         sizing = base.scaling.burst or burst_sizing(base.replica)
         scaling = dataclasses.replace(base.scaling, min_hot=2, burst=sizing)
         return dataclasses.replace(base, scaling=scaling, pool=SIZED_POOL, engine=KnativeStyle())
     base = dataclasses.replace(base, hibernated=0)
-    if strategy is Strategy.MIN_2_SLIM:
-        scaling = dataclasses.replace(
-            base.scaling, min_hot=2, burst=None, scale_in_window_s=SLIM_SCALE_IN_WINDOW_S
-        )
-        slim = base.slim or SlimStandbys()
-        reusing = dataclasses.replace(pool, reuse_on_scale_in=True)
-        return dataclasses.replace(base, scaling=scaling, pool=reusing, engine=KnativeStyle(), slim=slim)
-    base = dataclasses.replace(base, slim=None)
     if strategy is Strategy.MIN_2_POOL:
         scaling = dataclasses.replace(base.scaling, min_hot=2, burst=None)
         return dataclasses.replace(base, scaling=scaling, pool=pool, engine=KnativeStyle())

@@ -26,6 +26,16 @@ def test_burst_sized_pool_meets_the_goal_on_the_spike(on_spike: Comparison) -> N
     assert on_spike.cost_ratio(Strategy.MIN_2_SIZED) <= 1.3
 
 
+def test_slim_pool_meets_the_goal_on_the_spike_and_the_conversation_trace(on_spike: Comparison) -> None:
+    conversation = compare(load_csv(CONVERSATION, random.Random(0)), SimConfig(), seed=0)
+    for result in (on_spike, conversation):
+        slim = result.report(Strategy.MIN_2_SLIM)
+        assert slim.met_no_ready == 0 and slim.refused == 0
+        assert slim.sla_miss_ratio <= 0.005
+        assert result.priced_ratio(Strategy.MIN_2_SLIM) <= 1.3
+        assert result.cost_ratio(Strategy.MIN_2_SLIM) > 1.3  # at full price a standby is a replica
+
+
 def test_below_two_replicas_the_spike_hurts(on_spike: Comparison) -> None:
     for lower in (Strategy.SCALE_TO_ZERO, Strategy.MIN_1):
         report = on_spike.report(lower)
@@ -48,5 +58,12 @@ def test_table_has_one_row_per_strategy(on_spike: Comparison) -> None:
     table = on_spike.table()
     for strategy in Strategy:
         assert f"| {strategy.value} |" in table
-    baseline = next(r for r in table.splitlines() if r.startswith("| aws-target-tracking-min-2 |"))
-    assert baseline.split(" | ")[-2] == "1.00"  # its own "x min-2" cost ratio
+    lines = table.splitlines()
+    header = next(r for r in lines if r.startswith("| policy |")).split(" | ")
+    rows = {r.split(" | ")[0]: r.split(" | ") for r in lines if r.startswith("| ")}
+    baseline = rows["| aws-target-tracking-min-2"]
+    assert baseline[header.index("x min-2")] == "1.00"  # its own "x min-2" cost ratio
+    # the slim pool's standbys at their price: its priced ratio is below its full-price one
+    slim = rows[f"| {Strategy.MIN_2_SLIM.value}"]
+    priced = header.index("x min-2 priced |")
+    assert float(slim[priced].rstrip(" |")) < float(slim[header.index("x min-2")])
