@@ -253,6 +253,13 @@ def _add_render(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         action="store_true",
         help="SageMaker: an inference-component endpoint (a floor of model copies and instances)",
     )
+    p.add_argument(
+        "--slim-standby-cores",
+        type=float,
+        default=None,
+        help="Kubernetes: standbys resized in place to this many cores while they wait (slim "
+        "standbys; the pool controller may patch pods/resize)",
+    )
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     p.set_defaults(func=run_render)
 
@@ -372,6 +379,7 @@ def run_render(args: argparse.Namespace) -> int:
         asg_name=args.asg_name,
         ec2_instance_type=args.ec2_instance_type,
         inference_components=args.inference_components,
+        slim_standby_cores=args.slim_standby_cores,
         **({"subnets": tuple(args.subnets)} if args.subnets else {}),
         **({"security_groups": tuple(args.security_groups)} if args.security_groups else {}),
     )

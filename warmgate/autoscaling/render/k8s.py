@@ -25,6 +25,7 @@ import yaml
 from warmgate.autoscaling.render.k8s_pool import (
     app_labels,
     controller_documents,
+    cpu_quantity,
     serving_labels,
     serving_pod_labels,
     standby_labels,
@@ -48,6 +49,7 @@ def k8s_documents(options: RenderOptions) -> list[dict[str, Any]]:
         {"name": "WARMGATE_PORT", "value": str(port)},
         {"name": "WARMGATE_DRAIN_DELAY", "value": str(options.drain_delay_s)},
     ]
+    resources = {"cpu": cpu_quantity(options.cores), "memory": f"{options.memory_mib}Mi"}
     container: dict[str, Any] = {
         "name": name,
         "image": options.image,
@@ -58,7 +60,14 @@ def k8s_documents(options: RenderOptions) -> list[dict[str, Any]]:
         "readinessProbe": _probe("/ping", port, 5, 1),
         "livenessProbe": _probe("/livez", port, 10, 3),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(options.drain_delay_s)]}}},
+        # requests = limits: a Guaranteed pod, which stays Guaranteed through a CPU resize
+        "resources": {"requests": dict(resources), "limits": dict(resources)},
     }
+    if options.slim_standby_cores is not None:  # slim standbys: CPU resized in place, no restart
+        container["resizePolicy"] = [
+            {"resourceName": "cpu", "restartPolicy": "NotRequired"},
+            {"resourceName": "memory", "restartPolicy": "NotRequired"},
+        ]
     pod_spec = {"terminationGracePeriodSeconds": options.termination_grace_s, "containers": [container]}
     deployment = _deployment(name, name, options.min_hot, serving_pod_labels(name), pod_spec)
     # A standby takes no traffic until promoted: no keep-warm from READY (the promotion re-arms

@@ -29,6 +29,11 @@ promoted standby              ``<name>-standby``                ``serving``
   when the pod changed since the controller read it, so two controllers racing for the same
   standby promote it once, and a standby that stopped being ready is not promoted blind.
 - Standbys run, and are billed, like serving pods: a Kubernetes pod has no stopped state.
+  With slim standbys (``RenderOptions.slim_standby_cores``) a READY standby is resized in
+  place (``kubectl patch pod POD --subresource resize``, :func:`resize_patch`; Kubernetes
+  1.35+, ``resizePolicy`` cpu ``NotRequired``: no restart) down to a sliver of CPU while it
+  waits, its memory and its loaded model kept, and back to its full CPU first when promoted.
+  Where pods are billed by their requests (GKE Autopilot), it then costs that sliver.
 """
 
 from __future__ import annotations
@@ -77,34 +82,47 @@ def promotion_patch(resource_version: str) -> dict[str, Any]:
     return {"metadata": {"resourceVersion": resource_version, "labels": {ROLE_LABEL: SERVING}}}
 
 
+def cpu_quantity(cores: float) -> str:
+    """A Kubernetes CPU quantity in millicores: 2 cores is ``2000m``, a quarter ``250m``."""
+    return f"{round(cores * 1000)}m"
+
+
+def resize_patch(container: str, cores: float) -> dict[str, Any]:
+    """The patch of a pod's ``resize`` subresource that sets ``container``'s CPU (requests and
+    limits alike, so a Guaranteed pod stays Guaranteed) to ``cores``: down to the slim share
+    once a standby is READY, up to its full CPU before its promotion."""
+    cpu = cpu_quantity(cores)
+    resources = {"requests": {"cpu": cpu}, "limits": {"cpu": cpu}}
+    return {"spec": {"containers": [{"name": container, "resources": resources}]}}
+
+
 def controller_documents(options: RenderOptions) -> list[dict[str, Any]]:
     """ServiceAccount, Role and RoleBinding for the pool controller: read, promote (patch) and
     delete pods; read Deployments and ReplicaSets (which template is current); resize the
-    standby Deployment only."""
+    standby Deployment only; with slim standbys, resize pods in place."""
     name, account = options.name, controller_name(options.name)
     metadata = {"name": account, "labels": app_labels(name)}
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch", "delete"]},
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "replicasets"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments/scale"],
+            "resourceNames": [standby_name(name)],
+            "verbs": ["get", "patch", "update"],
+        },
+    ]
+    if options.slim_standby_cores is not None:
+        rules.append({"apiGroups": [""], "resources": ["pods/resize"], "verbs": ["patch"]})
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": dict(metadata, labels=app_labels(name)),
-        "rules": [
-            {
-                "apiGroups": [""],
-                "resources": ["pods"],
-                "verbs": ["get", "list", "watch", "patch", "delete"],
-            },
-            {
-                "apiGroups": ["apps"],
-                "resources": ["deployments", "replicasets"],
-                "verbs": ["get", "list", "watch"],
-            },
-            {
-                "apiGroups": ["apps"],
-                "resources": ["deployments/scale"],
-                "resourceNames": [standby_name(name)],
-                "verbs": ["get", "patch", "update"],
-            },
-        ],
+        "rules": rules,
     }
     binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1",

@@ -84,6 +84,9 @@ class RenderOptions:
     ec2_instance_type: str = "m6i.xlarge"  # 4 vCPU, 16 GiB: one 2-vCPU / 8 GiB task with room
     root_volume_gib: int = 30
     inference_components: bool = False  # SageMaker: an inference-component endpoint
+    # Kubernetes: slim standbys. A READY standby pod is resized in place to this many cores
+    # (memory kept: the model stays loaded) and back to cpu_units before its promotion.
+    slim_standby_cores: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
@@ -133,6 +136,11 @@ class RenderOptions:
             **target,
         }
         return dataclasses.replace(cls(), **{**policy, **engine})
+
+    @property
+    def cores(self) -> float:
+        """A replica's CPU in cores (``cpu_units`` are ECS's: 1024 a vCPU)."""
+        return self.cpu_units / 1024
 
     @property
     def invocations_per_minute(self) -> float:

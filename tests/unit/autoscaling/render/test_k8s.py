@@ -49,8 +49,12 @@ K8S_VERSION = kubernetes_validate.latest_version()
 
 @pytest.mark.parametrize(
     "options",
-    [RenderOptions(), RenderOptions(name="emb-v3", port=9000, drain_delay_s=0, startup_s=60)],
-    ids=["defaults", "edges"],
+    [
+        RenderOptions(),
+        RenderOptions(name="emb-v3", port=9000, drain_delay_s=0, startup_s=60, cpu_units=1536),
+        RenderOptions(slim_standby_cores=0.25),
+    ],
+    ids=["defaults", "edges", "slim"],
 )
 def test_every_document_passes_the_kubernetes_schema(options: RenderOptions) -> None:
     docs = list(yaml.safe_load_all(render(Engine.K8S, options)))
@@ -72,9 +76,10 @@ def test_the_schema_check_catches_a_misplaced_field() -> None:
         kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
 
 
+@pytest.mark.parametrize("slim", [None, 0.25], ids=["full", "slim"])
 @pytest.mark.parametrize("key", [*sorted(MODELS), "Deployment/standby"])
-def test_every_document_round_trips_through_the_client_models(key: str) -> None:
-    doc = documents(RenderOptions())[key]
+def test_every_document_round_trips_through_the_client_models(key: str, slim: float | None) -> None:
+    doc = documents(RenderOptions(slim_standby_cores=slim))[key]
     api = client.ApiClient()
     model = api.deserialize(json.dumps(doc), MODELS[doc["kind"]], "application/json")
     # a misspelt or misplaced key would be dropped by the model and fail this comparison

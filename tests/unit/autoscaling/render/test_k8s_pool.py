@@ -10,7 +10,7 @@ import yaml
 
 from warmgate.autoscaling.pool import PoolConfig
 from warmgate.autoscaling.render import Engine, RenderOptions, render
-from warmgate.autoscaling.render.k8s_pool import promotion_patch
+from warmgate.autoscaling.render.k8s_pool import promotion_patch, resize_patch
 from warmgate.autoscaling.scenario import DEFAULT_SCALING
 
 
@@ -116,3 +116,28 @@ def test_the_controller_may_promote_and_delete_pods_and_resize_only_the_pool() -
     scale = next(rule for rule in role["rules"] if rule["resources"] == ["deployments/scale"])
     assert [f"Deployment/{name}" for name in scale["resourceNames"]] == ["Deployment/emb-standby"]
     assert all("create" not in rule["verbs"] for rule in role["rules"])
+
+
+def test_slim_standbys_are_resized_in_place_by_the_controller_without_a_restart() -> None:
+    full, slim = (
+        rendered(RenderOptions(name="emb")),
+        rendered(RenderOptions(name="emb", slim_standby_cores=0.25)),
+    )
+    for docs in (full, slim):
+        for deployment in ("Deployment/emb", "Deployment/emb-standby"):
+            (container,) = docs[deployment]["spec"]["template"]["spec"]["containers"]
+            # Guaranteed: requests equal limits (2048 ECS units are 2 cores), so a resize keeps it so
+            assert container["resources"]["requests"] == container["resources"]["limits"]
+            assert container["resources"]["requests"] == {"cpu": "2000m", "memory": "8192Mi"}
+            policy = {p["resourceName"]: p["restartPolicy"] for p in container.get("resizePolicy", [])}
+            assert policy == ({"cpu": "NotRequired", "memory": "NotRequired"} if docs is slim else {})
+
+    def may_resize(docs: dict[str, dict[str, Any]]) -> bool:
+        rules = docs["Role/emb-pool-controller"]["rules"]
+        return any(r["resources"] == ["pods/resize"] and r["verbs"] == ["patch"] for r in rules)
+
+    assert may_resize(slim) and not may_resize(full)
+    # down to a quarter core once READY, back to 2 before the promotion: requests and limits alike
+    down = resize_patch("emb", 0.25)["spec"]["containers"][0]
+    assert down == {"name": "emb", "resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "250m"}}}
+    assert resize_patch("emb", 2.0)["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "2000m"}
