@@ -3,7 +3,7 @@
 Run from the repository root: ``python scripts/simulate_bursts.py [--seeds 8]
 [--strategy NAME] [--design-jump X] [--hibernated N] [--hold-s S]
 [--fast-path-backlog N --tick-s S] [--metric-window-s S] [--panic-threshold X]
-[--scale-in-window-s S] [--recurring]``.
+[--scale-in-window-s S] [--target-per-replica RPS] [--recurring]``.
 Deterministic. The cost ratios divide each seed's replica-hours by AWS target tracking with
 min 2 on the same trace: at full price, and with hibernated standbys at their price.
 Families run in a process pool (one per core); the figures do not depend on it.
@@ -25,7 +25,7 @@ from warmgate.autoscaling.scenario import (
 )
 
 # ScalingConfig fields a run may override, for every strategy alike (the baseline keeps its own)
-POLICY_KNOBS = ("metric_window_s", "panic_threshold", "scale_in_window_s")
+POLICY_KNOBS = ("metric_window_s", "panic_threshold", "scale_in_window_s", "target_per_replica")
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""The one actuation sequence: decision → replace → drain → claim or cold-start → swap → follow → reap.
+"""The one actuation sequence: decision → replace → drain or reuse → claim or cold-start → swap →
+follow → reap.
 
 :func:`actuate` applies a :class:`~warmgate.autoscaling.model.Decision` to whatever implements
 :class:`Actuator`: the simulator's virtual replicas and the local fleet's real processes behind
@@ -8,12 +9,12 @@ what the fleet does. The pool's books are kept here too; the actuator only acts.
 Steps, in order:
 
 1. **replace**: remove each FAILED replica the decision names (its capacity is in ``start``);
-2. **drain or reuse**: the pool resizes to the decision first (step 5's size); while it is
-   short of that size and reuses replicas (``PoolConfig.reuse_on_scale_in``, EC2 Auto
-   Scaling's ``ReuseOnScaleIn``), a named READY replica goes back to it as a standby instead
-   of leaving: the actuator parks it out of rotation, it finishes
-   its in-flight work, and the pool counts it READY once it is (no cold start to refill the
-   pool). Every other named replica is drained: it finishes in-flight work and leaves;
+2. **drain or reuse**: the pool first resizes to what the decision wants (step 5's size).
+   While it is short of that size and reuses replicas (``PoolConfig.reuse_on_scale_in``, EC2
+   Auto Scaling's ``ReuseOnScaleIn``), a named READY replica goes back to it as a standby
+   instead of leaving: the actuator parks it out of rotation, it finishes its in-flight work,
+   and the pool counts it READY once it is (no cold start refills the pool). Every other
+   named replica is drained: it finishes in-flight work and leaves;
 3. **claim or cold-start**: for each of ``start``, claim the oldest READY standby and promote
    it into rotation; when the pool has none, cold-start a replica; stop when the actuator has no
    room for another;
@@ -26,8 +27,8 @@ Steps, in order:
    launch), or stopped when the pool takes no members. The fleet keeps its size, the pool its
    standbys; the READY capacity arrives a cold start sooner;
 5. **follow**: the pool resizes to the decision's ``standbys`` when it names them, else to
-   the fleet's new target (``PoolConfig.max_prepared``) (again: claims and swaps do not
-   change it);
+   the fleet's new target (``PoolConfig.max_prepared``): the size of step 2 again, since
+   claims and swaps do not change it;
 6. **reap**: the pool errors stragglers, recycles stale standbys, removes finished members (the
    actuator stops them) and tops up its deficit (the actuator launches them).
 

@@ -183,10 +183,11 @@ HIBERNATED_PRICE = 0.10
 
 # What a slim standby costs against a running replica: a READY standby resized in place down
 # to a quarter of a core (Kubernetes in-place pod resize, GA in 1.35; the local fleet's CPU
-# quota), its memory kept, priced by its requests as GKE Autopilot bills pods (us-central1,
-# general-purpose: $0.0445 per vCPU-hour, $0.0049225 per GiB-hour). A replica of 2 vCPU and
-# 2 GiB is $0.0989/h; a standby of 0.25 vCPU and 2 GiB $0.0210/h, 21 %. 25 % leaves room for
-# more memory.
+# quota), its memory kept, priced by its requests as GKE Autopilot bills pods (CPU in steps of
+# a quarter vCPU, 1 to 6.5 GiB of memory per vCPU; general-purpose, us-central1: about $0.0445
+# per vCPU-hour and $0.0049 per GiB-hour). A replica of 2 vCPU and 2 GiB is $0.099/h; a
+# standby of 0.25 vCPU and 1 GiB (the most a quarter vCPU may hold is 1.625 GiB; the served
+# replica's RSS is about 200 MiB) $0.016/h, 16 %. 25 % leaves room for dearer memory.
 SLIM_PRICE = 0.25
 
 

@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import random
 import statistics
 import subprocess
@@ -48,10 +49,11 @@ from warmgate.autoscaling.calibrate import (
 )
 from warmgate.autoscaling.model import ReplicaPhase, ScalingConfig, TargetMetric
 from warmgate.autoscaling.pool import MemberState, PoolConfig, WarmPool
-from warmgate.autoscaling.scenario import ReplicaModel, SimConfig
+from warmgate.autoscaling.scenario import ReplicaModel, SimConfig, SlimStandbys
 from warmgate.autoscaling.simulator import simulate
 from warmgate.autoscaling.traces import Trace, TraceKind, load_csv, synthetic
 from warmgate.fleet.control import Background, ControlLoop
+from warmgate.fleet.cpu_quota import CpuQuota, find_cpu_root
 from warmgate.fleet.fleet import Fleet, Role
 from warmgate.fleet.haproxy_config import HaproxySettings
 from warmgate.fleet.replica import HOST, ReplicaSpec, pick_port
@@ -96,7 +98,9 @@ HEADER = (
 
 def shrink(trace: Trace, time_scale: float, keep: float, duration_s: float, seed: int) -> Trace:
     """``trace`` compressed ``time_scale`` x in time, thinned to ``keep`` of its arrivals and cut
-    at ``duration_s``; its crashes are compressed and cut alike (all of them kept)."""
+    at ``duration_s`` (or where the compressed trace ends, if sooner); its crashes are
+    compressed and cut alike (all of them kept)."""
+    duration_s = min(duration_s, trace.duration_s * time_scale)
     rng = random.Random(seed)
     arrivals = tuple(
         a * time_scale for a in trace.arrivals if a * time_scale < duration_s and rng.random() < keep
@@ -163,18 +167,25 @@ class Crasher(_BesideTheLoad):
 
 
 class Sampler(_BesideTheLoad):
-    """Counts serving replicas by phase every ``tick_s`` on a thread."""
+    """Counts serving replicas by phase every ``tick_s`` on a thread, over the trace's own window
+    ``[start, end]`` (monotonic clock) only, as the simulator counts ``[0, duration]``."""
 
-    def __init__(self, fleet: Fleet, floor: int, tick_s: float) -> None:
+    def __init__(self, fleet: Fleet, floor: int, tick_s: float, start: float, end: float) -> None:
         super().__init__()
         self.fleet, self.floor, self.tick_s = fleet, floor, tick_s
+        self.start, self.end = start, end
         self.replica_s = self.below_floor_s = 0.0
+
+    def wait_for_end(self) -> None:
+        """Block until the window is over (the load generator may finish before the trace)."""
+        self._thread.join(max(0.0, self.end - time.monotonic()) + 5 * self.tick_s)
 
     def _run(self) -> None:
         last = time.monotonic()
-        while not self._stop.wait(self.tick_s):
+        while not self._stop.wait(self.tick_s) and last < self.end:
             now = time.monotonic()
-            span, last = now - last, now
+            span = max(0.0, min(now, self.end) - max(last, self.start))
+            last = now
             replicas = self.fleet.replicas()
             live = [r for r in replicas if r.phase is not ReplicaPhase.FAILED]
             ready = sum(1 for r in live if r.role is Role.SERVING and r.phase is ReplicaPhase.READY)
@@ -312,11 +323,22 @@ def run(args: argparse.Namespace) -> int:
         panic_window_s=args.panic_window_s,
         scale_in_window_s=args.scale_in_window_s,
     )
-    pool_config = PoolConfig(target_size=args.pool, max_size=max(args.pool, 1))
+    pool_config = PoolConfig(
+        target_size=args.pool,
+        max_size=max(args.pool, 1),
+        max_prepared=args.max_prepared,
+        reuse_on_scale_in=args.reuse_on_scale_in,
+    )
     work = Path(tempfile.mkdtemp(prefix="wg-replay-"))
     spec = ReplicaSpec(args.model_dir, tuple(args.replica_arg), drain_delay_s=0.5)
     settings = HaproxySettings(port=pick_port(), socket=work / "haproxy.sock")
-    with Fleet(spec, settings, work, slots=2 * args.max_replicas + args.pool) as fleet:
+    quota = (
+        CpuQuota(find_cpu_root(f"warmgate-replay-{os.getpid()}"), args.slim_standby_cores)
+        if args.slim_standby_cores is not None
+        else None
+    )
+    slots = 2 * args.max_replicas + args.pool
+    with Fleet(spec, settings, work, slots=slots, slim=quota) as fleet:
         pool = WarmPool(pool_config, id_prefix="standby")
         loop = ControlLoop(fleet, scaling, pool, tick_s=args.tick_s)
         for _ in range(2):
@@ -326,6 +348,9 @@ def run(args: argparse.Namespace) -> int:
             _until(lambda: len(fleet.in_rotation()) >= 2, "two replicas in rotation", 300)
             _until(lambda: pool.count(MemberState.READY) >= args.pool, "the standbys", 300)
             standby = next(r for r in fleet.replicas() if r.role is Role.STANDBY)
+            if quota is not None:  # the sweep measures a replica at full speed, then it waits slim
+                _until(lambda: quota.limit_of(standby.replica_id) is not None, "the standby slim", 30)
+                quota.lift(standby.replica_id)
             _end_keep_warm(fleet, args.body.read_bytes())
             calibration = HaproxySettings(port=pick_port(), socket=work / "sweep.sock")
             sweep = run_sweep(
@@ -339,19 +364,22 @@ def run(args: argparse.Namespace) -> int:
                 spare=spec if args.host_cores is not None else None,
                 spares_together=SPARES_TOGETHER,
             )
+            if quota is not None:
+                quota.hold(standby.replica_id, standby.pid)
             no_ready_before = fleet.backend().no_server_503
             arrivals_file, out_file = work / "arrivals.json", work / "rows.json"
             arrivals_file.write_text(json.dumps(list(trace.arrivals)))
             command = [sys.executable, "-m", "warmgate.fleet.loadgen", fleet.url + "/invocations"]
             start = time.monotonic() + LOADGEN_START_S
             with (
-                Sampler(fleet, 2, args.tick_s) as sampler,
+                Sampler(fleet, 2, args.tick_s, start, start + trace.duration_s) as sampler,
                 Crasher(fleet, trace.crashes, start, args.seed) as crasher,
             ):
                 subprocess.run(
                     [*command, str(args.body), str(arrivals_file), str(out_file), "--start-at", str(start)],
                     check=True,
                 )
+                sampler.wait_for_end()
             rows = json.loads(out_file.read_text())
             no_ready = fleet.backend().no_server_503 - no_ready_before
         finally:
@@ -397,6 +425,8 @@ def run(args: argparse.Namespace) -> int:
         tick_s=args.tick_s,
         latency_budget_s=args.budget_s,
         router_timeout_s=0.0,  # HAProxy with no server UP answers 503 at once; it holds nothing
+        # a cgroup write lifts the quota: the claim's time is HAProxy's check (claim_s)
+        slim=SlimStandbys(resize_s=0.0) if quota is not None else None,
     )
     report = simulate(trace, sim_config, random.Random(args.seed))
     sim = Figures(
@@ -431,6 +461,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--keep", type=float, default=1.0, help="fraction of arrivals kept")
     p.add_argument("--duration-s", type=float, default=120.0, help="seconds of compressed trace")
     p.add_argument("--pool", type=int, default=1)
+    p.add_argument("--max-prepared", type=int, default=None, help="the pool keeps N - fleet target")
+    p.add_argument("--reuse-on-scale-in", action="store_true", help="a replica scaled in refills the pool")
+    p.add_argument(
+        "--slim-standby-cores",
+        type=float,
+        default=None,
+        help="hold READY standbys to this many cores (a cgroup CPU quota) until claimed",
+    )
     p.add_argument("--max-replicas", type=int, default=4)
     p.add_argument("--target", type=float, default=20.0, help="requests/s per replica to aim for")
     p.add_argument("--metric-window-s", type=float, default=5.0)

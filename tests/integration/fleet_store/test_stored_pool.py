@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from warmgate.autoscaling.pool import MemberState, PoolConfig, PoolEmpty, UnknownMember
+from warmgate.autoscaling.pool import MemberState, PoolConfig, PoolEmpty, UnknownMember, WarmPool
 from warmgate.fleet.store import MatchKey
 from warmgate.fleet.store.sqlite import SqlitePoolStore
 from warmgate.fleet.stored_pool import StoredPool
@@ -104,3 +104,27 @@ def test_another_fleets_member_of_the_same_id_is_not_this_fleets_to_release() ->
         b.get("replica-2")
     assert a.get("replica-2").state is MemberState.WARMING
     assert b.adopt("replica-2", 2.0, 2.0) is None  # the id is taken: fleet b stops its cold start
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_a_reusing_pool_wants_its_missing_standbys_as_the_in_memory_pool_does(reuse: bool) -> None:
+    config = PoolConfig(target_size=0, max_size=4, max_prepared=4, reuse_on_scale_in=reuse)
+    store = SqlitePoolStore(":memory:", config)
+    pool = StoredPool(store, KEY, "fleet", 0.0, lease_ttl_s=30.0)
+    memory = WarmPool(config)
+    for books in (pool, memory):
+        books.follow(2)  # the fleet at 2: keep 4 - 2 standbys
+        assert books.wanted() == (2 if reuse else 0)
+        (member,) = books.reap(0.0).started[:1]
+        assert books.wanted() == 0  # the reap launched both: nothing to reuse
+        books.follow(1)  # scaled in further: one more wanted, one reused replica fills it
+        assert books.wanted() == (1 if reuse else 0)
+        if reuse:
+            assert books.adopt("replica-7", 1.0, launched_at=0.0) is not None
+            assert books.wanted() == 0
+        assert member in {m.member_id for m in books.members()}
+    # another controller's standbys of the same key are not this fleet's
+    other = store.join("other", 0.0).controller_id
+    store.register("theirs", KEY, other, 0.0)
+    pool.follow(0)
+    assert pool.wanted() == (1 if reuse else 0)

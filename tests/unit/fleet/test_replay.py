@@ -36,6 +36,9 @@ def test_a_trace_shrunk_for_the_replay_keeps_its_crashes_on_the_same_clock() -> 
     shrunk = shrink(trace, time_scale=0.5, keep=1.0, duration_s=30.0, seed=0)
     assert shrunk.arrivals == (0.5, 25.0)
     assert shrunk.crashes == (20.0, 20.5)  # 80 s -> 40 s is past the cut
+    # a cut past the compressed trace's end ends with it: the fleet and the simulator then
+    # count replica-seconds over the same window
+    assert shrink(trace, time_scale=0.5, keep=1.0, duration_s=80.0, seed=0).duration_s == 50.0
 
 
 def test_a_cold_start_is_ready_at_once_but_routed_only_once_the_load_balancer_admits_it() -> None:
