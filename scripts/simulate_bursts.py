@@ -24,7 +24,7 @@ from warmgate.autoscaling.scenario import (
     strategy_parameters,
 )
 
-# ScalingConfig fields a run may override, for every strategy alike (the baseline keeps its own)
+# ScalingConfig fields a run may override, over what the strategy sets (the baseline keeps its own)
 POLICY_KNOBS = ("metric_window_s", "panic_threshold", "scale_in_window_s", "target_per_replica")
 
 
@@ -44,13 +44,14 @@ def run(argv: list[str] | None = None) -> int:
     strategy = Strategy(args.strategy)
     base = SimConfig(hibernated=args.hibernated)
     knobs = {k: getattr(args, k) for k in POLICY_KNOBS if getattr(args, k) is not None}
-    base = dataclasses.replace(base, scaling=dataclasses.replace(base.scaling, **knobs))
     if args.design_jump != 1.0 or args.hold_s:
         sizing = dataclasses.replace(
             burst_sizing(base.replica, design_jump=args.design_jump), hold_s=args.hold_s
         )
         base = dataclasses.replace(base, scaling=dataclasses.replace(base.scaling, burst=sizing))
     config = for_strategy(strategy, base)
+    # over what the strategy sets (the slim pool sets its own target and scale-in window)
+    config = dataclasses.replace(config, scaling=dataclasses.replace(config.scaling, **knobs))
     if args.fast_path_backlog is not None:
         scaling = dataclasses.replace(config.scaling, fast_path_backlog=args.fast_path_backlog)
         config = dataclasses.replace(config, scaling=scaling)
@@ -58,6 +59,8 @@ def run(argv: list[str] | None = None) -> int:
         config = dataclasses.replace(config, tick_s=args.tick_s)
     baseline = for_strategy(Strategy.MIN_2, SimConfig())
     print(f"- {strategy_parameters(strategy, base)}")
+    if knobs:
+        print(f"- the policy's {', '.join(f'{k} {v:g}' for k, v in knobs.items())}")
     if args.fast_path_backlog is not None:
         print(f"- fast path at a backlog of {args.fast_path_backlog}")
     if args.tick_s is not None:

@@ -12,9 +12,11 @@ Steps, in order:
 2. **drain or reuse**: the pool first resizes to what the decision wants (step 5's size).
    While it is short of that size and reuses replicas (``PoolConfig.reuse_on_scale_in``, EC2
    Auto Scaling's ``ReuseOnScaleIn``), a named READY replica goes back to it as a standby
-   instead of leaving: the actuator parks it out of rotation, it finishes its in-flight work,
-   and the pool counts it READY once it is (no cold start refills the pool). Every other
-   named replica is drained: it finishes in-flight work and leaves;
+   instead of leaving: the actuator parks it out of rotation, and it finishes its in-flight
+   work there. It is READY in the pool at once (a claimed standby through the pool store's
+   ``release``, any other replica adopted), so a claim may take it back before it is empty.
+   No cold start refills the pool. Every other named replica is drained: it finishes in-flight work and
+   leaves;
 3. **claim or cold-start**: for each of ``start``, claim the oldest READY standby and promote
    it into rotation; when the pool has none, cold-start a replica; stop when the actuator has no
    room for another;
@@ -83,11 +85,15 @@ class PoolBooks(Protocol):
 
     def adopt(self, member_id: str, now: float, launched_at: float) -> Member | None: ...
 
+    def mark_ready(self, member_id: str, now: float) -> Member: ...
+
     def get(self, member_id: str) -> Member: ...
 
     def members(self) -> tuple[Member, ...]: ...
 
     def release(self, member_id: str) -> Member: ...
+
+    def give_back(self, member_id: str, now: float) -> Member: ...
 
     def resize(self, target: int) -> int: ...
 
@@ -135,11 +141,11 @@ def actuate(decision: Decision, pool: PoolBooks | None, actuator: Actuator, now:
     _size(pool, decision)
     reused: list[str] = []
     for replica_id in decision.drain:
-        _release(pool, replica_id)
         if _reuse(pool, actuator, replica_id, now):
             reused.append(replica_id)
-        else:
-            actuator.drain(replica_id, now)
+            continue
+        actuator.drain(replica_id, now)
+        _release(pool, replica_id)
     claimed: list[str] = []
     cold: list[str] = []
     for _ in range(decision.start):
@@ -161,11 +167,24 @@ def actuate(decision: Decision, pool: PoolBooks | None, actuator: Actuator, now:
 
 
 def _reuse(pool: PoolBooks | None, actuator: Actuator, replica_id: str, now: float) -> bool:
-    """Book a replica named to drain as a standby while the pool is short; park it."""
-    if pool is None or pool.wanted() <= 0 or _is_member(pool, replica_id):
-        return False  # a claimed standby's id stays booked (released) until the reap
-    if pool.adopt(replica_id, now, actuator.launched_at(replica_id)) is None:
+    """Book a replica named to drain as a standby while the pool is short, and park it: a
+    claimed standby goes back to READY (when the pool may reuse it), any other replica is
+    adopted READY. Either may be claimed back while it still finishes its in-flight work."""
+    if pool is None or pool.wanted() <= 0:
         return False
+    try:
+        member: Member | None = pool.get(replica_id)
+    except UnknownMember:
+        member = None
+    if member is not None:
+        if member.state is not MemberState.CLAIMED:
+            return False
+        if pool.give_back(replica_id, now).state is not MemberState.READY:
+            return False  # refused (the pool is full, or the member too old): it drains
+    elif pool.adopt(replica_id, now, actuator.launched_at(replica_id)) is None:
+        return False
+    else:
+        pool.mark_ready(replica_id, now)  # it serves READY already
     actuator.park(replica_id, now)
     return True
 

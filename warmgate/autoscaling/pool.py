@@ -251,6 +251,28 @@ class WarmPool:
         """A claimed member is done serving: it drains and is removed on the next reap."""
         return self._move(member_id, MemberState.DRAINING, reason="released")
 
+    def give_back(self, member_id: str, now: float) -> Member:
+        """A CLAIMED member whose replica is scaled in: READY again when the pool may reuse it
+        (:func:`reuse_refusal`; the keep-alive renewed, as the pool store's ``release`` does),
+        else DRAINING with the reason."""
+        with self._lock:
+            member = self._get(member_id)
+            refusal = reuse_refusal(
+                member,
+                self._config,
+                now,
+                keep_alive_ttl_s=self._config.keep_alive_ttl_s,
+                accepting=self._mode is PoolMode.ACTIVE,
+                standby=self._standby(),
+            )
+            if refusal is not None:
+                return self._set(member, MemberState.DRAINING, reason=refusal)
+            reused = dataclasses.replace(
+                member, state=MemberState.READY, ready_at=now, claimed_at=None, reason="reused"
+            )
+            self._members[member_id] = reused
+            return reused
+
     def adopt(self, member_id: str, now: float, launched_at: float) -> Member | None:
         """Book a replica that is already starting (a cold start traded for a READY standby)
         as a WARMING member under its own id, so it becomes the pool's replacement standby

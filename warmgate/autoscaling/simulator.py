@@ -60,7 +60,7 @@ class _Replica:
     launched_at: float = 0.0
     admit_s: float = 0.0  # READY -> routed: the load balancer's check (a started replica's)
     routed_at: float = 0.0  # from when the router may send it requests (READY + admit_s)
-    to_pool: bool = False  # reused on scale-in: a READY standby once its in-flight work is done
+    to_pool: bool = False  # reused on scale-in: a READY standby, finishing its in-flight work
 
     @property
     def outstanding(self) -> int:
@@ -263,8 +263,12 @@ class Simulation:
         """A claimed standby takes traffic once the router has seen it: ``claim_s`` later (a
         slim one is resized up meanwhile: ``resize_s`` when that takes longer)."""
         self.claims += 1
-        replica = _Replica(member_id, ReplicaPhase.WARMING, launched_at=now)
-        self.replicas[member_id] = replica
+        replica = self.replicas.get(member_id)  # a reused standby still finishing its requests
+        if replica is not None:
+            replica.phase, replica.to_pool = ReplicaPhase.WARMING, False
+        else:
+            replica = _Replica(member_id, ReplicaPhase.WARMING, launched_at=now)
+            self.replicas[member_id] = replica
         resize_s = self.cfg.slim.resize_s if self.cfg.slim is not None else 0.0
         self.push(now + max(resize_s, self.model.claim_s), _Event.READY, member_id)
 
@@ -286,7 +290,8 @@ class Simulation:
 
     def park(self, replica_id: str, now: float) -> None:
         """A cold start leaves the rotation; its pending READY makes the pool member ready. A
-        READY replica (reused on scale-in) takes nothing new and is a READY standby once empty."""
+        READY replica (reused on scale-in, READY in the pool already) takes nothing new and
+        finishes its requests; a claim may take it back meanwhile."""
         replica = self.replicas[replica_id]
         if replica.phase is ReplicaPhase.WARMING:
             del self.replicas[replica_id]
@@ -323,8 +328,6 @@ class Simulation:
         if replica.outstanding > 0 or not (replica.drain_due or replica.to_pool):
             return
         del self.replicas[replica.replica_id]
-        if replica.to_pool:
-            self.pool_member_ready(replica.replica_id, fails=False)
 
     def pool_member_ready(self, member_id: str, fails: bool | None = None) -> None:
         """A standby's start is over: READY, or errored when its start fails (drawn here

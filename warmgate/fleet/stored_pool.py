@@ -94,6 +94,11 @@ class StoredPool:
     def release(self, member_id: str) -> Member:
         return self.store.mark_draining(member_id, "released").member
 
+    def give_back(self, member_id: str, now: float) -> Member:
+        """Like :meth:`WarmPool.give_back`: the store's ``release``, READY again when the pool
+        may reuse the member (counting this controller's standbys), else DRAINING."""
+        return self.store.release(member_id, self.controller_id, now, own=True).member
+
     def resize(self, target: int) -> int:
         """Like :meth:`WarmPool.resize`: the target size, clamped to ``[min_size, max_size]``."""
         self._target = min(max(target, self.config.min_size), self.config.max_size)

@@ -188,19 +188,52 @@ def test_without_reuse_the_replica_scaled_in_leaves_and_the_pool_launches_a_stan
     assert done.pool is not None and len(done.pool.started) == 1
 
 
-def test_a_busy_replica_scaled_in_finishes_its_requests_before_it_counts_as_a_standby() -> None:
-    sim, decision = scaled_in(reuse=True, requests=(0.0,))
+def test_a_busy_replica_scaled_in_is_a_standby_at_once_and_loses_nothing_claimed_back_or_not() -> None:
+    for claimed_back in (False, True):
+        sim, decision = scaled_in(reuse=True, requests=(0.0,))
+        assert sim.pool is not None
+        sim.advance(0.0)
+        sim.arrive(0)  # the least loaded replica first: all are empty, so the first, replica-1
+        busy = next(r for r in sim.replicas.values() if r.outstanding)
+        drain = dataclasses.replace(decision, drain=(busy.replica_id,))
+        assert sim.apply(drain).reused == (busy.replica_id,)
+        assert sim.pool.get(busy.replica_id).state is MemberState.READY
+        assert sim.serving()[busy.replica_id] is ReplicaPhase.DRAINING  # takes nothing new
+        if claimed_back:  # a burst claims it before its request is done: the same replica
+            again = dataclasses.replace(decision, target=3, start=1, drain=(), mode=ScalingMode.PANIC)
+            assert sim.apply(again).claimed == (busy.replica_id,)
+        at, _, _, replica_id, request = next(e for e in sorted(sim.events) if e[3] == busy.replica_id)
+        sim.advance(at)
+        sim.complete(replica_id, request)  # the request completes
+        assert sim.latencies == [REPLICA.service_s]  # served, not lost
+        assert (busy.replica_id in sim.serving()) is claimed_back
+        assert sim.cold_starts == 0
+
+
+def test_a_claimed_standby_scaled_in_goes_back_to_the_pool_ready() -> None:
+    config = SimConfig(replica=REPLICA, pool=PoolConfig(target_size=1, max_size=2, reuse_on_scale_in=True))
+    sim = Simulation(Trace("none", 1000.0, (), ()), config, random.Random(0))
     assert sim.pool is not None
-    sim.advance(0.0)
-    sim.arrive(0)  # the least loaded replica first: all are empty, so the first, replica-1
-    busy = next(r for r in sim.replicas.values() if r.outstanding)
-    drain = dataclasses.replace(decision, drain=(busy.replica_id,))
-    assert sim.apply(drain).reused == (busy.replica_id,)
-    assert sim.pool.get(busy.replica_id).state is MemberState.WARMING
-    assert sim.serving()[busy.replica_id] is ReplicaPhase.DRAINING
-    at, _, _, replica_id, request = next(e for e in sorted(sim.events) if e[3] == busy.replica_id)
-    sim.advance(at)
-    sim.complete(replica_id, request)  # the request completes
-    assert sim.pool.get(busy.replica_id).state is MemberState.READY
-    assert busy.replica_id not in sim.serving()
-    assert sim.latencies == [REPLICA.service_s]  # served, not lost
+    sim.setup()  # two READY replicas and one READY standby
+    (standby,) = (m.member_id for m in sim.pool.members())
+    claim = generated(1, (), target=3)
+    done = sim.apply(dataclasses.replace(claim, standbys=0))  # the pool wants none while scaled out
+    assert done.claimed == (standby,) and done.pool is not None and done.pool.started == ()
+    sim.advance(REPLICA.claim_s)
+    sim.became_ready(standby)
+    scale_in = Decision(
+        target=2,
+        start=0,
+        drain=(standby,),
+        replace=(),
+        mode=ScalingMode.STABLE,
+        hot=3,
+        warming=0,
+        reason="scale in",
+        standbys=1,
+    )
+    done = sim.apply(scale_in)
+    assert done.reused == (standby,) and done.drained == ()
+    assert done.pool is not None and done.pool.started == ()  # no cold start refills the pool
+    assert sim.pool.get(standby).state is MemberState.READY
+    assert standby not in sim.serving()
