@@ -1,7 +1,9 @@
 """One actuation path: the simulator and the fleet's control loop, driven by the same random
 decision sequences through the shared ``actuate``, end in the same replica and pool states.
 Decisions name replicas to trade for READY standbys too (the swap step: a traded cold start is
-parked as a standby), so that transition is held to the same books on both sides.
+parked as a standby), and pools that reuse the replicas scaled in (a drained replica or claimed
+standby parked as the pool's standby), so those transitions are held to the same books on both
+sides.
 
 The fleet side is real: HAProxy and ``warmgate serve`` processes launched, promoted, drained
 and killed through the runtime API. Nothing probes them meanwhile, so what is compared is
@@ -62,9 +64,12 @@ step = st.one_of(
     st.builds(StandbyReady, st.integers(0, 3)),
 )
 pool_config = st.builds(
-    lambda size, prepared: PoolConfig(target_size=size, max_size=3, max_prepared=prepared),
+    lambda size, prepared, reuse: PoolConfig(
+        target_size=size, max_size=3, max_prepared=prepared, reuse_on_scale_in=reuse
+    ),
     st.integers(0, 2),
     st.one_of(st.none(), st.integers(2, 4)),
+    st.booleans(),  # a replica named to drain goes back to a short pool (claimed ones too)
 )
 
 
@@ -80,6 +85,22 @@ SWAP = (
         StandbyReady(0),
         Decide(0, (), (), 3, (0, 2)),
         Decide(1, (), (), 3),
+    ],
+)
+
+
+# Always tried: the pool keeps 3 - target standbys and reuses what is scaled in. Its standby is
+# READY (at 2), claimed when the fleet grows to 3 (at 3: no top-up, the pool wants none), and
+# scaled in again (at 4): it goes back to the pool READY, nothing launched; then a replica of
+# the floor is scaled in too (at 5): the pool now wants 3 - 1 = 2, so it is adopted as well.
+REUSE = (
+    PoolConfig(target_size=1, max_size=3, max_prepared=3, reuse_on_scale_in=True),
+    [
+        Decide(0, (), (), 2),
+        StandbyReady(0),
+        Decide(1, (), (), 3),
+        Decide(0, (2,), (), 2),
+        Decide(0, (0,), (), 1),
     ],
 )
 
@@ -103,6 +124,7 @@ def _in_a_store(config: PoolConfig) -> FleetPool:
 
 @given(config=pool_config, steps=st.lists(step, min_size=1, max_size=5))
 @example(config=SWAP[0], steps=SWAP[1])
+@example(config=REUSE[0], steps=REUSE[1])
 @settings(
     max_examples=12,
     deadline=None,
@@ -116,6 +138,7 @@ def test_simulator_and_fleet_end_in_the_same_states(
 
 @given(config=pool_config, steps=st.lists(step, min_size=1, max_size=5))
 @example(config=SWAP[0], steps=SWAP[1])
+@example(config=REUSE[0], steps=REUSE[1])
 @settings(
     max_examples=8,
     deadline=None,
@@ -189,6 +212,7 @@ def _run_both(
             assert (named(simulated.claimed), simulated.cold_started) == (real.claimed, real.cold_started)
             traded = [(alias.get(s.claimed, s.claimed), s.replaced, s.pooled) for s in simulated.swapped]
             assert traded == [(s.claimed, s.replaced, s.pooled) for s in real.swapped]
+            assert (named(simulated.reused), named(simulated.drained)) == (real.reused, real.drained)
 
             fleet_serving = {r.replica_id: r.phase for r in fleet.replicas() if r.role is Role.SERVING}
             assert fleet_serving == dict(zip(named(sim.serving()), sim.serving().values(), strict=True))

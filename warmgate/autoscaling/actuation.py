@@ -13,9 +13,10 @@ Steps, in order:
    While it is short of that size and reuses replicas (``PoolConfig.reuse_on_scale_in``, EC2
    Auto Scaling's ``ReuseOnScaleIn``), a named READY replica goes back to it as a standby
    instead of leaving: the actuator parks it out of rotation, and it finishes its in-flight
-   work there. It is READY in the pool at once (a claimed standby through the pool store's
-   ``release``, any other replica adopted), so a claim may take it back before it is empty.
-   No cold start refills the pool. Every other named replica is drained: it finishes in-flight work and
+   work there. A claimed standby is READY in the pool at once (the pool store's ``release``);
+   any other replica is adopted, READY as soon as the actuator sees it READY (the simulator at
+   once, the fleet at its next probe). A claim may take it back before it is empty. No cold
+   start refills the pool. Every other named replica is drained: it finishes in-flight work and
    leaves;
 3. **claim or cold-start**: for each of ``start``, claim the oldest READY standby and promote
    it into rotation; when the pool has none, cold-start a replica; stop when the actuator has no
@@ -65,7 +66,8 @@ class Actuator(Protocol):
     def park(self, replica_id: str, now: float) -> None:
         """A serving replica leaves the rotation and goes on as a warm-pool member under its
         own id: one still starting goes on starting (the pool adopted it in a swap), a READY one
-        finishes its in-flight work (the pool reused it on scale-in)."""
+        finishes its in-flight work (the pool reused it on scale-in). The pool member turns
+        READY when the replica is seen READY, as any standby's does."""
 
     def launched_at(self, replica_id: str) -> float:
         """When this serving replica was launched, on the clock ``now`` is read from."""
@@ -84,8 +86,6 @@ class PoolBooks(Protocol):
     def claim(self, now: float) -> Member: ...
 
     def adopt(self, member_id: str, now: float, launched_at: float) -> Member | None: ...
-
-    def mark_ready(self, member_id: str, now: float) -> Member: ...
 
     def get(self, member_id: str) -> Member: ...
 
@@ -169,7 +169,8 @@ def actuate(decision: Decision, pool: PoolBooks | None, actuator: Actuator, now:
 def _reuse(pool: PoolBooks | None, actuator: Actuator, replica_id: str, now: float) -> bool:
     """Book a replica named to drain as a standby while the pool is short, and park it: a
     claimed standby goes back to READY (when the pool may reuse it), any other replica is
-    adopted READY. Either may be claimed back while it still finishes its in-flight work."""
+    adopted, and the actuator marks it READY once it sees it so (at once for a replica that
+    served). Either may be claimed back while it still finishes its in-flight work."""
     if pool is None or pool.wanted() <= 0:
         return False
     try:
@@ -183,8 +184,6 @@ def _reuse(pool: PoolBooks | None, actuator: Actuator, replica_id: str, now: flo
             return False  # refused (the pool is full, or the member too old): it drains
     elif pool.adopt(replica_id, now, actuator.launched_at(replica_id)) is None:
         return False
-    else:
-        pool.mark_ready(replica_id, now)  # it serves READY already
     actuator.park(replica_id, now)
     return True
 

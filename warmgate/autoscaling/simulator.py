@@ -299,6 +299,8 @@ class Simulation:
             return
         replica.phase = ReplicaPhase.DRAINING
         replica.to_pool = True
+        if self.pool is not None and self.pool.get(replica_id).state is MemberState.WARMING:
+            self.pool.mark_ready(replica_id, now)  # adopted: it serves READY already
         self.maybe_remove(replica)
 
     def launched_at(self, replica_id: str) -> float:
@@ -332,8 +334,9 @@ class Simulation:
     def pool_member_ready(self, member_id: str, fails: bool | None = None) -> None:
         """A standby's start is over: READY, or errored when its start fails (drawn here
         unless known: a parked cold start's fate was drawn when it started)."""
-        if self.pool is None or member_id not in {m.member_id for m in self.pool.members()}:
-            return  # errored by the reaper meanwhile, or drained
+        books = {m.member_id: m.state for m in self.pool.members()} if self.pool is not None else {}
+        if self.pool is None or books.get(member_id) is not MemberState.WARMING:
+            return  # errored by the reaper meanwhile, drained, or claimed and given back READY
         if fails is None:
             fails = self.rng.random() < self.model.start_failure_rate
         if fails:
