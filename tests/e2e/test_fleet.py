@@ -369,8 +369,9 @@ def _held(quota: CpuQuota, rid: str, pid: int) -> bool:
 
 
 def test_a_replica_scaled_in_waits_as_a_slim_standby_and_a_claim_takes_it_back_at_full_speed(
-    linear_dir: Path, start_fleet: StartFleet, cpu_quota: CpuQuota
+    linear_dir: Path, cpu_quota: CpuQuota, start_fleet: StartFleet
 ) -> None:
+    # cpu_quota before start_fleet: the fleet (and its processes) is torn down first
     fleet = start_fleet(ReplicaSpec(linear_dir, (), drain_delay_s=0.5), slim=cpu_quota)
     for _ in range(3):
         fleet.launch(Role.SERVING, time.monotonic())

@@ -106,6 +106,8 @@ class CpuQuota:
 
     def close(self) -> None:
         """Remove every child cgroup and the root (their processes gone)."""
+        if not self.root.exists():
+            return
         for child in self.root.iterdir():
             if child.is_dir():
                 self.forget(child.name)

@@ -304,7 +304,7 @@ class Fleet:
         with self._lock:
             rid = replica_id or next(self._ids)
             slot = self._slots.acquire(rid)
-            port = pick_port()
+            port = pick_port(taken={t.process.port for t in self._replicas.values()})
             spec = dataclasses.replace(self.spec, args=(*self.spec.args, *args))
             process = ReplicaProcess(rid, spec, port, self.workdir / "logs")
             tracked = _Tracked(process, role, slot, ReplicaPhase.WARMING, now, self._generation)

@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +22,18 @@ HOST = "127.0.0.1"
 # there and handed to a process that binds it a second later can meanwhile be taken as the
 # local end of some outgoing connection (health checks, clients), failing the bind.
 PORT_RANGE = (20000, 32768)
+# Not the module-level generator: a test or library that seeds it would make every fleet pick
+# the same ports in the same order.
+_PORTS = random.SystemRandom()
 
 
-def pick_port(attempts: int = 64) -> int:
-    """A port free to listen on now, preferably outside the ephemeral range."""
+def pick_port(attempts: int = 64, taken: Collection[int] = ()) -> int:
+    """A port free to listen on now, preferably outside the ephemeral range, and none of
+    ``taken`` (ports handed to processes that may not have bound them yet)."""
     for _ in range(attempts):
-        port = random.randrange(*PORT_RANGE)
+        port = _PORTS.randrange(*PORT_RANGE)
+        if port in taken:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind((HOST, port))
