@@ -97,6 +97,7 @@ class _Tracked:
     ready_at: float | None = None
     reason: str = ""
     slim: bool = False  # a READY standby held to the fleet's CPU quota
+    rearm_at_ready: bool = False  # switched into rotation while warming: re-arm its keep-warm at READY
 
     def info(self) -> ReplicaInfo:
         p = self.process
@@ -261,10 +262,14 @@ class Fleet:
         """Blue/green cut-over in one runtime API line: every STAGED replica ``ready`` (one
         whose check passed is in rotation at once), every serving replica of an older
         generation ``drain`` (no new requests; in-flight ones finish). Then the old ones get
-        SIGTERM (FAILED ones are removed) and the staged generation is the live one. The staged
-        replicas re-arm their keep-warm first: they have idled since READY."""
+        SIGTERM (FAILED ones are removed) and the staged generation is the live one. The READY
+        staged replicas re-arm their keep-warm first: they have idled since READY. One still
+        warming (a scale-out staged late) re-arms it when :meth:`refresh` first sees it READY."""
         with self._lock:
-            urls = [t.process.url for t in self._replicas.values() if t.role is Role.STAGED]
+            staged_now = [t for t in self._replicas.values() if t.role is Role.STAGED]
+            urls = [t.process.url for t in staged_now if t.phase is ReplicaPhase.READY]
+            for t in staged_now:
+                t.rearm_at_ready = t.phase is ReplicaPhase.WARMING
         self._rearm_keep_warm(urls)
         with self._lock:
             staged = [t for t in self._replicas.values() if t.role is Role.STAGED]
@@ -395,6 +400,10 @@ class Fleet:
             for rid, t in current:
                 if self._replicas.get(rid) is t:
                     self._update(t, probes[rid], now)
+            ready = [t for _, t in current if t.rearm_at_ready and t.phase is ReplicaPhase.READY]
+            for t in ready:
+                t.rearm_at_ready = False
+        self._rearm_keep_warm([t.process.url for t in ready])
 
     def replicas(self) -> tuple[ReplicaInfo, ...]:
         with self._lock:
