@@ -7,8 +7,9 @@
     {"sent": 1764100000.123, "done": 1764100000.130, "status": 200, "mark": 2.0}
 
 ``sent`` and ``done`` are wall-clock seconds (``time.time()``, the clock the fleet's metrics
-use); ``status`` 0 means the connection failed; ``mark`` is the first output value (the test
-models add a constant to their input, so it names the model), ``null`` unless 200.
+use); ``status`` 0 means the connection failed (``error`` then says how); ``mark`` is the
+first output value (the test models add a constant to their input, so it names the model),
+``null`` unless 200.
 """
 
 from __future__ import annotations
@@ -45,14 +46,22 @@ def _worker(url: str, out: IO[str], lock: threading.Lock, stop: Path) -> None:
         while not stop.exists():
             sent = time.time()
             mark: float | None = None
+            error = ""
             try:
                 reply = client.post(url, content=body, headers={"Content-Type": NPY, "Accept": NPY})
                 status = reply.status_code
                 if status == 200:
                     mark = float(np.load(io.BytesIO(reply.content), allow_pickle=False).ravel()[0])
-            except httpx.HTTPError:
-                status = 0
-            row = {"sent": sent, "done": time.time(), "status": status, "mark": mark}
+            except httpx.HTTPError as exc:
+                status, error = 0, repr(exc)[:200]
+            row: dict[str, float | str | None] = {
+                "sent": sent,
+                "done": time.time(),
+                "status": status,
+                "mark": mark,
+            }
+            if error:
+                row["error"] = error
             with lock:
                 out.write(json.dumps(row) + "\n")
                 out.flush()
