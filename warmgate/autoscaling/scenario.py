@@ -264,9 +264,9 @@ SLIM_TARGET_SHARE = 0.85
 # 0.25 s), not an engine's metric period. At 2 s the claim of a standby waits up to 2 s for the
 # next tick, and the first seconds of a x15 burst miss (docs/autoscaling.md, "Slim standbys").
 SLIM_TICK_S = 0.5
-# The slim strategy's scale-in window: a replica scaled in waits as a slim standby, claimed back in claim_s
-# (3 s), so the window that keeps a fleet from shedding what a cold start (65 s) would have
-# to bring back can be short.
+# The slim strategy's scale-in window: a replica scaled in waits as a slim standby, claimed back
+# in claim_s (3 s), so the window that keeps a fleet from shedding what a cold start (65 s)
+# would have to bring back can be short.
 SLIM_SCALE_IN_WINDOW_S = 30.0
 
 

@@ -122,8 +122,8 @@ class Simulation:
             reusing = sum(1 for r in self.replicas.values() if r.to_pool)
             standby = self.pool.standby - reusing if self.pool is not None else 0
             self.pooled_hours += span * (standby + self.preparing) / 3600.0
-            if self.cfg.slim is not None and self.pool is not None:
-                self.slim_hours += span * self.pool.count(MemberState.READY) / 3600.0
+            if self.cfg.slim is not None and self.pool is not None:  # READY already, still hot
+                self.slim_hours += span * (self.pool.count(MemberState.READY) - reusing) / 3600.0
             self.hibernated_hours += span * self.sleeping / 3600.0
             if ready < self.cfg.floor:
                 self.below_floor_s += span

@@ -153,10 +153,15 @@ def scaled_in(reuse: bool, requests: tuple[float, ...] = ()) -> tuple[Simulation
     )
     sim = Simulation(Trace("few", 1000.0, requests, (1.0,) * len(requests)), config, random.Random(0))
     sim.setup()
-    decision = Decision(
+    return sim, scale_in_to_two("replica-3")
+
+
+def scale_in_to_two(replica_id: str) -> Decision:
+    """From three hot replicas to two, draining ``replica_id``; the pool wants one standby."""
+    return Decision(
         target=2,
         start=0,
-        drain=("replica-3",),
+        drain=(replica_id,),
         replace=(),
         mode=ScalingMode.STABLE,
         hot=3,
@@ -164,7 +169,6 @@ def scaled_in(reuse: bool, requests: tuple[float, ...] = ()) -> tuple[Simulation
         reason="scale in",
         standbys=1,
     )
-    return sim, decision
 
 
 def test_a_replica_scaled_in_refills_a_reusing_pool_instead_of_a_cold_start() -> None:
@@ -221,18 +225,7 @@ def test_a_claimed_standby_scaled_in_goes_back_to_the_pool_ready() -> None:
     assert done.claimed == (standby,) and done.pool is not None and done.pool.started == ()
     sim.advance(REPLICA.claim_s)
     sim.became_ready(standby)
-    scale_in = Decision(
-        target=2,
-        start=0,
-        drain=(standby,),
-        replace=(),
-        mode=ScalingMode.STABLE,
-        hot=3,
-        warming=0,
-        reason="scale in",
-        standbys=1,
-    )
-    done = sim.apply(scale_in)
+    done = sim.apply(scale_in_to_two(standby))
     assert done.reused == (standby,) and done.drained == ()
     assert done.pool is not None and done.pool.started == ()  # no cold start refills the pool
     assert sim.pool.get(standby).state is MemberState.READY
