@@ -28,7 +28,7 @@ from warmgate.autoscaling.pool import PoolConfig
 from warmgate.autoscaling.sizing import BurstSizing
 from warmgate.errors import ConfigError
 from warmgate.fleet.control import ControlLoop
-from warmgate.fleet.cpu_quota import CpuQuota, find_cpu_root
+from warmgate.fleet.cpu_quota import open_quota
 from warmgate.fleet.fleet import Fleet, Role
 from warmgate.fleet.haproxy_config import HaproxySettings
 from warmgate.fleet.match import fleet_match_key
@@ -82,28 +82,7 @@ def add_fleet_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         default=BurstSizing.horizon_s,
         help="with --burst-capacity: how long standbys must carry a jump (a claim + a cold start)",
     )
-    p.add_argument(
-        "--max-prepared",
-        type=int,
-        default=None,
-        metavar="N",
-        help="keep N - (replicas in rotation) standbys, at most --pool (EC2 warm pools' "
-        "MaxGroupPreparedCapacity): the pool refills as the fleet scales back in",
-    )
-    p.add_argument(
-        "--reuse-on-scale-in",
-        action="store_true",
-        help="a replica scaled in goes back to the pool as a standby while the pool is short "
-        "(EC2 warm pools' ReuseOnScaleIn) instead of leaving",
-    )
-    p.add_argument(
-        "--slim-standby-cores",
-        type=float,
-        default=None,
-        metavar="CORES",
-        help="hold each READY standby to this many cores (a cgroup CPU quota; needs root or a "
-        "delegated cgroup) until it is claimed: a slim standby (docs/autoscaling.md)",
-    )
+    add_standby_options(p)
     p.add_argument("--min-hot", type=int, default=2, help="floor of READY replicas in rotation")
     p.add_argument("--max-replicas", type=int, default=8, help="most replicas in rotation")
     p.add_argument(
@@ -158,6 +137,44 @@ def add_fleet_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     p.set_defaults(func=run_fleet)
 
 
+def add_standby_options(p: argparse.ArgumentParser) -> None:
+    """How the warm pool sizes, refills and holds its standbys (``warmgate fleet`` and
+    ``scripts/fleet_replay.py``): read back by :func:`standby_pool_config` and ``open_quota``."""
+    p.add_argument(
+        "--max-prepared",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep N - (replicas in rotation) standbys, at most --pool (EC2 warm pools' "
+        "MaxGroupPreparedCapacity): the pool refills as the fleet scales back in",
+    )
+    p.add_argument(
+        "--reuse-on-scale-in",
+        action="store_true",
+        help="a replica scaled in goes back to the pool as a standby while the pool is short "
+        "(EC2 warm pools' ReuseOnScaleIn) instead of leaving",
+    )
+    p.add_argument(
+        "--slim-standby-cores",
+        type=float,
+        default=None,
+        metavar="CORES",
+        help="hold each READY standby to this many cores (a cgroup CPU quota; needs root or a "
+        "delegated cgroup) until it is claimed: a slim standby (docs/autoscaling.md)",
+    )
+
+
+def standby_pool_config(args: argparse.Namespace, target: int) -> PoolConfig:
+    """The pool of ``--pool`` standbys at most, starting at ``target``, with the options of
+    :func:`add_standby_options`."""
+    return PoolConfig(
+        target_size=target,
+        max_size=max(args.pool, 1),
+        max_prepared=args.max_prepared,
+        reuse_on_scale_in=args.reuse_on_scale_in,
+    )
+
+
 def run_fleet(args: argparse.Namespace) -> int:
     """Run until SIGINT/SIGTERM, then drain every replica and stop HAProxy."""
     logging.basicConfig(
@@ -192,11 +209,7 @@ def run_fleet(args: argparse.Namespace) -> int:
     spec = ReplicaSpec(model_dir, tuple(args.replica_arg), drain_delay_s=args.drain_delay_s)
     store_url = args.pool_store or str(workdir / "pool.db")
     slots = 2 * args.max_replicas + args.pool
-    slim = (
-        CpuQuota(find_cpu_root(f"warmgate-fleet-{os.getpid()}"), args.slim_standby_cores)
-        if args.slim_standby_cores is not None
-        else None
-    )
+    slim = open_quota(f"warmgate-fleet-{os.getpid()}", args.slim_standby_cores)
     stop = threading.Event()
 
     redeploy: Redeploy | None = None
@@ -258,13 +271,7 @@ def run_fleet(args: argparse.Namespace) -> int:
 
 def _open_pool(args: argparse.Namespace, key: MatchKey, url: str) -> StoredPool:
     # Burst-sized: none until the policy names a need (Decision.standbys), at most --pool.
-    target = 0 if args.burst_capacity is not None else args.pool
-    config = PoolConfig(
-        target_size=target,
-        max_size=max(args.pool, 1),
-        max_prepared=args.max_prepared,
-        reuse_on_scale_in=args.reuse_on_scale_in,
-    )
+    config = standby_pool_config(args, 0 if args.burst_capacity is not None else args.pool)
     store = open_store(url, config, lease_ttl_s=args.pool_lease_ttl_s)
     log.info("pool store %s; standbys match %s", redact(url), key)
     return StoredPool(store, key, "fleet", time.time(), lease_ttl_s=args.pool_lease_ttl_s)

@@ -54,6 +54,11 @@ def find_cpu_root(name: str) -> Path:
     )
 
 
+def open_quota(name: str, cores: float | None) -> CpuQuota | None:
+    """Slim standbys held to ``cores`` under a cgroup ``name`` of their own; None without."""
+    return CpuQuota(find_cpu_root(name), cores) if cores is not None else None
+
+
 def _v2_cpu_enabled(mount: Path) -> bool:
     controllers = mount / "cgroup.controllers"
     return mount == _V2 and controllers.exists() and "cpu" in controllers.read_text().split()

@@ -48,12 +48,13 @@ from warmgate.autoscaling.calibrate import (
     served_seconds,
 )
 from warmgate.autoscaling.model import ReplicaPhase, ScalingConfig, TargetMetric
-from warmgate.autoscaling.pool import MemberState, PoolConfig, WarmPool
+from warmgate.autoscaling.pool import MemberState, WarmPool
 from warmgate.autoscaling.scenario import ReplicaModel, SimConfig, SlimStandbys
 from warmgate.autoscaling.simulator import simulate
 from warmgate.autoscaling.traces import Trace, TraceKind, load_csv, synthetic
+from warmgate.fleet.cli import add_standby_options, standby_pool_config
 from warmgate.fleet.control import Background, ControlLoop
-from warmgate.fleet.cpu_quota import CpuQuota, find_cpu_root
+from warmgate.fleet.cpu_quota import open_quota
 from warmgate.fleet.fleet import Fleet, Role
 from warmgate.fleet.haproxy_config import HaproxySettings
 from warmgate.fleet.replica import HOST, ReplicaSpec, pick_port
@@ -323,20 +324,11 @@ def run(args: argparse.Namespace) -> int:
         panic_window_s=args.panic_window_s,
         scale_in_window_s=args.scale_in_window_s,
     )
-    pool_config = PoolConfig(
-        target_size=args.pool,
-        max_size=max(args.pool, 1),
-        max_prepared=args.max_prepared,
-        reuse_on_scale_in=args.reuse_on_scale_in,
-    )
+    pool_config = standby_pool_config(args, args.pool)
     work = Path(tempfile.mkdtemp(prefix="wg-replay-"))
     spec = ReplicaSpec(args.model_dir, tuple(args.replica_arg), drain_delay_s=0.5)
     settings = HaproxySettings(port=pick_port(), socket=work / "haproxy.sock")
-    quota = (
-        CpuQuota(find_cpu_root(f"warmgate-replay-{os.getpid()}"), args.slim_standby_cores)
-        if args.slim_standby_cores is not None
-        else None
-    )
+    quota = open_quota(f"warmgate-replay-{os.getpid()}", args.slim_standby_cores)
     slots = 2 * args.max_replicas + args.pool
     with Fleet(spec, settings, work, slots=slots, slim=quota) as fleet:
         pool = WarmPool(pool_config, id_prefix="standby")
@@ -461,14 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--keep", type=float, default=1.0, help="fraction of arrivals kept")
     p.add_argument("--duration-s", type=float, default=120.0, help="seconds of compressed trace")
     p.add_argument("--pool", type=int, default=1)
-    p.add_argument("--max-prepared", type=int, default=None, help="the pool keeps N - fleet target")
-    p.add_argument("--reuse-on-scale-in", action="store_true", help="a replica scaled in refills the pool")
-    p.add_argument(
-        "--slim-standby-cores",
-        type=float,
-        default=None,
-        help="hold READY standbys to this many cores (a cgroup CPU quota) until claimed",
-    )
+    add_standby_options(p)
     p.add_argument("--max-replicas", type=int, default=4)
     p.add_argument("--target", type=float, default=20.0, help="requests/s per replica to aim for")
     p.add_argument("--metric-window-s", type=float, default=5.0)
